@@ -1,0 +1,25 @@
+"""pytest-nicrobust: adversarial-robustness release gates for neural image codecs.
+
+The plugin entry point is :mod:`pytest_nicrobust.plugin`; it imports no torch.
+Public modules: :mod:`pytest_nicrobust.metrics`, :mod:`pytest_nicrobust.attacks`,
+:mod:`pytest_nicrobust.codecs`.
+"""
+
+__version__ = "0.1.0"
+
+
+class NicrobustError(Exception):
+    """A problem the user can fix (bad suite, missing data, bad checkpoint).
+
+    The plugin prints only the message for these, never a traceback.
+    """
+
+    category = "config error"
+
+
+class DataError(NicrobustError):
+    category = "data error"
+
+
+class CodecError(NicrobustError):
+    category = "codec error"

@@ -1,0 +1,42 @@
+"""I-FGSM: iterative fast gradient sign method.
+
+Kurakin, Goodfellow, Bengio, "Adversarial examples in the physical world", ICLR workshop 2017
+(arXiv 1607.02533).
+
+Budget: L∞ — ‖x' − x‖∞ ≤ eps, x' ∈ [0,1].
+
+Arguments:
+    codec, objective, proxy, seed: see :class:`~pytest_nicrobust.attacks.base.Attack`.
+    eps: L∞ bound (default 7/255).  alpha: step size (2/255).  steps: iterations (12).
+
+Shapes: x (N,3,H,W) in [0,1] -> x' of the same shape and dtype.
+
+Example:
+    >>> x_adv = IFGSM(codec, eps=7/255, alpha=2/255, steps=12)(x)
+"""
+
+from __future__ import annotations
+
+from .base import Attack, project_linf
+
+
+class IFGSM(Attack):
+    name = "ifgsm"
+    random_start = False
+
+    def __init__(self, codec, *, eps=7 / 255, alpha=2 / 255, steps=12, **kwargs):
+        super().__init__(codec, **kwargs)
+        if eps < 0 or alpha <= 0 or steps < 0:
+            raise ValueError(f"{self.name}: need eps >= 0, alpha > 0, steps >= 0 (got {eps}, {alpha}, {steps})")
+        self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
+
+    def start(self, x):
+        return x.clone()
+
+    def perturb(self, x):
+        rec_clean = self.reference(x)
+        x_adv = self.start(x)
+        for _ in range(self.steps):
+            _, grad = self.gradient(x, x_adv, rec_clean)
+            x_adv = project_linf(x_adv + self.alpha * grad.sign(), x, self.eps)
+        return x_adv

@@ -1,0 +1,134 @@
+"""CompressAI image models as :class:`~pytest_nicrobust.codecs.base.Codec`.
+
+Gradients pass through quantisation by a proxy that replaces the ``quantize``
+method of the entropy modules only (the rest of the model stays in eval mode):
+
+* ``noise``: additive uniform noise U(-0.5, 0.5), drawn from the attack's seeded generator;
+* ``ste``:   straight-through rounding (round in the forward pass, identity gradient).
+
+Real bitrate comes from ``compress()``; the reconstruction C(x) from ``decompress()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .. import CodecError
+from .base import Codec, CodecInfo
+
+PROXIES = ("noise", "ste")
+
+
+def _entropy_modules(model):
+    from compressai.entropy_models import EntropyModel
+
+    return [m for m in model.modules() if isinstance(m, EntropyModel)]
+
+
+@contextlib.contextmanager
+def quantization_proxy(model, proxy: str, generator: torch.Generator | None):
+    """Temporarily make every entropy module quantise with a differentiable proxy."""
+    if proxy not in PROXIES:
+        raise ValueError(f"unknown quantization proxy {proxy!r}; choose from {PROXIES}")
+    modules = _entropy_modules(model)
+
+    def make(original):
+        def quantize(inputs, mode, means=None):
+            if mode == "symbols":
+                return original(inputs, mode, means)
+            if proxy == "noise":
+                noise = torch.rand(inputs.shape, generator=generator, device=inputs.device, dtype=inputs.dtype)
+                return inputs + (noise - 0.5)
+            centred = inputs if means is None else inputs - means
+            rounded = centred + (torch.round(centred) - centred).detach()
+            return rounded if means is None else rounded + means
+
+        return quantize
+
+    for module in modules:
+        module.quantize = make(module.quantize)  # instance attribute shadows the method
+    try:
+        yield
+    finally:
+        for module in modules:
+            del module.quantize
+
+
+class CompressAICodec(Codec):
+    """Wraps a CompressAI ``CompressionModel`` (already loaded, ``update(force=True)`` done here)."""
+
+    def __init__(self, model, info: CodecInfo, device="cpu"):
+        super().__init__(info, device)
+        model.update(force=True)
+        self.model = model.to(self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def _forward_padded(self, x, proxy, generator):
+        with quantization_proxy(self.model, proxy, generator):
+            out = self.model(x)
+        bits = sum(
+            (-torch.log2(lk)).flatten(1).sum(dim=1) for lk in out["likelihoods"].values()
+        )
+        return out["x_hat"], bits
+
+    def _roundtrip_padded(self, x):
+        enc = self.model.compress(x)
+        dec = self.model.decompress(enc["strings"], enc["shape"])
+        nbytes = [sum(len(stream[i]) for stream in enc["strings"]) for i in range(x.shape[0])]
+        return dec["x_hat"], nbytes
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def architectures():
+    from compressai.zoo.image import model_architectures
+
+    return model_architectures
+
+
+def _float32(state_dict):
+    return {k: (v.float() if torch.is_floating_point(v) else v) for k, v in state_dict.items()}
+
+
+def load_state_dict_file(path, what: str):
+    """``torch.load`` with ``weights_only=True``; a clear CodecError for anything else."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CodecError(f"{what}: checkpoint file not found: {path}") from None
+    except Exception as exc:  # corrupt file, pickle with code, wrong format
+        raise CodecError(f"{what}: cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CodecError(f"{what}: {path} does not hold a state_dict of tensors")
+    return obj
+
+
+def model_from_state_dict(architecture: str, state_dict, what: str, N=None, M=None):
+    cls = architectures()[architecture]
+    state_dict = _float32(state_dict)
+    try:
+        if N is not None:
+            model = cls(N=N, M=M)
+            model.load_state_dict(state_dict)
+        else:
+            model = cls.from_state_dict(state_dict)
+    except Exception as exc:
+        raise CodecError(
+            f"{what}: checkpoint does not fit architecture {architecture!r}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+    return model
+
+
+def random_model(architecture: str, quality: int):
+    from compressai.zoo.image import cfgs
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same random codec in every worker
+        return architectures()[architecture](*cfgs[architecture][quality])

@@ -1,0 +1,3 @@
+"""Names of the defenses a suite may list (pure data, read at collection)."""
+
+DEFENSES = ("none",)

@@ -1,0 +1,46 @@
+"""Per-image numbers of one attacked batch (DESIGN §2 definitions).
+
+For each full-reference metric m (psnr, mse, msssim, vmaf) and image:
+``{m}_clean`` = m(x, C(x)), ``{m}_adv`` = m(x', C(x')), ``delta_{m}`` = Δm,
+``{m}_inputs`` = m(x, x') (perturbation visibility), ``{m}_recons`` = m(C(x), C(x')),
+``amp_{m}`` = δm; plus ``bpp_clean``, ``bpp_adv``, ``bitrate_increase``, ``delta_bpp``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import metrics as M
+
+METRICS = ("psnr", "mse", "msssim", "vmaf")
+
+
+def evaluate(x, x_adv, clean, adv, metric_names=METRICS) -> list[dict]:
+    """x, x_adv: inputs; clean, adv: :class:`RoundTrip` of x and x'. One dict per image."""
+    columns: dict[str, list[float]] = {}
+    for name in metric_names:
+        fn = M.FULL_REFERENCE[name]
+        scores = {
+            "clean": fn(x, clean.x_hat),
+            "adv": fn(x_adv, adv.x_hat),
+            "inputs": fn(x, x_adv),
+            "recons": fn(clean.x_hat, adv.x_hat),
+        }
+        for key, value in scores.items():
+            columns[f"{name}_{key}"] = value.tolist()
+        columns[f"delta_{name}"] = M.delta(name, scores["clean"], scores["adv"]).tolist()
+        columns[f"amp_{name}"] = M.amplification(name, scores["inputs"], scores["recons"]).tolist()
+    columns["bpp_clean"] = clean.bpp.tolist()
+    columns["bpp_adv"] = adv.bpp.tolist()
+    columns["bitrate_increase"] = M.bitrate_increase(clean.bpp, adv.bpp).tolist()
+    columns["delta_bpp"] = (adv.bpp - clean.bpp).tolist()
+    n = x.shape[0]
+    return [{k: float(v[i]) for k, v in columns.items()} for i in range(n)]
+
+
+def mean_of(records: list[dict]) -> dict:
+    """Mean of every numeric column over images (NaN stays NaN so gates catch it)."""
+    if not records:
+        return {}
+    keys = [k for k, v in records[0].items() if isinstance(v, float)]
+    return {k: math.fsum(r[k] for r in records) / len(records) for k in keys}

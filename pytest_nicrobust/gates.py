@@ -1,0 +1,50 @@
+"""Compare a test's mean metrics with its limits; build the failure message."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from .thresholds import GATES, Limit
+
+
+class GateFailure(AssertionError):
+    """A metric passed its limit (or came out NaN). The message is the whole report."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    metric: str
+    value: float
+    limit: float
+    source: str
+    passed: bool
+
+    def describe(self) -> str:
+        unit = f" {GATES[self.metric]}" if GATES.get(self.metric) else ""
+        if math.isnan(self.value):
+            return f"{self.metric} = NaN (limit {self.limit:g}{unit}): the codec produced NaN  ({self.source})"
+        over = self.value - self.limit
+        return (f"{self.metric} = {self.value:.4g}{unit} > limit {self.limit:g}{unit} "
+                f"(over by {over:.3g})  ({self.source})")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check(means: dict, limits: dict[str, Limit]) -> list[GateResult]:
+    results = []
+    for metric, limit in limits.items():
+        if metric not in means:
+            continue  # metric not computed in this run (e.g. VMAF switched off)
+        value = float(means[metric])
+        passed = not math.isnan(value) and value <= limit.value
+        results.append(GateResult(metric, value, limit.value, limit.source, passed))
+    return results
+
+
+def failure_message(test_name: str, n_images: int, results: list[GateResult]) -> str:
+    failed = [r for r in results if not r.passed]
+    lines = [f"{test_name}: {len(failed)} limit(s) passed (mean over {n_images} image(s)):"]
+    lines += [f"  {r.describe()}" for r in failed]
+    return "\n".join(lines)

@@ -1,0 +1,13 @@
+"""One seed per test, derived from the run seed and the test id.
+
+Every random choice of a test (attack start, noise proxy, defense draw) comes from
+this seed, so results do not depend on the xdist worker count or order.
+"""
+
+import hashlib
+
+
+def derive_seed(run_seed: int, test_id: str, purpose: str = "") -> int:
+    """A 63-bit seed from the run seed, a stable test id and an optional purpose tag."""
+    digest = hashlib.sha256(f"{run_seed}\x00{test_id}\x00{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)

@@ -1,0 +1,117 @@
+"""End-to-end runs of the plugin through pytester: collection, selection, gates, xdist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from helpers import tiny_checkpoint, write_suite, write_thresholds
+
+FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:cacheprovider", "-p", "no:randomly"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pt(tmp_path_factory):
+    # made before pytester's sys.modules snapshot, so torch is imported only once
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture
+def project(pytester, tiny_pt):
+    (pytester.path / "suites").mkdir()
+    shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
+    write_thresholds(pytester.path)
+    return pytester
+
+
+def _ids(result):
+    return sorted(line.strip() for line in result.outlines if "::" in line)
+
+
+def test_collection_ids_and_markers(project):
+    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\npresets = ["eps7", "eps5"]\n\n[[attacks]]\nname = "ifgsm"\n')
+    result = project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST)
+    assert _ids(result) == sorted(
+        f"suites/mini.toml::tiny[q{q}]-{a}-skimage-photos-none"
+        for q in (1, 2)
+        for a in ("pgd[eps7]", "pgd[eps5]", "ifgsm[eps7]")
+    )
+    only_pgd = project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "attack_pgd and codec_tiny", *FAST)
+    assert len(_ids(only_pgd)) == 4
+    by_k = project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", "ifgsm and q2", *FAST)
+    assert _ids(by_k) == ["suites/mini.toml::tiny[q2]-ifgsm[eps7]-skimage-photos-none"]
+
+
+def test_objectives_are_a_dimension(project):
+    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nobjectives = ["recon_shift", "bitrate:luma"]\n')
+    result = project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST)
+    ids = _ids(result)
+    assert "suites/mini.toml::tiny[q1]-pgd[eps7,bitrate:luma]-skimage-photos-none" in ids
+    assert len(ids) == 4
+
+
+@pytest.mark.parametrize(
+    "attacks, message",
+    [
+        ('[[attacks]]\nname = "pgd"\npresets = ["eps99"]\n', "attacks[0].presets: unknown preset 'eps99' for pgd"),
+        ('[[attacks]]\nname = "pgd"\nobjectives = ["blur"]\n', "attacks[0].objectives: unknown objective 'blur'"),
+        ('[[attacks]]\nname = "pgd"\nsteps = -3\n', "attacks[0].steps: must be a non-negative number"),
+        ('[[attacks]]\nname = "fgsm9"\n', "attacks[0].name: unknown attack 'fgsm9'"),
+    ],
+)
+def test_bad_suite_is_reported_at_collection_with_file_and_key(project, attacks, message):
+    write_suite(project.path, attacks=attacks)
+    result = project.runpytest_subprocess("suites", "--collect-only", *FAST)
+    assert result.ret != 0
+    assert f"suites/mini.toml: {message}" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_passing_gate_and_json(project, tmp_path):
+    write_suite(project.path)
+    out = tmp_path / "r.json"
+    result = project.runpytest_subprocess("suites", "-k", "q1", "--nicrobust-json", str(out), *FAST)
+    result.assert_outcomes(passed=1)
+    data = json.loads(out.read_text())
+    (test,) = data["tests"]
+    assert test["outcome"] == "passed"
+    assert test["per_image"][0]["image"] == "astronaut"
+    assert test["gates"][0]["metric"] == "delta_psnr" and test["gates"][0]["passed"]
+    assert test["mean"]["psnr_inputs"] < 60  # the attack did change the image
+
+
+def test_failing_gate_names_metric_value_limit_and_source(project, tmp_path):
+    write_suite(project.path)
+    write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n\n[overrides.strict]\nmatch = { codec = "tiny[q1]", attack = "pgd" }\n'
+                                   'delta_psnr = -50.0\nbitrate_increase = -5\n')
+    out = tmp_path / "r.json"
+    result = project.runpytest_subprocess("suites", "--nicrobust-json", str(out), *FAST)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*tiny[[]q1]-pgd[[]eps7]-skimage-photos-none: 2 limit(s) passed (mean over 1 image(s)):",
+        "*delta_psnr = * dB > limit -50 dB (over by *)  (thresholds.toml [[]overrides.strict])",
+        "*bitrate_increase = * > limit -5 (over by *)  (thresholds.toml [[]overrides.strict])",
+    ])
+    failed = [t for t in json.loads(out.read_text())["tests"] if t["outcome"] == "failed"]
+    assert failed and failed[0]["per_image"], "values of a failing test are kept"
+
+
+def test_xdist_gives_the_same_numbers(project, tmp_path):
+    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 2\n\n[[attacks]]\nname = "ifgsm"\nsteps = 1\n')
+    runs = {}
+    for n in ("0", "2"):
+        out = tmp_path / f"r{n}.json"
+        project.runpytest_subprocess("suites", "-n", n, "--nicrobust-json", str(out), *FAST).assert_outcomes(passed=4)
+        runs[n] = {t["name"]: (t["seed"], t["mean"]) for t in json.loads(out.read_text())["tests"]}
+    assert runs["0"] == runs["2"]
+
+
+def test_missing_data_root_is_a_clear_error(project):
+    write_suite(project.path)
+    suite = project.path / "suites" / "mini.toml"
+    suite.write_text(suite.read_text().replace('name = "skimage-photos"', 'name = "kodak"'))
+    result = project.runpytest_subprocess("suites", "-k", "q1", *FAST, "--nicrobust-data", str(project.path / "nowhere"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*data error: dataset 'kodak': folder */nowhere/kodak does not exist*"])
