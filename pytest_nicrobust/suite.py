@@ -168,7 +168,8 @@ def _parse_codecs(doc, path, base_dir):
         for q in qualities:
             if q is not None and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
                 _fail(path, f"{where}.qualities", f"qualities are integers 1..8, got {q!r}")
-        label = _get(t, "name", str, path, where, default=model)
+        # a random-init codec says so in every test id
+        label = _get(t, "name", str, path, where, default=f"random-{model}" if weights == "random" else model)
         entries += [CodecEntry(label, model, weights, q) for q in qualities]
     return entries
 
