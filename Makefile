@@ -6,7 +6,7 @@ ifneq ($(DATA),)
 export NICROBUST_DATA ?= $(DATA)
 endif
 
-.PHONY: install suite test
+.PHONY: install suite test tools report
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -21,3 +21,12 @@ suite: install
 
 test: install
 	$(PY) -m pytest tests -n 2
+
+# Tools for the HTML report (and its test): Java, the Allure command line, headless Chromium.
+tools:
+	command -v java >/dev/null || { apt-get update && apt-get install -y --no-install-recommends default-jre-headless; }
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+	[ -x .tools/node_modules/.bin/allure ] || npm install --prefix .tools allure-commandline@2.46.1
+
+report: tools
+	.tools/node_modules/.bin/allure generate allure-results -o allure-report --clean

@@ -38,6 +38,23 @@ def evaluate(x, x_adv, clean, adv, metric_names=METRICS) -> list[dict]:
     return [{k: float(v[i]) for k, v in columns.items()} for i in range(n)]
 
 
+def defense_cost(undefended: list[dict], defended: list[dict]) -> list[dict]:
+    """Per image: what the defense costs on the clean image, positive = worse with the defense.
+
+    ``cost_{m}`` = m(x, C(x)) − m(x, C_def(x)) (MSE sign-flipped), ``cost_bpp`` = bpp_def(x)/bpp(x) − 1.
+    """
+    out = []
+    for u, d in zip(undefended, defended):
+        row = {"image": u["image"]}
+        for name in METRICS:
+            if f"{name}_clean" in u:
+                diff = float(u[f"{name}_clean"] - d[f"{name}_clean"])
+                row[f"cost_{name}"] = -diff if name == "mse" else diff
+        row["cost_bpp"] = float(d["bpp_clean"] / u["bpp_clean"] - 1) if u["bpp_clean"] > 0 else math.nan
+        out.append(row)
+    return out
+
+
 def mean_of(records: list[dict]) -> dict:
     """Mean of every numeric column over images (NaN stays NaN so gates catch it)."""
     if not records:

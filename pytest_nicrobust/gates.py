@@ -19,27 +19,30 @@ class GateResult:
     limit: float
     source: str
     passed: bool
+    mode: str = ""
 
     def describe(self) -> str:
         unit = f" {GATES[self.metric]}" if GATES.get(self.metric) else ""
+        mode = f" [{self.mode}]" if self.mode not in ("", "undefended") else ""
         if math.isnan(self.value):
-            return f"{self.metric} = NaN (limit {self.limit:g}{unit}): the codec produced NaN  ({self.source})"
+            return f"{self.metric}{mode} = NaN (limit {self.limit:g}{unit}): the codec produced NaN  ({self.source})"
         over = self.value - self.limit
-        return (f"{self.metric} = {self.value:.4g}{unit} > limit {self.limit:g}{unit} "
+        return (f"{self.metric}{mode} = {self.value:.4g}{unit} > limit {self.limit:g}{unit} "
                 f"(over by {over:.3g})  ({self.source})")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def check(means: dict, limits: dict[str, Limit]) -> list[GateResult]:
+def check(means: dict, limits: dict[str, Limit], mode: str = "", prefix: str = "") -> list[GateResult]:
+    """Gate ``means``; ``prefix`` maps a limit name to a mean (``transfer_delta_psnr`` -> ``delta_psnr``)."""
     results = []
     for metric, limit in limits.items():
-        if metric not in means:
-            continue  # metric not computed in this run (e.g. VMAF switched off)
-        value = float(means[metric])
+        if not metric.startswith(prefix) or metric[len(prefix):] not in means:
+            continue  # metric not computed in this run (e.g. VMAF switched off), or not of this kind
+        value = float(means[metric[len(prefix):]])
         passed = not math.isnan(value) and value <= limit.value
-        results.append(GateResult(metric, value, limit.value, limit.source, passed))
+        results.append(GateResult(metric, value, limit.value, limit.source, passed, mode))
     return results
 
 

@@ -34,7 +34,7 @@ def describe_test(parameters: dict, codec_info) -> None:
     for key, value in parameters.items():
         allure.dynamic.parameter(key, value)
         allure.dynamic.label(f"nicrobust_{key}", value)
-    allure.dynamic.tag(parameters["codec"], parameters["attack"].split("[")[0], parameters["dataset"])
+    allure.dynamic.tag(*(parameters[k].split("[")[0] for k in ("codec", "attack", "dataset") if parameters.get(k)))
     allure.dynamic.parent_suite("nicrobust")
     allure.dynamic.suite(parameters["codec"])
     allure.dynamic.sub_suite(parameters["attack"])
@@ -50,21 +50,39 @@ def attach_text(name: str, text: str) -> None:
         allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
 
 
-def metric_table_html(records: list[dict], means: dict, gates: list) -> str:
-    keys = [k for k in means if k.startswith(("delta_", "amp_", "bitrate")) or k.endswith(("_clean", "_adv", "_inputs"))]
+def _columns(means: dict) -> list[str]:
+    return [k for k in means if k.startswith(("delta_", "amp_", "bitrate", "cost_", "quality"))
+            or k.endswith(("_clean", "_adv", "_inputs"))]
+
+
+def _table(records: list[dict], means: dict) -> str:
+    keys = _columns(means)
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = [f"<tr><td>{html.escape(r['image'])}</td>" + "".join(f"<td>{r[k]:.4g}</td>" for k in keys) + "</tr>" for r in records]
     rows.append("<tr><th>mean</th>" + "".join(f"<th>{means[k]:.4g}</th>" for k in keys) + "</tr>")
+    return f"<table border=1><tr><th>image</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def metric_table_html(result: dict, gates: list) -> str:
+    """One table per mode (undefended / non-adaptive / adaptive), the defense's clean cost, the gates."""
+    parts = []
+    for mode, block in (result.get("modes") or {"": result}).items():
+        parts.append(f"<h4>{html.escape(mode or 'values')}</h4>" + _table(block["per_image"], block["mean"]))
+    defense = result.get("defense")
+    if defense and defense.get("per_image"):
+        parts.append(f"<h4>cost of {html.escape(defense['draw'])} on clean images (positive = worse)</h4>"
+                     + _table(defense["per_image"], defense["cost"]))
     gate_rows = "".join(
-        f"<tr><td>{html.escape(g.metric)}</td><td>{g.value:.4g}</td><td>{g.limit:g}</td>"
+        f"<tr><td>{html.escape(g.metric)}</td><td>{html.escape(g.mode)}</td><td>{g.value:.4g}</td><td>{g.limit:g}</td>"
         f"<td>{'pass' if g.passed else '<b>FAIL</b>'}</td><td>{html.escape(g.source)}</td></tr>" for g in gates)
-    return (f"<table border=1><tr><th>image</th>{head}</tr>{''.join(rows)}</table><h4>gates</h4>"
-            f"<table border=1><tr><th>metric</th><th>mean</th><th>limit</th><th>result</th><th>from</th></tr>{gate_rows}</table>")
+    parts.append("<h4>gates</h4><table border=1><tr><th>metric</th><th>mode</th><th>mean</th><th>limit</th>"
+                 f"<th>result</th><th>from</th></tr>{gate_rows}</table>")
+    return "".join(parts)
 
 
-def attach_metric_table(records, means, gates) -> None:
+def attach_metric_table(result: dict, gates) -> None:
     if allure:
-        allure.attach(metric_table_html(records, means, gates), name="metrics", attachment_type=allure.attachment_type.HTML)
+        allure.attach(metric_table_html(result, gates), name="metrics", attachment_type=allure.attachment_type.HTML)
 
 
 def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:

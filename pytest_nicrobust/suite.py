@@ -6,6 +6,7 @@ file and the key, and are raised at collection, never inside a run.
 .. code-block:: toml
 
     defenses = ["none"]          # top-level keys come before the tables
+    transfer = true              # also test each codec's x' on the others (default true)
     images = 2                   # default image count per dataset (omit: all)
     crop = 128                   # default central crop (omit: full images)
 
@@ -112,6 +113,7 @@ class Case:
 @dataclass
 class Suite:
     path: str
+    transfer: bool = True  # also generate the transfer tests (x' of each codec on the others)
     cases: list[Case] = field(default_factory=list)
 
 
@@ -148,11 +150,26 @@ def _check_keys(table, allowed, path, where):
             _fail(path, f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
+def _parse_spec(table, path, where) -> dict:
+    """``"nicrobust:mbt2018-mean@q2"`` -> model, weights and one quality."""
+    spec = _get(table, "spec", str, path, where)
+    clash = sorted(k for k in ("model", "weights", "qualities") if k in table)
+    if clash:
+        _fail(path, f"{where}.spec", f"give either spec or {', '.join(clash)}, not both")
+    weights, _, rest = spec.partition(":")
+    model, _, quality = rest.partition("@q")
+    if weights not in WEIGHT_SOURCES or not model or not quality.isdigit():
+        _fail(path, f"{where}.spec", f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>', got {spec!r}")
+    return {"model": model, "weights": weights, "qualities": [int(quality)]}
+
+
 def _parse_codecs(doc, path, base_dir):
     entries = []
     for i, t in enumerate(_get(doc, "codecs", list, path, "codecs", required=True)):
         where = f"codecs[{i}]"
-        _check_keys(t, {"model", "weights", "qualities", "name"}, path, where)
+        _check_keys(t, {"spec", "model", "weights", "qualities", "name"}, path, where)
+        if "spec" in t:
+            t = {**t, **_parse_spec(t, path, where)}
         model = _get(t, "model", str, path, where, required=True)
         if model not in known_models():
             _fail(path, f"{where}.model", f"unknown model {model!r}; known: {', '.join(known_models())}")
@@ -204,6 +221,8 @@ def _parse_attacks(doc, path):
                 _fail(path, f"{where}.{key}", f"unknown key; {name} presets take {', '.join(sorted(allowed))}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 _fail(path, f"{where}.{key}", f"must be a non-negative number, got {value!r}")
+            if key in spec.get("positive", ()) and value <= 0:
+                _fail(path, f"{where}.{key}", f"must be > 0, got {value!r}")
         frozen = tuple(sorted(overrides.items()))
         entries += [AttackEntry(name, p, o, proxy, frozen) for p, o in product(presets, objectives)]
     return entries
@@ -235,7 +254,7 @@ def parse_suite(file: str, display: str | None = None) -> Suite:
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: not valid TOML: {exc}") from None
-    _check_keys(doc, {"description", "defenses", "images", "crop", "codecs", "attacks", "datasets"}, path, "suite")
+    _check_keys(doc, {"description", "defenses", "images", "crop", "transfer", "codecs", "attacks", "datasets"}, path, "suite")
     codecs = _parse_codecs(doc, path, os.path.dirname(os.path.abspath(file)))
     attacks = _parse_attacks(doc, path)
     datasets = _parse_datasets(doc, path, os.path.dirname(os.path.abspath(file)))
@@ -245,7 +264,7 @@ def parse_suite(file: str, display: str | None = None) -> Suite:
             _fail(path, "defenses", f"unknown defense {d!r}; choose from {', '.join(DEFENSES)}")
     # ids name the objective only where an attack is not run with just the default one
     show_objective = {a.name: {b.objective for b in attacks if b.name == a.name} != {DEFAULT_OBJECTIVE} for a in attacks}
-    suite = Suite(file)
+    suite = Suite(file, transfer=_get(doc, "transfer", bool, path, "transfer", default=True))
     for c, a, d, df in product(codecs, attacks, datasets, defenses):
         suite.cases.append(Case(file, c, a, d, df, show_objective[a.name]))
     names = [case.name for case in suite.cases]

@@ -11,6 +11,14 @@
     delta_psnr = 5.0
     bitrate_increase = false     # no gate on this metric here
 
+    [overrides.adaptive-blur]    # mode: undefended | non-adaptive | adaptive | transfer
+    match = { defense = "blur", mode = "adaptive" }
+    delta_psnr = 8.0
+
+    [overrides.transfer]         # transfer_* limits gate the transfer tests only
+    match = { target = "jpeg*" }
+    transfer_delta_psnr = 2.0
+
 A test fails when a gated mean is above its limit; the message names the metric, its
 value, its limit and the file and table the limit came from.
 """
@@ -36,8 +44,15 @@ GATES = {
     "amp_vmaf": "",
     "bitrate_increase": "",
     "delta_bpp": "bpp",
+    # transfer tests: x' made for a source codec, measured on a target codec
+    "transfer_delta_psnr": "dB",
+    "transfer_delta_mse": "",
+    "transfer_delta_msssim": "",
+    "transfer_delta_vmaf": "",
+    "transfer_bitrate_increase": "",
 }
-MATCH_KEYS = ("codec", "attack", "objective", "dataset", "defense")
+# mode: undefended | non-adaptive | adaptive | transfer;  target: the codec of a transfer test
+MATCH_KEYS = ("codec", "attack", "objective", "dataset", "defense", "mode", "target")
 
 
 class ThresholdsError(NicrobustError):
@@ -121,7 +136,7 @@ def load_thresholds(path: str) -> Thresholds:
     return Thresholds(path, tables)
 
 
-def match_labels(params: dict) -> dict:
+def match_labels(params: dict, mode: str = "undefended") -> dict:
     """Labels a pattern may match, e.g. codec 'bmshj2018-factorized' and 'bmshj2018-factorized[q3]'."""
     codec = params["codec"]
     attack = params["attack"]
@@ -130,6 +145,8 @@ def match_labels(params: dict) -> dict:
         "attack": (attack.split("[")[0], attack),
         "objective": (params["objective"],),
         "dataset": (params["dataset"],),
-        "defense": (params["defense"],),
+        "defense": (params.get("defense", "none"),),
+        "mode": (mode,),
+        "target": (params["target"], params["target"].split("[")[0]) if "target" in params else (),
     }
     return labels

@@ -43,6 +43,14 @@ def _suite(tmp_path, text=SUITE):
     return parse_suite(str(path), display="s.toml")
 
 
+def test_spec_string_names_one_codec(tmp_path):
+    text = SUITE.replace('model = "mbt2018-mean"\nweights = "random"\nqualities = [2]', 'spec = "nicrobust:mbt2018-mean@q2"')
+    codecs = {(c.codec.model, c.codec.weights, c.codec.quality) for c in _suite(tmp_path, text).cases}
+    assert ("mbt2018-mean", "nicrobust", 2) in codecs
+    with pytest.raises(SuiteError, match=r"codecs\[1\].spec: expected"):
+        _suite(tmp_path, text.replace("@q2", "-q2"))
+
+
 def test_every_combination_is_one_case(tmp_path):
     cases = _suite(tmp_path).cases
     assert len(cases) == 3 * 2 * 2
@@ -65,6 +73,7 @@ def test_every_combination_is_one_case(tmp_path):
         (("crop = 64", "crop = 64\nbudget = 3"), "s.toml: suite.budget: unknown key"),
         (("steps = 3", "steps = 3\ncolour = 1"), "s.toml: attacks[0].colour: unknown key"),
         (("[[datasets]]", "[[datasets]\n"), "s.toml: not valid TOML"),
+        (('weights = "random"', 'spec = "random:mbt2018-mean@q2"'), "s.toml: codecs[1].spec: give either spec or model, qualities"),
     ],
 )
 def test_suite_errors_name_file_and_key(tmp_path, change, message):

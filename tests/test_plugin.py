@@ -9,7 +9,7 @@ import pytest
 
 from helpers import tiny_checkpoint, write_suite, write_thresholds
 
-FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:cacheprovider", "-p", "no:randomly"]
+FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:cacheprovider", "-p", "no:randomly", "--nicrobust-no-transfer"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,125 @@
+"""Transfer tests: adversarial images made for a source codec, measured on another codec.
+
+For every (codec, attack, dataset) of a suite, x' (made against the bare codec) is taken
+from the adversarial-image cache — or made, if no test has made it yet — and coded by
+every other codec of the suite (other architectures, bitrates, checkpoint versions) and
+by JPEG, WebP and JPEG 2000 at the source codec's clean bitrate. One test per
+(source, target), marked ``transfer``; thresholds gate them by ``transfer_*`` limits.
+
+Importing this module imports no torch (the plugin builds the test list at collection).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from .suite import Case, CodecEntry
+
+CLASSICAL = ("jpeg", "webp", "jpeg2000")  # Pillow codecs, see codecs/classical.py
+
+
+def codec_label(entry: CodecEntry) -> str:
+    return entry.label + ("" if entry.quality is None else f"[q{entry.quality}]")
+
+
+def attack_id(case: Case) -> str:
+    """A case's id without its defense: the attack (and its seed) is shared by all defenses."""
+    return case.name[: -len(case.defense) - 1]
+
+
+@dataclass(frozen=True)
+class TransferCase:
+    source: Case                    # defense "none": x' is made against the bare codec
+    target: CodecEntry | str        # a codec of the suite, or a classical codec name
+
+    @property
+    def suite(self) -> str:
+        return self.source.suite
+
+    @property
+    def target_label(self) -> str:
+        return self.target if isinstance(self.target, str) else codec_label(self.target)
+
+    @property
+    def name(self) -> str:
+        return f"{attack_id(self.source)}-transfer-{self.target_label}"
+
+    @property
+    def model_key(self) -> str:
+        return self.source.model_key
+
+    @property
+    def parameters(self) -> dict:
+        params = {k: v for k, v in self.source.parameters.items() if k != "defense"}
+        return {**params, "target": self.target_label}
+
+
+def transfer_cases(cases: list[Case]) -> list[TransferCase]:
+    """Every source (codec, attack, dataset) × every other codec and the classical codecs.
+
+    The diagonal (a codec against itself) is the white-box result of the ``none`` test;
+    when the suite has no ``none`` defense, a transfer test computes it.
+    """
+    sources = list(dict.fromkeys(replace(c, defense="none") for c in cases))
+    codecs = list(dict.fromkeys(c.codec for c in cases))
+    with_self = not any(c.defense == "none" for c in cases)
+    out = []
+    for source in sources:
+        targets = [t for t in codecs if with_self or t != source.codec] + list(CLASSICAL)
+        out += [TransferCase(source, t) for t in targets]
+    return out
+
+
+def run_transfer(tcase: TransferCase, ctx, seed: int, result: dict) -> None:
+    """Fill ``result`` for one (source, target) cell; raise GateFailure on a passed transfer_* limit."""
+    from . import datasets, report
+    from .codecs import classical
+    from .evaluate import evaluate, mean_of
+    from .gates import GateFailure, check, failure_message
+    from .runner import attacked, batches, codec_record
+    from .thresholds import match_labels
+
+    src = tcase.source
+    base_dir = os.path.dirname(os.path.abspath(src.suite))
+    params = tcase.parameters
+    result.update(kind="transfer", params=params, seed=seed, source=codec_label(src.codec),
+                  target=tcase.target_label, per_image=[], timings={})
+    timings = result["timings"]
+    with report.step("load codecs and images", timings):
+        source = ctx.codec(src.codec, base_dir)
+        target = None if isinstance(tcase.target, str) else ctx.codec(tcase.target, base_dir)
+        images = ctx.images(src.dataset)
+    result["codec"] = codec_record(source.info)
+    if target is not None:
+        result["target_codec"] = codec_record(target.info)
+    report.describe_test(params, source.info)
+    for group in batches(images, ctx.batch_size):
+        x = datasets.to_tensor(group).to(ctx.device)
+        with report.step("adversarial images (cache or attack)", timings):
+            x_adv = attacked(source, src.attack, seed, group, x, ctx)
+        with report.step("encode + decode on the target", timings):
+            extra = [{} for _ in group]
+            if target is None:  # classical: match the source codec's clean bitrate
+                source_bpp = source.roundtrip(x).bpp.tolist()
+                qualities = [classical.match_quality(classical.to_pixels(xi), tcase.target, b)
+                             for xi, b in zip(x, source_bpp)]
+                clean = classical.roundtrip(x, tcase.target, qualities)
+                adv = classical.roundtrip(x_adv, tcase.target, qualities)
+                extra = [{"quality": q, "bpp_source": b} for q, b in zip(qualities, source_bpp)]
+            else:
+                clean, adv = target.roundtrip(x), target.roundtrip(x_adv)
+        with report.step("metrics", timings):
+            rows = evaluate(x, x_adv, clean, adv, ctx.metrics)
+        for i, (image, row) in enumerate(zip(group, rows)):
+            result["per_image"].append({"image": image.name, **row, **extra[i]})
+            if len(result["per_image"]) <= ctx.keep_pictures:
+                report.attach_picture(image.name, report.picture_row(x[i], x_adv[i], clean.x_hat[i], adv.x_hat[i]))
+    result["mean"] = mean_of(result["per_image"])
+    gates = check(result["mean"], ctx.thresholds.limits_for(match_labels(params, "transfer")), "transfer", "transfer_")
+    result["gates"] = [g.as_dict() for g in gates]
+    report.attach_metric_table(result, gates)
+    if not all(g.passed for g in gates):
+        message = failure_message(tcase.name, len(result["per_image"]), gates)
+        report.attach_text("why it failed", message)
+        raise GateFailure(message)
