@@ -172,9 +172,14 @@ def run_case(case, ctx: RunContext, seed: int, result: dict, defense=None, defen
     for mode in gated:
         limits = ctx.thresholds.limits_for(match_labels(params, mode))
         gates += check(result["modes"][mode]["mean"], limits, mode)
+    conclude(case.name, result, gates)
+
+
+def conclude(test_name: str, result: dict, gates: list) -> None:
+    """Record and attach the gates; raise GateFailure (after attaching why) if one was passed."""
     result["gates"] = [g.as_dict() for g in gates]
     report.attach_metric_table(result, gates)
     if not all(g.passed for g in gates):
-        message = failure_message(case.name, len(result["per_image"]), gates)
+        message = failure_message(test_name, len(result["per_image"]), gates)
         report.attach_text("why it failed", message)
         raise GateFailure(message)

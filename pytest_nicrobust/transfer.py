@@ -76,8 +76,8 @@ def run_transfer(tcase: TransferCase, ctx, seed: int, result: dict) -> None:
     from . import datasets, report
     from .codecs import classical
     from .evaluate import evaluate, mean_of
-    from .gates import GateFailure, check, failure_message
-    from .runner import attacked, batches, codec_record
+    from .gates import check
+    from .runner import attacked, batches, codec_record, conclude
     from .thresholds import match_labels
 
     src = tcase.source
@@ -117,9 +117,4 @@ def run_transfer(tcase: TransferCase, ctx, seed: int, result: dict) -> None:
                 report.attach_picture(image.name, report.picture_row(x[i], x_adv[i], clean.x_hat[i], adv.x_hat[i]))
     result["mean"] = mean_of(result["per_image"])
     gates = check(result["mean"], ctx.thresholds.limits_for(match_labels(params, "transfer")), "transfer", "transfer_")
-    result["gates"] = [g.as_dict() for g in gates]
-    report.attach_metric_table(result, gates)
-    if not all(g.passed for g in gates):
-        message = failure_message(tcase.name, len(result["per_image"]), gates)
-        report.attach_text("why it failed", message)
-        raise GateFailure(message)
+    conclude(tcase.name, result, gates)

@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import math
@@ -39,6 +38,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pytest_nicrobust.codecs.compressai_models import encoder_side_reconstruction
+from pytest_nicrobust.codecs.zoo import sha256_of
+
 REPO = Path(__file__).resolve().parent.parent
 CKPT_DIR = REPO / "pytest_nicrobust" / "checkpoints"
 JPEG_QUALITIES = (1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 35, 40, 50, 60, 70, 80, 90)
@@ -48,14 +50,6 @@ PAD = 64
 def data_root() -> Path:
     env = os.environ.get("NICROBUST_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -100,33 +94,6 @@ def pad(x: torch.Tensor, mult: int = PAD) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 
-def encoder_reconstruction(model, x: torch.Tensor) -> torch.Tensor:
-    """x_hat from the latents as the encoder quantises them (no bitstream)."""
-    from compressai.models.google import (
-        FactorizedPrior,
-        MeanScaleHyperprior,
-        ScaleHyperprior,
-    )
-
-    def eb_hat(eb, t):
-        med = eb._get_medians().detach().reshape(1, -1, 1, 1)
-        return torch.round(t - med) + med
-
-    y = model.g_a(x)
-    if isinstance(model, FactorizedPrior):
-        y_hat = eb_hat(model.entropy_bottleneck, y)
-    elif isinstance(model, MeanScaleHyperprior):
-        z_hat = eb_hat(model.entropy_bottleneck, model.h_a(y))
-        _, means = model.h_s(z_hat).chunk(2, 1)
-        y_hat = torch.round(y - means) + means
-    elif isinstance(model, ScaleHyperprior):
-        z_hat = eb_hat(model.entropy_bottleneck, model.h_a(torch.abs(y)))
-        y_hat = torch.round(y)
-    else:
-        raise TypeError(f"no encoder-side reconstruction for {type(model).__name__}")
-    return model.g_s(y_hat).clamp_(0, 1)
-
-
 @torch.no_grad()
 def code_image(model, img_u8: torch.Tensor, check_exact: bool = True) -> dict:
     """Real bitstream round trip of one uint8 (1,3,H,W) image."""
@@ -139,7 +106,7 @@ def code_image(model, img_u8: torch.Tensor, check_exact: bool = True) -> dict:
     x_hat_p = dec["x_hat"].clamp(0, 1)
     out = {"bytes": nbytes, "bpp": 8.0 * nbytes / (h * w)}
     if check_exact:
-        ref = encoder_reconstruction(model, xp)
+        ref = encoder_side_reconstruction(model, xp)
         out["exact"] = bool(torch.equal(ref, x_hat_p))
         out["max_abs_diff"] = float((ref - x_hat_p).abs().max())
     x_hat = x_hat_p[..., :h, :w]
@@ -295,7 +262,7 @@ def main(argv=None) -> int:
     for e in models:
         t0 = time.time()
         model = load_model(e["_path"], e["architecture"], e.get("N"), e.get("M"))
-        digest = sha256(e["_path"])
+        digest = sha256_of(e["_path"])
         per_cache = cache / f"model-{digest[:16]}-{tag}.json" if cache else None
         if per_cache and per_cache.exists():
             per = json.loads(per_cache.read_text())
@@ -316,7 +283,7 @@ def main(argv=None) -> int:
             "quality": e["quality"],
             "file": e["file"],
             "size_bytes": e["_path"].stat().st_size,
-            "sha256": sha256(e["_path"]),
+            "sha256": sha256_of(e["_path"]),
             "bpp": bpp,
             "psnr": psnr,
             "ms_ssim": float(np.mean([r["ms_ssim"] for r in per.values()])),

@@ -20,6 +20,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pytest_nicrobust.codecs.compressai_models import encoder_side_reconstruction
+
 REPO = Path(__file__).resolve().parent.parent
 CKPT_DIR = REPO / "pytest_nicrobust" / "checkpoints"
 MANIFEST = CKPT_DIR / "manifest.json"
@@ -96,29 +98,6 @@ def _crops() -> tuple:
     return tuple(out)
 
 
-def _encoder_reconstruction(model, x):
-    """g_s of the latents as the encoder quantises them (no bitstream)."""
-    from compressai.models.google import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
-
-    def eb_hat(eb, t):
-        med = eb._get_medians().detach().reshape(1, -1, 1, 1)
-        return torch.round(t - med) + med
-
-    y = model.g_a(x)
-    if isinstance(model, FactorizedPrior):
-        y_hat = eb_hat(model.entropy_bottleneck, y)
-    elif isinstance(model, MeanScaleHyperprior):
-        z_hat = eb_hat(model.entropy_bottleneck, model.h_a(y))
-        _, means = model.h_s(z_hat).chunk(2, 1)
-        y_hat = torch.round(y - means) + means
-    elif isinstance(model, ScaleHyperprior):
-        z_hat = eb_hat(model.entropy_bottleneck, model.h_a(torch.abs(y)))
-        y_hat = torch.round(y)
-    else:  # pragma: no cover
-        raise TypeError(type(model).__name__)
-    return model.g_s(y_hat).clamp_(0, 1)
-
-
 @torch.no_grad()
 def _code(model, img_u8: torch.Tensor, exact: bool = False) -> dict:
     h, w = img_u8.shape[-2:]
@@ -130,7 +109,7 @@ def _code(model, img_u8: torch.Tensor, exact: bool = False) -> dict:
     x_hat = model.decompress(enc["strings"], enc["shape"])["x_hat"].clamp(0, 1)
     out = {"bpp": 8.0 * nbytes / (h * w)}
     if exact:
-        out["exact"] = bool(torch.equal(_encoder_reconstruction(model, xp), x_hat))
+        out["exact"] = bool(torch.equal(encoder_side_reconstruction(model, xp), x_hat))
     rec = (x_hat[..., :h, :w] * 255.0).round()
     mse = torch.mean((rec - img_u8.float()) ** 2).item()
     out["psnr"] = 10 * math.log10(255.0**2 / mse)

@@ -81,6 +81,34 @@ class CompressAICodec(Codec):
         return dec["x_hat"], nbytes
 
 
+@torch.no_grad()
+def encoder_side_reconstruction(model, x: torch.Tensor) -> torch.Tensor:
+    """x_hat from the latents exactly as the encoder quantises them (no bitstream).
+
+    ``decompress()`` must reproduce this bit for bit (tests/test_shipped_checkpoints.py,
+    scripts/eval_rd.py).
+    """
+    from compressai.models.google import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
+
+    def eb_hat(eb, t):
+        med = eb._get_medians().detach().reshape(1, -1, 1, 1)
+        return torch.round(t - med) + med
+
+    y = model.g_a(x)
+    if isinstance(model, FactorizedPrior):
+        y_hat = eb_hat(model.entropy_bottleneck, y)
+    elif isinstance(model, MeanScaleHyperprior):
+        z_hat = eb_hat(model.entropy_bottleneck, model.h_a(y))
+        _, means = model.h_s(z_hat).chunk(2, 1)
+        y_hat = torch.round(y - means) + means
+    elif isinstance(model, ScaleHyperprior):
+        z_hat = eb_hat(model.entropy_bottleneck, model.h_a(torch.abs(y)))
+        y_hat = torch.round(y)
+    else:
+        raise TypeError(f"no encoder-side reconstruction for {type(model).__name__}")
+    return model.g_s(y_hat).clamp_(0, 1)
+
+
 # ---------------------------------------------------------------------------
 # Loading
 
