@@ -27,9 +27,10 @@ def weights_identity(info) -> dict:
     return ident
 
 
-def cache_key(codec_info, attack_entry, seed: int, image, defense: str | None = None) -> str:
+def cache_key(codec_info, attack_entry, seed: int, image, defense: str | None = None, device: str = "cpu") -> str:
     doc = {
         "codec": weights_identity(codec_info),
+        "device": device,  # x' made on a GPU differs slightly from the CPU one
         "attack": [attack_entry.name, attack_entry.preset, attack_entry.objective, attack_entry.proxy,
                    sorted(attack_entry.params.items())],
         "seed": seed,

@@ -4,10 +4,9 @@ A defense is a transform pair: T before encoding, T⁻¹ after decoding. ``sampl
 the random parameters of one use (the same draw serves x and x': common random numbers);
 ``apply`` is T and ``invert`` is T⁻¹. :class:`DefendedCodec` wraps any codec so that
 ``forward`` and ``roundtrip`` go through T, the codec and T⁻¹ — it is itself a codec,
-so every attack can be run through it (adaptive attack). With ``draw=FRESH`` each
-``forward`` call takes a new draw from the attack's generator: expectation over
-transformation (EOT), one draw per attack step (see runner.py for why the adaptive mode
-uses one attacker draw instead).
+so every attack can be run through it (adaptive attack). With ``draw=FRESH`` and
+``eot_samples=K`` an attack averages its objective over K fresh draws per step, each with its
+own clean reference: expectation over transformation (EOT).
 
 Non-differentiable transforms (JPEG pre-compression) pass gradients straight through.
 """
@@ -259,10 +258,16 @@ def builtin_defense(name: str) -> Defense:
 class DefendedCodec(Codec):
     """``codec`` behind ``defense``: T, codec, T⁻¹. ``draw``: a fixed draw, or FRESH (EOT)."""
 
-    def __init__(self, codec: Codec, defense: Defense, draw=FRESH):
+    def __init__(self, codec: Codec, defense: Defense, draw=FRESH, eot_samples: int = 0):
         super().__init__(replace(codec.info, label=f"{codec.info.label}+{defense.name}"), codec.device)
         self.codec, self.defense, self.draw = codec, defense, draw
+        self.eot_samples = eot_samples  # with draw=FRESH: attacks average over this many draws per step
         self.multiple = codec.multiple
+
+    def eot_views(self, generator):
+        if self.draw is not FRESH or self.eot_samples <= 0:
+            return None
+        return [DefendedCodec(self.codec, self.defense, self._draw(generator)) for _ in range(self.eot_samples)]
 
     def _draw(self, generator):
         if self.draw is not FRESH:

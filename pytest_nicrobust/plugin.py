@@ -40,6 +40,8 @@ def pytest_addoption(parser):
                     help="comma-separated full-reference metrics to compute (default: all)")
     group.addoption("--nicrobust-heavy", action="store_true",
                     help="also run cases marked heavy (full data sets); they are deselected otherwise")
+    group.addoption("--nicrobust-eot-samples", type=int, default=4,
+                    help="random draws a defense-adaptive attack averages over per step (EOT; default 4)")
     group.addoption("--nicrobust-no-transfer", action="store_true",
                     help="do not generate transfer tests (or deselect them with -m 'not transfer')")
     group.addoption("--nicrobust-cache", metavar="DIR", default=None,
@@ -178,6 +180,7 @@ def nicrobust_context(request):
         data_root=config.getoption("nicrobust_data"),
         cityscapes_root=config.getoption("nicrobust_cityscapes"),
         thresholds=load_thresholds(path),
+        eot_samples=config.getoption("nicrobust_eot_samples"),
     )
 
 

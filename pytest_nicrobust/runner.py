@@ -7,14 +7,10 @@ An undefended case has one mode, ``undefended``. A defended case has three: ``un
 (x' against the bare codec, measured on it: for reference), ``non-adaptive`` (the same x',
 measured through the defense) and ``adaptive`` (x' made through the defense, measured through
 it). Both defended modes are gated. The adaptive attacker knows the defense but not its secret
-draw: it attacks through a draw of its own (for deterministic defenses, the defense itself).
-
-Why not a fresh draw per attack step (EOT)? The attacks compare C(x') with a clean reference
-C(x) computed once; under a fresh draw per step that reference belongs to another draw, and
-the attack came out weaker than the non-adaptive one (hyperprior q3, Kodak 128², PGD eps7:
-ΔPSNR 0.60 dB with per-step draws vs 0.99 dB with one attacker draw, 1.02 non-adaptive;
-averaging K=4 reconstructions: 0.62). ``DefendedCodec(..., FRESH)`` keeps per-step EOT
-available for attacks whose objective draws its reference per step.
+draw. Against a random defense it uses expectation over transformation (EOT): at every step it
+averages its objective over ``eot_samples`` fresh draws, each compared with the clean C(x) of
+the same draw (a reference from another draw made the attack weaker than no adaptation at all).
+Against a deterministic defense it attacks through the defense itself.
 """
 
 from __future__ import annotations
@@ -46,6 +42,7 @@ class RunContext:
     cityscapes_root: str | None
     thresholds: object
     keep_pictures: int = 4
+    eot_samples: int = 4
     cache: AdvCache = field(default_factory=lambda: AdvCache(None))
     max_codecs: int = 3  # a transfer test holds its source and its target
     _codecs: OrderedDict = field(default_factory=OrderedDict)
@@ -89,7 +86,7 @@ def batches(images, size):
 
 def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None):
     """x' (8-bit) for a batch, from the cache when every image is there, else by running the attack."""
-    keys = [cache_key(codec.info, attack_entry, seed, im, defense_name) for im in group]
+    keys = [cache_key(codec.info, attack_entry, seed, im, defense_name, codec.device.type) for im in group]
     cached = [ctx.cache.get(k) for k in keys]
     if all(c is not None for c in cached):
         return datasets.to_tensor([datasets.Image(im.name, c) for im, c in zip(group, cached)]).to(x.device)
@@ -101,22 +98,23 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None):
     return x_adv
 
 
-def case_modes(codec, defense, defense_seed):
+def case_modes(codec, defense, defense_seed, eot_samples=4):
     """[(mode, codec attacked, codec measured, cache tag)] for a case, and the draws used."""
     modes = [("undefended", codec, codec, None)]
     if defense is None:
         return modes, {}
-    from .defenses import DefendedCodec
-    from .seeding import derive_seed
+    from .defenses import FRESH, DefendedCodec
 
     draw = defense.sample(torch.Generator().manual_seed(defense_seed))  # the secret draw, for x and x'
-    # The attacker knows the defense but not its draw: it attacks through its own draw.
-    attacker_draw = defense.sample(torch.Generator().manual_seed(derive_seed(defense_seed, "", "attacker")))
     defended = DefendedCodec(codec, defense, draw)
-    tag = f"adaptive:{defense.name}:{sorted(vars(defense).items())}:{attacker_draw!r}"
-    modes += [("non-adaptive", codec, defended, None),
-              ("adaptive", DefendedCodec(codec, defense, attacker_draw), defended, tag)]
-    return modes, {"draw": defense.describe(draw), "attacker_draw": defense.describe(attacker_draw)}
+    if defense.random:  # the attacker cannot know the draw: EOT over fresh draws of its own
+        attacked = DefendedCodec(codec, defense, FRESH, eot_samples)
+        tag = f"adaptive:{defense.name}:{sorted(vars(defense).items())}:eot{eot_samples}"
+    else:
+        attacked = defended
+        tag = f"adaptive:{defense.name}:{sorted(vars(defense).items())}"
+    modes += [("non-adaptive", codec, defended, None), ("adaptive", attacked, defended, tag)]
+    return modes, {"draw": defense.describe(draw), "eot_samples": eot_samples if defense.random else 0}
 
 
 def codec_record(info) -> dict:
@@ -135,7 +133,7 @@ def run_case(case, ctx: RunContext, seed: int, result: dict, defense=None, defen
         images = ctx.images(case.dataset)
     result["codec"] = codec_record(codec.info)
     report.describe_test(params, codec.info)
-    modes, draws = case_modes(codec, defense, defense_seed)
+    modes, draws = case_modes(codec, defense, defense_seed, ctx.eot_samples)
     gated = ["undefended"] if defense is None else ["non-adaptive", "adaptive"]
     if defense is not None:
         result["defense"] = {"name": defense.name, "random": defense.random, "reversible": defense.reversible,

@@ -78,6 +78,27 @@ def test_eot_takes_a_fresh_draw_per_call_from_the_attack_generator():
     assert any(not torch.equal(outs[0], o) for o in outs[1:])
 
 
+def test_adaptive_attack_averages_over_fresh_draws_each_with_its_own_reference():
+    from pytest_nicrobust.attacks import PGD
+
+    defense = builtin_defense("roll")
+    eot = DefendedCodec(ShiftCodec(), defense, FRESH, eot_samples=3)
+    views = eot.eot_views(torch.Generator().manual_seed(0))
+    assert len(views) == 3 and len({repr(v.draw) for v in views}) == 3
+    assert DefendedCodec(ShiftCodec(), defense, views[0].draw).eot_views(torch.Generator()) is None
+    x = _image()
+    attack = PGD(eot, eps=4 / 255, alpha=1 / 255, steps=2, seed=5)
+    # the objective is the mean over the views, each against C(x) under the same draw
+    attack.generator = torch.Generator().manual_seed(1)
+    x_adv = x + 2 / 255
+    value = attack.objective_value(x, x_adv, rec_clean=None)
+    attack.generator = torch.Generator().manual_seed(1)
+    expected = torch.stack([((v.forward(x_adv).x_hat - v.forward(x).x_hat) ** 2).flatten(1).mean(1)
+                            for v in eot.eot_views(attack.generator)]).mean(0)
+    assert torch.allclose(value, expected)
+    assert torch.equal(attack(x), PGD(eot, eps=4 / 255, alpha=1 / 255, steps=2, seed=5)(x))
+
+
 def test_jpeg_precompression_passes_gradients_straight_through():
     x = _image().requires_grad_(True)
     out = DefendedCodec(ShiftCodec(), JPEGPrecompression(quality=50)).forward(x)

@@ -48,7 +48,19 @@ class Attack:
         return self.codec.forward(x, proxy="ste").x_hat
 
     def objective_value(self, x, x_adv, rec_clean) -> torch.Tensor:
-        out = self.codec.forward(x_adv, proxy=self.proxy, generator=self.generator)
+        views = self.codec.eot_views(self.generator)
+        if views is None:
+            return self._objective_on(self.codec, x, x_adv, rec_clean)
+        # EOT: the mean over random views of the codec, each against its own clean C(x)
+        values = []
+        for view in views:
+            with torch.no_grad():
+                reference = view.forward(x, proxy="ste").x_hat
+            values.append(self._objective_on(view, x, x_adv, reference))
+        return torch.stack(values).mean(dim=0)
+
+    def _objective_on(self, codec, x, x_adv, rec_clean) -> torch.Tensor:
+        out = codec.forward(x_adv, proxy=self.proxy, generator=self.generator)
         return evaluate_objective(self.objective, self.color, x, x_adv, rec_clean, out.x_hat, out.bpp)
 
     def gradient(self, x, x_adv, rec_clean) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,6 +85,11 @@ class Codec:
 
     __call__ = forward
 
+    def eot_views(self, generator: torch.Generator | None) -> list[Codec] | None:
+        """For codecs with a random transform in front (defenses): the draws an attack averages
+        over at one step (expectation over transformation). Plain codecs: None."""
+        return None
+
     def _forward_padded(self, x, proxy, generator):  # pragma: no cover - interface
         raise NotImplementedError
 
