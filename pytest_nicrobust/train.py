@@ -292,8 +292,9 @@ def train(args) -> int:
         sd = init["model"] if isinstance(init, dict) and "model" in init and isinstance(init["model"], dict) else init
         if isinstance(init, dict) and "config" in init:
             finetuned_from = init["config"].get("id")
-        # drop CDF tables of shipped files; they are rebuilt by update()
-        sd = {k: v for k, v in sd.items() if not any(s in k for s in ("_quantized_cdf", "_offset", "_cdf_length"))}
+        # drop the entropy-coder tables of shipped files (incl. scale_table): update() rebuilds them
+        sd = {k: v for k, v in sd.items()
+              if not any(s in k for s in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"))}
         missing, unexpected = torch.nn.Module.load_state_dict(model, _float_state(sd), strict=False)
         bad = [k for k in missing if not any(s in k for s in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"))]
         if bad or unexpected:
