@@ -56,16 +56,8 @@ LAMBDAS_MSE = {
     8: 0.1800,
 }
 
-ARCHITECTURES = (
-    "bmshj2018-factorized",
-    "bmshj2018-hyperprior",
-    "mbt2018-mean",
-    "mbt2018",
-    "cheng2020-anchor",
-)
-
-# Default (compact) channel widths per architecture.  They keep a float16
-# checkpoint well under 4 MiB.
+# The trainable architectures and their default (compact) channel widths; they keep a
+# float16 checkpoint well under 4 MiB.
 DEFAULT_WIDTHS = {
     "bmshj2018-factorized": (96, 128),
     "bmshj2018-hyperprior": (64, 96),
@@ -73,6 +65,7 @@ DEFAULT_WIDTHS = {
     "mbt2018": (64, 80),
     "cheng2020-anchor": (64, 64),
 }
+ARCHITECTURES = tuple(DEFAULT_WIDTHS)
 
 TRAINING_FOLDERS = ("bsds_train", "sunhays80", "wikiphotos")
 # Evaluation sets: training on them would leak the benchmark.

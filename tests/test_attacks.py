@@ -226,7 +226,7 @@ def test_cadv_reports_its_colorizer_and_loads_zhang_weights(random_codec, tmp_pa
     torch.save(ZhangNet().state_dict(), path)
     attack = CAdv(random_codec, steps=1, colorizer_weights=str(path))
     assert attack.colorizer_name == "zhang2017" and isinstance(attack.colorizer, ZhangColorizer)
-    assert all(torch.equal(a, b) for a, b in zip(attack.colorizer.net.state_dict().values(), torch.load(path).values()))
+    assert all(torch.equal(a, b) for a, b in zip(attack.colorizer.net.state_dict().values(), torch.load(path, weights_only=True).values()))
     x = _image(0, 1, 20, 20, "smooth")  # not a multiple of 8: the adapter pads
     x_adv = attack(x)
     assert x_adv.shape == x.shape

@@ -46,7 +46,7 @@ import torch
 from ..colors import rgb_to_ycbcr, ycbcr_to_rgb
 from .base import Attack
 from .colorizer import make_colorizer
-from .constraints import Best
+from .constraints import adam_ascent
 
 
 def kmeans(points, k, generator, iters=10):
@@ -116,18 +116,11 @@ class CAdv(Attack):
             base = self.colorizer(ycc, mask, hints0)
         z = torch.randn(chroma.shape, generator=self.generator, device=x.device, dtype=x.dtype)
         delta = (self.init_std * z).clamp(-self.chroma_eps, self.chroma_eps).requires_grad_(True)
-        opt = torch.optim.Adam([delta], lr=self.lr)
-        best = Best(x)
-        for step in range(self.steps + 1):
+
+        def evaluate():
             moved = self.colorizer(ycc, mask, (hints0 + delta * mask).clamp(0, 1))
             x_adv = gamut_map(luma, (chroma + moved - base).clamp(0, 1))
-            value = self.objective_value(x, x_adv, rec_clean)
-            best.update(x_adv, value)
-            if step == self.steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            (-value.sum()).backward()
-            opt.step()
-            with torch.no_grad():
-                delta.clamp_(-self.chroma_eps, self.chroma_eps)
-        return best.x
+            return x_adv, self.objective_value(x, x_adv, rec_clean)
+
+        return adam_ascent(delta, self.lr, self.steps, evaluate,
+                           lambda: delta.clamp_(-self.chroma_eps, self.chroma_eps), start=x)

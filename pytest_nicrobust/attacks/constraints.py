@@ -89,3 +89,26 @@ class Best:
         better = value > self.value
         self.value = torch.where(better, value, self.value)
         self.x = torch.where(_view(better, x_adv).bool(), x_adv.detach(), self.x)
+
+
+def adam_ascent(param, lr, steps, evaluate, project, start):
+    """Adam on ``param`` to raise the per-image score; returns the best iterate per image.
+
+    ``evaluate()`` gives ``(x_adv, score)`` for the current ``param``; ``project()`` puts
+    ``param`` back inside its constraint after each step (run without grad). ``steps + 1``
+    iterates are scored, so the last step is not wasted; ``start`` is kept for an image
+    where no iterate beats it.
+    """
+    opt = torch.optim.Adam([param], lr=lr)
+    best = Best(start)
+    for step in range(steps + 1):
+        x_adv, score = evaluate()
+        best.update(x_adv, score)
+        if step == steps:
+            break
+        opt.zero_grad(set_to_none=True)
+        (-score.sum()).backward()
+        opt.step()
+        with torch.no_grad():
+            project()
+    return best.x

@@ -35,7 +35,7 @@ import math
 import torch
 
 from .base import Attack
-from .constraints import Best, fit_rmse, shrink_to_rmse
+from .constraints import adam_ascent, fit_rmse, shrink_to_rmse
 
 
 class FTDA(Attack):
@@ -57,17 +57,11 @@ class FTDA(Attack):
         z = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
         delta = shrink_to_rmse(x, self.init_std * z, budget)
         w = (delta / budget).requires_grad_(True)
-        opt = torch.optim.Adam([w], lr=self.lr)
-        best = Best(x)
-        for step in range(self.steps + 1):
+
+        def evaluate():
             x_adv = x + budget * w
-            value = self.objective_value(x, x_adv, rec_clean)
-            best.update(x_adv, value)
-            if step == self.steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            (-value.sum()).backward()
-            opt.step()
-            with torch.no_grad():
-                w.copy_(shrink_to_rmse(x, budget * w, budget) / budget)
-        return fit_rmse(x, best.x, budget, quantize=self.quantize)
+            return x_adv, self.objective_value(x, x_adv, rec_clean)
+
+        best = adam_ascent(w, self.lr, self.steps, evaluate,
+                           lambda: w.copy_(shrink_to_rmse(x, budget * w, budget) / budget), start=x)
+        return fit_rmse(x, best, budget, quantize=self.quantize)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from .base import Attack, project_linf
-from .constraints import Best
+from .constraints import adam_ascent
 from .haar import low_frequency
 
 _EDGE = 1e-6  # keep atanh finite at 0 and 1
@@ -64,19 +64,14 @@ class SSAH(Attack):
         z = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
         x0 = self._cap(x + self.init_std * z, x)
         w = torch.atanh((2 * x0 - 1) * (1 - _EDGE)).requires_grad_(True)
-        opt = torch.optim.Adam([w], lr=self.lr)
-        best = Best(x)
-        for step in range(self.steps + 1):
+
+        def evaluate():
             x_adv = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, x)
             value = self.objective_value(x, x_adv, rec_clean)
-            loss = value - self.lambda_lf * self.lf_penalty(x, x_adv, ll_clean)
-            best.update(x_adv, loss)
-            if step == self.steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            (-loss.sum()).backward()
-            opt.step()
-            with torch.no_grad():  # keep w on the capped image so the cap does not let w drift
-                capped = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, x)
-                w.copy_(torch.atanh((2 * capped - 1) * (1 - _EDGE)))
-        return best.x
+            return x_adv, value - self.lambda_lf * self.lf_penalty(x, x_adv, ll_clean)
+
+        def project():  # keep w on the capped image so the cap does not let w drift
+            capped = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, x)
+            w.copy_(torch.atanh((2 * capped - 1) * (1 - _EDGE)))
+
+        return adam_ascent(w, self.lr, self.steps, evaluate, project, start=x)
