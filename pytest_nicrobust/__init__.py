@@ -17,6 +17,10 @@ class NicrobustError(Exception):
     category = "config error"
 
 
+class NicrobustWarning(UserWarning):
+    """Something the run recovered from but the user should know (a bad cache entry, a missing extra)."""
+
+
 class DataError(NicrobustError):
     category = "data error"
 

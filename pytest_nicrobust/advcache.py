@@ -1,9 +1,14 @@
 """Content-addressed cache of adversarial images, shared by xdist workers.
 
-Key: hash of the codec's identity and weights, the attack (name, preset, objective,
-proxy, overrides), the seed, the defense attacked through (adaptive), and the image's
-name and pixels. Values: lossless 8-bit PNG files written atomically (tmp + os.replace),
-so a transfer test fetches x' instead of repeating the attack, on any worker.
+Key: hash of the codec's identity (:meth:`Codec.identity`: class, its source, weights), the
+device, the attack (name, preset, objective, proxy, parameters), the seed, the defense attacked
+through (adaptive), the batch the image was attacked in (a batch shares one random stream) and
+the image's name and pixels. Values: lossless 8-bit PNG files written atomically (tmp +
+os.replace), so a transfer or worst-case test fetches x' instead of repeating the attack.
+
+An entry is not trusted blindly: one that cannot be read, or that breaks the attack's budget
+against the clean image (a file replaced by another image), is a miss, with a warning, and the
+attack runs again.
 """
 
 from __future__ import annotations
@@ -11,34 +16,39 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
+import warnings
 
 import numpy as np
 
-
-def weights_identity(info) -> dict:
-    """What pins a codec's weights: manifest SHA-256, or the checkpoint file's size and mtime."""
-    ident = {"architecture": info.architecture, "quality": info.quality, "weights": info.weights}
-    if "sha256" in info.details:
-        ident["sha256"] = info.details["sha256"]
-    elif "file" in info.details and os.path.exists(info.details["file"]):
-        st = os.stat(info.details["file"])
-        ident["file"] = [os.path.realpath(info.details["file"]), st.st_size, st.st_mtime_ns]
-    return ident
+from . import NicrobustWarning
 
 
-def cache_key(codec_info, attack_entry, seed: int, image, defense: str | None = None, device: str = "cpu") -> str:
+def cache_key(codec, attack_entry, seed: int, image, batch: list[str], defense: str | None = None) -> str:
     doc = {
-        "codec": weights_identity(codec_info),
-        "device": device,  # x' made on a GPU differs slightly from the CPU one
+        "codec": codec.identity_digest(),
+        "device": codec.device.type,  # x' made on a GPU differs slightly from the CPU one
         "attack": [attack_entry.name, attack_entry.preset, attack_entry.objective, attack_entry.proxy,
                    sorted(attack_entry.params.items())],
         "seed": seed,
         "defense": defense,
+        "batch": batch,
         "image": [image.name, hashlib.sha256(np.ascontiguousarray(image.pixels).tobytes()).hexdigest(),
                   list(image.pixels.shape)],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def private_folder(path: str) -> str | None:
+    """``path`` created with mode 0700; None (with a warning) if it exists and others could write to it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+        warnings.warn(NicrobustWarning(f"adversarial-image cache {path} is not private to this user "
+                                       "(owner or permissions); caching is off for this run"))
+        return None
+    return path
 
 
 class AdvCache:
@@ -50,14 +60,26 @@ class AdvCache:
     def _path(self, key):
         return os.path.join(self.root, key[:2], key + ".png")
 
-    def get(self, key) -> np.ndarray | None:
-        """(H, W, 3) uint8, or None when missing (or no cache configured)."""
+    def get(self, key, check=None) -> np.ndarray | None:
+        """(H, W, 3) uint8, or None when missing, unreadable or failing ``check`` (no cache: None).
+
+        ``check(pixels)`` returns None for a valid entry, else why it is not.
+        """
         from PIL import Image
 
         if not self.root or not os.path.exists(self._path(key)):
             return None
-        with Image.open(self._path(key)) as im:
-            return np.asarray(im.convert("RGB")).copy()
+        try:
+            with Image.open(self._path(key)) as im:
+                pixels = np.asarray(im.convert("RGB")).copy()
+        except Exception as exc:  # truncated or foreign file
+            return self._reject(key, f"cannot be read ({type(exc).__name__}: {exc})")
+        problem = check(pixels) if check else None
+        return self._reject(key, problem) if problem else pixels
+
+    def _reject(self, key, why):
+        warnings.warn(NicrobustWarning(f"cached adversarial image {self._path(key)} {why}; made again"))
+        return None
 
     def put(self, key, pixels: np.ndarray) -> None:
         from PIL import Image

@@ -110,7 +110,12 @@ def center_crop(pixels: np.ndarray, size: int, name: str) -> np.ndarray:
     return pixels[top:top + size, left:left + size]
 
 
-def load_dataset(name: str, folder: str, count: int | None = None, crop: int | None = None) -> list[Image]:
+def load_dataset(name: str, folder: str, count: int | None = None, crop: int | None = None,
+                 metrics=()) -> list[Image]:
+    """The images of a data set; ``metrics`` (names) refuse images too small to be measured."""
+    from .metric_names import min_side
+
+    side, metric = min_side(metrics) if metrics else (1, "")
     paths = list_images(folder, name)
     if count is not None:
         if count > len(paths):
@@ -121,7 +126,10 @@ def load_dataset(name: str, folder: str, count: int | None = None, crop: int | N
         label = os.path.splitext(os.path.relpath(path, folder))[0]
         pixels = read_rgb(path)
         if crop:
-            pixels = center_crop(pixels, crop, f"{name}/{label}")
+            pixels = center_crop(pixels, crop, path)
+        elif min(pixels.shape[:2]) < side:
+            h, w = pixels.shape[:2]
+            raise DataError(f"image {path} is {w}x{h}: too small for {metric}, which needs at least {side}x{side}")
         images.append(Image(label, np.ascontiguousarray(pixels)))
     return images
 

@@ -1,4 +1,8 @@
-"""Compare a test's mean metrics with its limits; build the failure message."""
+"""Compare a test's mean metrics with its limits; build the failure message; conclude a test.
+
+A test to which no limit applies is not a pass: it is skipped with :data:`UNGATED` as the
+reason, its numbers still in the JSON and the report.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +55,23 @@ def failure_message(test_name: str, n_images: int, results: list[GateResult]) ->
     lines = [f"{test_name}: {len(failed)} limit(s) passed (mean over {n_images} image(s)):"]
     lines += [f"  {r.describe()}" for r in failed]
     return "\n".join(lines)
+
+
+UNGATED = "measured, no limit in thresholds.toml applies"
+
+
+def conclude(test_name: str, result: dict, gates: list) -> None:
+    """Record and attach the gates; skip an ungated test; raise GateFailure (after attaching why) if one was passed."""
+    from . import report
+
+    result["gates"] = [g.as_dict() for g in gates]
+    result["gated"] = bool(gates)
+    report.attach_metric_table(result, gates)
+    if not gates:
+        import pytest
+
+        pytest.skip(UNGATED)
+    if not all(g.passed for g in gates):
+        message = failure_message(test_name, len(result["per_image"]), gates)
+        report.attach_text("why it failed", message)
+        raise GateFailure(message)

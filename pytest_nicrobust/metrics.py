@@ -76,6 +76,8 @@ from typing import Union
 import torch
 from pytorch_msssim import ms_ssim as _pm_ms_ssim
 
+from .metric_names import MIN_SIDE
+
 __all__ = [
     "FULL_REFERENCE",
     "HIGHER_IS_BETTER",
@@ -106,13 +108,13 @@ RANGE_TOL = 1e-6
 _MS_SSIM_LEVELS = 5
 _MS_SSIM_MAX_WIN = 11
 # pytorch-msssim asserts min(H, W) > (win_size - 1) * 2 ** (levels - 1).
-MS_SSIM_MIN_SIDE = (3 - 1) * 2 ** (_MS_SSIM_LEVELS - 1) + 1  # 33
+MS_SSIM_MIN_SIDE = MIN_SIDE["msssim"]  # 33 = (3 - 1) * 2 ** (5 - 1) + 1
 
 # vmaf-torch's ADM (4 DWT levels, ceil halving) reflect-pads its last level,
 # which needs >= 2 px there: 16 px fails, 17 px works (17 -> 9 -> 5 -> 3 -> 2).
 # libvmaf (ffmpeg) also fails at 16 px. Below ~64 px the two disagree by up to
 # several VMAF points (border handling), see docs/vmaf.md.
-VMAF_MIN_SIDE = 17
+VMAF_MIN_SIDE = MIN_SIDE["vmaf"]  # 17
 VMAF_IDENTICAL = 97.42798  # vmaf_v0.6.1 score of an image against itself (motion 0)
 
 Number = Union[int, float]

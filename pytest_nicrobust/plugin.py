@@ -1,7 +1,8 @@
-"""pytest entry point: options, collection of suite files, fixtures, result gathering.
+"""pytest entry point: options, configuration checks, collection of suite files, fixtures, results.
 
-No torch import here: ``pytest --help`` and unrelated test runs stay fast. The work of a
-test happens in :mod:`pytest_nicrobust.runner`, imported when the first case runs.
+No torch import at module import: ``pytest --help`` and unrelated test runs stay fast. The work
+of a test happens in :mod:`pytest_nicrobust.runner` (and ``transfer``, ``worst_case``), imported
+when the first case runs; run-level files are written by :mod:`pytest_nicrobust.outputs`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import pytest
 
 from . import NicrobustError
 from .defenses_registry import BUILTIN, fixture_name
-from .suite import Case, parse_suite
-from .transfer import TransferCase, attack_id, transfer_cases
+from .suite import Case, WorstCase, parse_suite
+from .transfer import TransferCase, transfer_cases
 
 RESULT_KEY = "nicrobust_result"
+_SETTINGS = pytest.StashKey[dict]()
+_RESULT = pytest.StashKey[dict]()
 
 
 # -- options -----------------------------------------------------------------
@@ -28,12 +31,15 @@ def pytest_addoption(parser):
     group.addoption("--nicrobust-cityscapes", metavar="DIR", default=os.environ.get("NICROBUST_CITYSCAPES"),
                     help="your Cityscapes images, e.g. leftImg8bit/val (env NICROBUST_CITYSCAPES)")
     group.addoption("--nicrobust-thresholds", metavar="PATH", default=None,
-                    help="limits file (default: thresholds.toml in the rootdir)")
+                    help="limits file (default: thresholds.toml in the rootdir, else the plugin's own limits)")
     group.addoption("--nicrobust-json", metavar="PATH", default=None,
                     help="write every test's per-image and mean values to this JSON file")
     group.addoption("--nicrobust-seed", type=int, default=0,
                     help="run seed; each test derives its own seed from it and its id (default 0)")
-    group.addoption("--nicrobust-device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    group.addoption("--nicrobust-device", default="auto",
+                    help="cpu, cuda, cuda:1 ... (default: cuda if available; under xdist one GPU per worker)")
+    group.addoption("--nicrobust-threads", type=int, default=None,
+                    help="torch CPU threads per process (default: cores per -n auto worker, whatever -n is)")
     group.addoption("--nicrobust-batch-size", type=int, default=None,
                     help="images per attack batch (default: 1 on CPU, 8 on CUDA)")
     group.addoption("--nicrobust-metrics", default="psnr,mse,msssim,vmaf",
@@ -46,16 +52,95 @@ def pytest_addoption(parser):
                     help="do not generate transfer tests (or deselect them with -m 'not transfer')")
     group.addoption("--nicrobust-cache", metavar="DIR", default=None,
                     help="adversarial-image cache (default: nicrobust/ in the pytest cache directory)")
+    group.addoption("--nicrobust-timeout", type=float, default=1800.0, metavar="SECONDS",
+                    help="time limit per robustness test (default 1800; 0: none)")
+
+
+# -- configuration: everything a user can get wrong is checked once, here -----------
+
+def _settings(config) -> dict:
+    """Thresholds and metrics, checked before collection; a mistake is one clear error, no traceback."""
+    from .metric_names import parse_metrics
+    from .thresholds import DEFAULT_PATH, load_thresholds
+
+    try:
+        metrics = parse_metrics(config.getoption("nicrobust_metrics"))
+        path = config.getoption("nicrobust_thresholds")
+        rootdir_file = os.path.join(str(config.rootpath), "thresholds.toml")
+        if path is None and not os.path.exists(rootdir_file):
+            thresholds = load_thresholds(DEFAULT_PATH, is_default=True)
+        else:
+            thresholds = load_thresholds(path or rootdir_file)
+        thresholds.check_computed(metrics)
+    except (NicrobustError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    json_path = config.getoption("nicrobust_json")
+    if json_path and not hasattr(config, "workerinput"):
+        folder = os.path.dirname(os.path.abspath(json_path))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise pytest.UsageError(f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable")
+    for option in ("nicrobust_batch_size", "nicrobust_eot_samples", "nicrobust_threads"):
+        value = config.getoption(option)
+        if value is not None and value < 1:
+            raise pytest.UsageError(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
+    return {"metrics": metrics, "thresholds": thresholds}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "nicrobust: a robustness case generated from a suite file")
     config.addinivalue_line("markers", "heavy: long case (full data set or many steps); needs --nicrobust-heavy")
     config.addinivalue_line("markers", "transfer: x' made for one codec, measured on another (pytest-nicrobust)")
+    config.addinivalue_line("markers", "worst_case: the per-image worst over a suite's attacks (pytest-nicrobust)")
+    config.stash[_SETTINGS] = _settings(config)
+    _pin_device(config)
     config.pluginmanager.register(ResultCollector(config), "nicrobust-results")
     # Under xdist, keep the items of one model on one worker so it loads the model once.
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadgroup"
+
+
+def _visible_gpus(config) -> list[str]:
+    """The CUDA devices this run may use; asks torch only when a GPU could be used."""
+    from .devices import visible_gpus
+
+    if config.getoption("nicrobust_device") == "cpu":
+        return []
+    import torch
+
+    return visible_gpus(dict(os.environ), torch.cuda.device_count())
+
+
+def _pin_device(config) -> None:
+    """On an xdist worker: narrow CUDA_VISIBLE_DEVICES to this worker's GPU before CUDA starts."""
+    from .devices import worker_gpu
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or "nicrobust_gpus" not in workerinput:
+        return
+    try:
+        gpu = worker_gpu(workerinput["workerid"], workerinput["nicrobust_gpus"], config.getoption("nicrobust_device"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per visible GPU (None: xdist's default, one per CPU core)."""
+    return len(_visible_gpus(config)) or None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Tell each xdist worker which GPUs exist, so it can pin itself before importing CUDA."""
+    node.workerinput["nicrobust_gpus"] = _visible_gpus(node.config)
+
+
+def pytest_report_header(config):
+    thresholds = config.stash[_SETTINGS]["thresholds"]
+    note = "  (no thresholds.toml in the rootdir: the plugin's default limits)" if thresholds.is_default else ""
+    return [f"nicrobust: thresholds {thresholds.path}{note}; seed {config.getoption('nicrobust_seed')}"]
 
 
 # -- collection ----------------------------------------------------------------
@@ -74,16 +159,16 @@ def pytest_collect_file(file_path, parent):
 
 class SuiteFile(pytest.File):
     def collect(self):
-        suite = parse_suite(str(self.path), display=_display_path(self))
+        settings = self.config.stash[_SETTINGS]
+        suite = parse_suite(str(self.path), display=_display_path(self), thresholds=settings["thresholds"],
+                            metrics=settings["metrics"])
         for case in suite.cases:
-            item = RobustnessItem.from_parent(self, name=case.name, callobj=_robustness_test)
-            item.nicrobust_case = case
-            yield item
+            yield RobustnessItem.from_parent(self, name=case.name, callobj=_robustness_test, case=case)
+        for wc in suite.worst_cases:
+            yield RobustnessItem.from_parent(self, name=wc.name, callobj=_worst_case_test, case=wc)
         if suite.transfer and not self.config.getoption("nicrobust_no_transfer"):
             for tcase in transfer_cases(suite.cases):
-                item = RobustnessItem.from_parent(self, name=tcase.name, callobj=_transfer_test)
-                item.nicrobust_case = tcase
-                yield item
+                yield RobustnessItem.from_parent(self, name=tcase.name, callobj=_transfer_test, case=tcase)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, NicrobustError):
@@ -98,18 +183,22 @@ def _display_path(node) -> str:
         return str(node.path)
 
 
-def _marker_names(case: Case | TransferCase) -> list[str]:
+def _marker_names(case) -> list[str]:
     if isinstance(case, TransferCase):
         target = case.target if isinstance(case.target, str) else case.target.label
         return ["transfer", f"target_{target}"] + _marker_names(case.source)[:3]
+    if isinstance(case, WorstCase):
+        return ["worst_case", f"codec_{case.codec.label}", f"dataset_{case.dataset.name}", f"defense_{case.defense}"]
     return [f"codec_{case.codec.label}", f"attack_{case.attack.name}", f"dataset_{case.dataset.name}",
             f"defense_{case.defense}", f"objective_{case.attack.objective.replace(':', '_')}"]
 
 
 class RobustnessItem(pytest.Function):
-    """One (codec, bitrate, attack, dataset, defense) combination, or one transfer cell."""
+    """One (codec, bitrate, attack, dataset, defense) combination, a worst case, or a transfer cell."""
 
-    nicrobust_case: Case | TransferCase
+    def __init__(self, *, case, **kwargs):
+        super().__init__(**kwargs)
+        self.nicrobust_case = case
 
     def repr_failure(self, excinfo, style=None):
         from .gates import GateFailure
@@ -120,7 +209,13 @@ class RobustnessItem(pytest.Function):
         return super().repr_failure(excinfo) if style is None else super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name}::{self.name}"
+        return self.path, None, self.name
+
+
+def _kind_order(item) -> int:
+    """Cases first, then worst cases (they reuse the cases' rows), then transfer (it reuses their x')."""
+    case = getattr(item, "nicrobust_case", None)
+    return 2 if isinstance(case, TransferCase) else 1 if isinstance(case, WorstCase) else 0
 
 
 def pytest_itemcollected(item):
@@ -136,13 +231,8 @@ def pytest_itemcollected(item):
             item.add_marker("heavy")
 
 
-def _is_transfer(item) -> bool:
-    return isinstance(item, RobustnessItem) and isinstance(item.nicrobust_case, TransferCase)
-
-
 def pytest_collection_modifyitems(config, items):
-    # transfer tests last: by then the tests of their source codec have cached its x'
-    items.sort(key=_is_transfer)
+    items.sort(key=_kind_order)
     if config.getoption("nicrobust_heavy"):
         return
     keep, heavy = [], []
@@ -158,70 +248,53 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def nicrobust_context(request):
     """Per-worker settings and caches (device, batch size, thresholds, loaded models)."""
+    import torch
+
+    from .advcache import AdvCache
+    from .devices import cpu_count, threads_per_process
     from .runner import RunContext, default_batch_size, default_device
-    from .thresholds import load_thresholds
 
     config = request.config
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    settings = config.stash[_SETTINGS]
+    gpus = getattr(config, "workerinput", {}).get("nicrobust_gpus")
+    if gpus is None:
+        gpus = _visible_gpus(config)
+    torch.set_num_threads(config.getoption("nicrobust_threads") or threads_per_process(gpus, cpu_count()))
     device = config.getoption("nicrobust_device")
-    device = default_device() if device == "auto" else device
-    path = config.getoption("nicrobust_thresholds") or os.path.join(str(config.rootpath), "thresholds.toml")
-    from .advcache import AdvCache
-
+    if device == "auto" or (device.startswith("cuda:") and "CUDA_VISIBLE_DEVICES" in os.environ and hasattr(config, "workerinput")):
+        device = default_device()  # a pinned worker sees its one GPU as cuda:0
     return RunContext(
         cache=AdvCache(_cache_dir(config)),
         device=device,
         batch_size=config.getoption("nicrobust_batch_size") or default_batch_size(device),
-        metrics=tuple(m.strip() for m in config.getoption("nicrobust_metrics").split(",") if m.strip()),
+        metrics=settings["metrics"],
         data_root=config.getoption("nicrobust_data"),
         cityscapes_root=config.getoption("nicrobust_cityscapes"),
-        thresholds=load_thresholds(path),
+        thresholds=settings["thresholds"],
+        run_seed=config.getoption("nicrobust_seed"),
         eot_samples=config.getoption("nicrobust_eot_samples"),
+        search=(str(config.rootpath),),
     )
 
 
-def _cache_dir(config) -> str:
-    """Shared by xdist workers: the pytest cache directory, or a per-rootdir temp folder without one."""
+def _cache_dir(config) -> str | None:
+    """Shared by xdist workers: the pytest cache directory, or a private per-user folder without one."""
+    from .advcache import private_folder
+
     if config.getoption("nicrobust_cache"):
         return config.getoption("nicrobust_cache")
     if getattr(config, "cache", None) is not None:
         return str(config.cache.mkdir("nicrobust"))
     import hashlib
-    import tempfile
 
     tag = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:12]
-    return os.path.join(tempfile.gettempdir(), f"nicrobust-cache-{os.getuid()}-{tag}")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return private_folder(os.path.join(base, "pytest-nicrobust", tag))
 
 
 @pytest.fixture
-def nicrobust_case(request) -> Case | TransferCase:
+def nicrobust_case(request):
     return request.node.nicrobust_case
-
-
-def _suite_id(case, name: str) -> str:
-    return f"{os.path.basename(case.suite)}::{name}"
-
-
-@pytest.fixture
-def nicrobust_seed(request, nicrobust_case) -> int:
-    """The attack's seed. Shared by the defenses of one (codec, attack, dataset) and its transfer
-    tests, so their x' against the bare codec is the same image (made once, then cached)."""
-    from .seeding import derive_seed
-
-    source = nicrobust_case.source if isinstance(nicrobust_case, TransferCase) else nicrobust_case
-    return derive_seed(request.config.getoption("nicrobust_seed"), _suite_id(source, attack_id(source)))
-
-
-@pytest.fixture
-def nicrobust_defense_seed(request, nicrobust_case) -> int:
-    """Seed of the defense's random draw; the same draw serves x and x' (common random numbers)."""
-    from .seeding import derive_seed
-
-    return derive_seed(request.config.getoption("nicrobust_seed"), _suite_id(nicrobust_case, nicrobust_case.name), "defense")
 
 
 @pytest.fixture
@@ -257,26 +330,43 @@ for _name in BUILTIN[1:]:  # nicrobust_defense_flip, nicrobust_defense_roll, ...
 
 
 def _new_result(request, case, ctx) -> dict:
-    result = {"id": request.node.nodeid, "name": case.name, "device": ctx.device}
+    result = {"id": request.node.nodeid, "name": case.name, "suite": os.path.abspath(case.suite), "device": ctx.device,
+              "worker": os.environ.get("PYTEST_XDIST_WORKER")}
+    if ctx.device.startswith("cuda"):
+        import torch
+
+        result["device_name"] = torch.cuda.get_device_name(torch.device(ctx.device))
+        result["gpu"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     request.node.stash[_RESULT] = result
     return result
 
 
-def _robustness_test(request, nicrobust_case, nicrobust_context, nicrobust_seed, nicrobust_defense,
-                     nicrobust_defense_seed):
+def _guarded(request, run, *args):
+    from .timeguard import time_limit
+
+    with time_limit(request.config.getoption("nicrobust_timeout"), request.node.name):
+        run(*args)
+
+
+def _robustness_test(request, nicrobust_case, nicrobust_context, nicrobust_defense):
     from .runner import run_case
 
     result = _new_result(request, nicrobust_case, nicrobust_context)
-    run_case(nicrobust_case, nicrobust_context, nicrobust_seed, result, nicrobust_defense, nicrobust_defense_seed)
+    _guarded(request, run_case, nicrobust_case, nicrobust_context, result, nicrobust_defense)
 
 
-def _transfer_test(request, nicrobust_case, nicrobust_context, nicrobust_seed):
+def _worst_case_test(request, nicrobust_case, nicrobust_context, nicrobust_defense):
+    from .worst_case import run_worst_case
+
+    result = _new_result(request, nicrobust_case, nicrobust_context)
+    _guarded(request, run_worst_case, nicrobust_case, nicrobust_context, result, nicrobust_defense)
+
+
+def _transfer_test(request, nicrobust_case, nicrobust_context):
     from .transfer import run_transfer
 
-    run_transfer(nicrobust_case, nicrobust_context, nicrobust_seed, _new_result(request, nicrobust_case, nicrobust_context))
-
-
-_RESULT = pytest.StashKey[dict]()
+    result = _new_result(request, nicrobust_case, nicrobust_context)
+    _guarded(request, run_transfer, nicrobust_case, nicrobust_context, result)
 
 
 # -- results: carried on reports so they survive xdist -----------------------------
@@ -293,21 +383,42 @@ def pytest_runtest_makereport(item, call):
 
 
 class ResultCollector:
-    """Gathers every test's result on the controller (or the only process) and writes the JSON."""
+    """Gathers every test's result on the controller (or the only process) and writes the run's files.
+
+    The JSON is rewritten (atomically) as results arrive, so a run that is killed keeps what it
+    measured; a robustness test that crashed or errored without a result is recorded too.
+    """
 
     def __init__(self, config):
         self.config = config
-        self.results: list[dict] = []
+        self.results: dict[str, dict] = {}
+        self.writer = None
+
+    def pytest_sessionstart(self, session):
+        if not hasattr(self.config, "workerinput"):
+            from .outputs import RunWriter
+
+            self.writer = RunWriter(self.config, self.config.stash[_SETTINGS])
 
     def pytest_runtest_logreport(self, report):
-        for key, value in report.user_properties:
-            if key == RESULT_KEY:
-                self.results.append(json.loads(value))
+        found = [json.loads(v) for k, v in report.user_properties if k == RESULT_KEY]
+        for result in found:
+            self.results[result["id"]] = result
+        if not found and report.failed and "nicrobust" in report.keywords and report.nodeid not in self.results:
+            name = report.nodeid.rpartition("::")[2]
+            self.results[report.nodeid] = {"id": report.nodeid, "name": name, "kind": "crashed",
+                                           "outcome": "failed", "error": report.longreprtext[-2000:]}
+        if self.writer and (found or report.failed):
+            self.writer.progress(self.sorted())
+
+    def sorted(self) -> list[dict]:
+        return sorted(self.results.values(), key=lambda r: r["id"])
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        if hasattr(self.config, "workerinput"):
-            return  # only the controller writes run-level files
-        from .run_outputs import write_run_outputs
+        if self.writer:
+            self.writer.finish(self.sorted())
 
-        write_run_outputs(self.config, sorted(self.results, key=lambda r: r["id"]))
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.writer:
+            self.writer.terminal_summary(terminalreporter, self.sorted())

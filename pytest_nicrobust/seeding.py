@@ -5,9 +5,20 @@ this seed, so results do not depend on the xdist worker count or order.
 """
 
 import hashlib
+import os
 
 
 def derive_seed(run_seed: int, test_id: str, purpose: str = "") -> int:
     """A 63-bit seed from the run seed, a stable test id and an optional purpose tag."""
     digest = hashlib.sha256(f"{run_seed}\x00{test_id}\x00{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def attack_seed(run_seed: int, case) -> int:
+    """Seed of a case's attack: shared by its defenses and transfer tests (same x', made once)."""
+    return derive_seed(run_seed, f"{os.path.basename(case.suite)}::{case.attack_id}")
+
+
+def defense_seed(run_seed: int, case) -> int:
+    """Seed of a case's defense draw; the same draw serves x and x' (common random numbers)."""
+    return derive_seed(run_seed, f"{os.path.basename(case.suite)}::{case.name}", "defense")

@@ -1,12 +1,14 @@
 """Suite files: which codecs, attacks, datasets and defenses to combine.
 
-Every combination becomes one :class:`Case` (one pytest item). Errors name the suite
-file and the key, and are raised at collection, never inside a run.
+Every combination becomes one :class:`Case` (one pytest item); every (codec, dataset, defense)
+also gets a :class:`WorstCase` item gating the per-image worst over the suite's attacks. Errors
+name the suite file and the key, and are raised at collection, never inside a run.
 
 .. code-block:: toml
 
     defenses = ["none"]          # top-level keys come before the tables
     transfer = true              # also test each codec's x' on the others (default true)
+    worst_case = true            # one worst-case item per (codec, dataset, defense) (default true)
     images = 2                   # default image count per dataset (omit: all)
     crop = 128                   # default central crop (omit: full images)
 
@@ -19,9 +21,9 @@ file and the key, and are raised at collection, never inside a run.
     [[attacks]]
     name = "pgd"
     presets = ["eps7"]
-    objectives = ["recon_shift"] # each objective is its own test dimension
+    # objectives = ["recon_error"]  # default: the objectives aligned with the gated metrics
     # proxy = "noise"            # or "ste"
-    # steps = 4                  # any preset parameter may be overridden
+    # steps = 4                  # any preset parameter may be overridden (shown in the id)
 
     [[datasets]]
     name = "kodak"
@@ -31,27 +33,69 @@ file and the key, and are raised at collection, never inside a run.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from itertools import product
 
 from . import NicrobustError
-from .attacks.presets import ATTACKS, DEFAULT_OBJECTIVE, PROXIES, parse_objective
-from .codecs import ARCHITECTURES, WEIGHT_SOURCES, known_models
+from .attacks.presets import (ALIGNED_ORDER, ATTACKS, DEFAULT_OBJECTIVE, GATE_OBJECTIVES, NO_OBJECTIVE, PARAMETERS,
+                              PROXIES, check_parameter, parse_objective, uses_objective)
+from .codecs.registry import ARCHITECTURES, WEIGHT_SOURCES, is_import_path, known_models, parse_spec
 from .defenses_registry import DEFENSES
+from .metric_names import METRICS, min_side
+from .thresholds import base_metric, match_labels
+
+WORST_CASE = "worst-case"  # the attack label of the worst-case items
+_LABEL_BAD = re.compile(r"[\s,=()'\"\[\]]|::")
 
 
 class SuiteError(NicrobustError):
     category = "config error"
 
 
+def quality_tag(quality) -> str:
+    """How a quality shows in ids: 3 -> "q3", "b0.075" -> "b0.075" (as given), None -> ""."""
+    if quality is None:
+        return ""
+    return f"q{quality}" if isinstance(quality, int) else str(quality)
+
+
+def _value_text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_id(codec, rest: str) -> str:
+    """``label[q3-rest]``: the pytest idiom of a name with its parameters in one trailing bracket
+    (pytest reads an id containing ``[`` as ending in ``]``), using only characters ``-k`` accepts."""
+    tag = quality_tag(codec.quality)
+    return f"{codec.label}[{tag + '-' if tag else ''}{rest}]"
+
+
+def id_token(display: str) -> str:
+    """A codec display name inside an id: ``tiny[q2]`` -> ``tiny:q2``."""
+    return display.replace("[", ":").replace("]", "")
+
+
 @dataclass(frozen=True)
 class CodecEntry:
     label: str
-    model: str
-    weights: str
-    quality: int | None
+    model: str                    # CompressAI architecture, entry-point name or "module:callable"
+    weights: str | None           # nicrobust | zoo | random | absolute path (may hold {quality}) | None
+    quality: int | str | None
+    options_json: str = "{}"      # further keys of the [[codecs]] table, for an external factory
+
+    @property
+    def display(self) -> str:
+        """Label with its quality, e.g. ``bmshj2018-hyperprior[q3]``: what reports and thresholds use."""
+        tag = quality_tag(self.quality)
+        return f"{self.label}[{tag}]" if tag else self.label
+
+    @property
+    def options(self) -> dict:
+        return json.loads(self.options_json)
 
 
 @dataclass(frozen=True)
@@ -59,7 +103,7 @@ class AttackEntry:
     name: str
     preset: str
     objective: str
-    proxy: str
+    proxy: str = "noise"
     overrides: tuple = ()  # sorted (key, value) pairs
 
     @property
@@ -67,6 +111,22 @@ class AttackEntry:
         p = dict(ATTACKS[self.name]["presets"][self.preset])
         p.update(dict(self.overrides))
         return p
+
+    @property
+    def setting(self) -> str:
+        """The preset and what the suite changed in it: ``eps7``, ``eps7+steps:4+proxy:ste``.
+
+        ``+`` and ``:`` (not ``,`` and ``=``) so that ``-k`` can select any id.
+        """
+        extra = [f"{k}:{_value_text(v)}" for k, v in self.overrides]
+        if self.proxy != PROXIES[0]:
+            extra.append(f"proxy:{self.proxy}")
+        return "+".join([self.preset] + extra)
+
+    @property
+    def label(self) -> str:
+        """``pgd[eps7]``, ``pgd[eps7+steps:4]``: in reports and in thresholds' ``attack`` patterns."""
+        return f"{self.name}[{self.setting}]"
 
 
 @dataclass(frozen=True)
@@ -85,13 +145,16 @@ class Case:
     attack: AttackEntry
     dataset: DatasetEntry
     defense: str
-    show_objective: bool = False
+
+    @property
+    def attack_id(self) -> str:
+        """The parts of the id without the defense: the attack (and its seed) is shared by all defenses."""
+        objective = "" if self.attack.objective == NO_OBJECTIVE else f"-{self.attack.objective}"
+        return f"{self.attack.name}-{self.attack.setting}{objective}-{self.dataset.name}"
 
     @property
     def name(self) -> str:
-        q = "" if self.codec.quality is None else f"[q{self.codec.quality}]"
-        tag = self.attack.preset + (f",{self.attack.objective}" if self.show_objective else "")
-        return f"{self.codec.label}{q}-{self.attack.name}[{tag}]-{self.dataset.name}-{self.defense}"
+        return test_id(self.codec, f"{self.attack_id}-{self.defense}")
 
     @property
     def model_key(self) -> str:
@@ -102,19 +165,70 @@ class Case:
     def parameters(self) -> dict:
         return {
             "codec": self.codec.label,
-            "bitrate": "" if self.codec.quality is None else f"q{self.codec.quality}",
-            "attack": f"{self.attack.name}[{self.attack.preset}]",
+            "bitrate": quality_tag(self.codec.quality),
+            "attack": self.attack.label,
             "objective": self.attack.objective,
             "dataset": self.dataset.name,
             "defense": self.defense,
         }
 
+    @property
+    def gated_modes(self) -> tuple[str, ...]:
+        return ("undefended",) if self.defense == "none" else ("non-adaptive", "adaptive")
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """The per-image worst over every attack and objective of a suite, for one (codec, dataset, defense)."""
+
+    members: tuple  # the Cases it takes the worst over
+
+    @property
+    def suite(self) -> str:
+        return self.members[0].suite
+
+    @property
+    def codec(self) -> CodecEntry:
+        return self.members[0].codec
+
+    @property
+    def dataset(self) -> DatasetEntry:
+        return self.members[0].dataset
+
+    @property
+    def defense(self) -> str:
+        return self.members[0].defense
+
+    @property
+    def name(self) -> str:
+        return test_id(self.codec, f"{WORST_CASE}-{self.dataset.name}-{self.defense}")
+
+    @property
+    def model_key(self) -> str:
+        return self.members[0].model_key
+
+    @property
+    def gated_modes(self) -> tuple[str, ...]:
+        return self.members[0].gated_modes
+
+    @property
+    def parameters(self) -> dict:
+        return {**self.members[0].parameters, "attack": WORST_CASE, "objective": "all"}
+
 
 @dataclass
 class Suite:
     path: str
-    transfer: bool = True  # also generate the transfer tests (x' of each codec on the others)
+    transfer: bool = True    # also generate the transfer tests (x' of each codec on the others)
+    worst_case: bool = True  # one worst-case item per (codec, dataset, defense)
     cases: list[Case] = field(default_factory=list)
+
+    @property
+    def worst_cases(self) -> list[WorstCase]:
+        groups: dict = {}
+        for case in self.cases:
+            groups.setdefault((case.codec, case.dataset, case.defense), []).append(case)
+        return [WorstCase(tuple(members)) for members in groups.values()] if self.worst_case else []
 
 
 def _fail(path, key, message):
@@ -122,14 +236,18 @@ def _fail(path, key, message):
 
 
 def _get(table, key, types, path, where, default=None, required=False):
+    """``table[key]`` checked against ``types``; ``where`` is the table's place ("" at the top)."""
+    name = f"{where}.{key}" if where else key
     if key not in table:
         if required:
-            _fail(path, where, f"missing required key {key!r}")
+            _fail(path, where or "suite", f"missing required key {key!r}")
         return default
     value = table[key]
     allowed = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        _fail(path, f"{where}.{key}", f"expected {_typename(types)}, got {value!r}")
+        _fail(path, name, f"expected {_typename(types)}, got {value!r}")
+    if isinstance(value, list) and not value:
+        _fail(path, name, "must not be empty (leave the key out for the default)")
     return value
 
 
@@ -150,94 +268,122 @@ def _check_keys(table, allowed, path, where):
             _fail(path, f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
-def _parse_spec(table, path, where) -> dict:
-    """``"nicrobust:mbt2018-mean@q2"`` -> model, weights and one quality."""
-    spec = _get(table, "spec", str, path, where)
-    clash = sorted(k for k in ("model", "weights", "qualities") if k in table)
-    if clash:
-        _fail(path, f"{where}.spec", f"give either spec or {', '.join(clash)}, not both")
-    weights, _, rest = spec.partition(":")
-    model, _, quality = rest.partition("@q")
-    if weights not in WEIGHT_SOURCES or not model or not quality.isdigit():
-        _fail(path, f"{where}.spec", f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>', got {spec!r}")
-    return {"model": model, "weights": weights, "qualities": [int(quality)]}
+_CODEC_KEYS = {"spec", "model", "weights", "qualities", "name"}
+
+
+def _resolve_weights(weights, base_dir):
+    if weights is None or weights in WEIGHT_SOURCES or os.path.isabs(weights):
+        return weights
+    return os.path.normpath(os.path.join(base_dir, weights))
 
 
 def _parse_codecs(doc, path, base_dir):
     entries = []
-    for i, t in enumerate(_get(doc, "codecs", list, path, "codecs", required=True)):
+    for i, t in enumerate(_get(doc, "codecs", list, path, "", required=True)):
         where = f"codecs[{i}]"
-        _check_keys(t, {"spec", "model", "weights", "qualities", "name"}, path, where)
+        if not isinstance(t, dict):
+            _fail(path, where, "expected a [[codecs]] table")
         if "spec" in t:
-            t = {**t, **_parse_spec(t, path, where)}
+            clash = sorted(k for k in ("model", "weights", "qualities") if k in t)
+            if clash:
+                _fail(path, f"{where}.spec", f"give either spec or {', '.join(clash)}, not both")
+            try:
+                spec = parse_spec(_get(t, "spec", str, path, where), base_dir)
+            except ValueError as exc:
+                _fail(path, f"{where}.spec", str(exc))
+            t = {**{k: v for k, v in t.items() if k != "spec"}, **spec}
         model = _get(t, "model", str, path, where, required=True)
-        if model not in known_models():
-            _fail(path, f"{where}.model", f"unknown model {model!r}; known: {', '.join(known_models())}")
-        weights = _get(t, "weights", str, path, where, default="nicrobust")
-        if model in ARCHITECTURES and weights not in WEIGHT_SOURCES:
-            resolved = weights.replace("{quality}", "1")
-            if not os.path.isabs(resolved):
-                resolved = os.path.join(base_dir, resolved)
-            if "{quality}" not in weights and not os.path.exists(resolved):
-                _fail(path, f"{where}.weights", f"checkpoint {resolved} does not exist "
-                      f"(or use one of {', '.join(WEIGHT_SOURCES)})")
-        qualities = _get(t, "qualities", list, path, where, required=model in ARCHITECTURES) or [None]
+        builtin = model in ARCHITECTURES
+        if not builtin and not is_import_path(model) and model not in known_models():
+            _fail(path, f"{where}.model", f"unknown model {model!r}; known: {', '.join(known_models())}, "
+                  "or an import path 'package.module:factory'")
+        if builtin:
+            _check_keys(t, _CODEC_KEYS, path, where)
+        options = {k: v for k, v in t.items() if k not in _CODEC_KEYS}
+        weights = _resolve_weights(_get(t, "weights", str, path, where, default="nicrobust" if builtin else None), base_dir)
+        if builtin and weights not in WEIGHT_SOURCES and "{quality}" not in weights and not os.path.exists(weights):
+            _fail(path, f"{where}.weights", f"checkpoint {weights} does not exist (or use one of {', '.join(WEIGHT_SOURCES)})")
+        qualities = _get(t, "qualities", list, path, where, required=builtin) or [None]
         for q in qualities:
-            if q is not None and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
-                _fail(path, f"{where}.qualities", f"qualities are integers 1..8, got {q!r}")
+            if builtin and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
+                _fail(path, f"{where}.qualities", f"qualities of CompressAI models are integers 1..8, got {q!r}")
+            if not builtin and q is not None and (isinstance(q, bool) or not isinstance(q, (int, str)) or _LABEL_BAD.search(str(q))):
+                _fail(path, f"{where}.qualities", f"qualities are integers or strings without spaces, commas or '=', got {q!r}")
+        if len(set(qualities)) != len(qualities):
+            _fail(path, f"{where}.qualities", f"repeated quality in {qualities}")
         # a random-init codec says so in every test id
         label = _get(t, "name", str, path, where, default=f"random-{model}" if weights == "random" else model)
-        entries += [CodecEntry(label, model, weights, q) for q in qualities]
+        if not builtin and "name" not in t:
+            label = model.rpartition(":")[2] if is_import_path(model) else model
+        if not label or _LABEL_BAD.search(label):
+            _fail(path, f"{where}.name", f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, "
+                  "'=' or '::'")
+        options_json = json.dumps(options, sort_keys=True, default=str)
+        entries += [CodecEntry(label, model, weights, q, options_json) for q in qualities]
     return entries
 
 
+def _parse_overrides(t, name, presets, path, where):
+    spec = ATTACKS[name]
+    overrides = {k: v for k, v in t.items() if k not in {"name", "presets", "objectives", "proxy"}}
+    allowed = set().union(*(spec["presets"][p] for p in presets))
+    for key, value in overrides.items():
+        if key not in allowed:
+            _fail(path, f"{where}.{key}", f"unknown key; {name} presets take {', '.join(sorted(allowed))}")
+        wanted = check_parameter(key, value)
+        if wanted:
+            _fail(path, f"{where}.{key}", f"must be {wanted}, got {value!r}")
+    return tuple(sorted((k, int(v) if PARAMETERS[k][1] == "a positive integer" else v) for k, v in overrides.items()))
+
+
 def _parse_attacks(doc, path):
-    entries = []
-    for i, t in enumerate(_get(doc, "attacks", list, path, "attacks", required=True)):
+    """[(name, preset, objectives or None for the gate-aligned set, proxy, overrides)]."""
+    specs = []
+    for i, t in enumerate(_get(doc, "attacks", list, path, "", required=True)):
         where = f"attacks[{i}]"
         name = _get(t, "name", str, path, where, required=True)
         if name not in ATTACKS:
             _fail(path, f"{where}.name", f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-        spec = ATTACKS[name]
-        presets = _get(t, "presets", list, path, where, default=[next(iter(spec["presets"]))])
+        presets = _get(t, "presets", list, path, where, default=[next(iter(ATTACKS[name]["presets"]))])
         for p in presets:
-            if p not in spec["presets"]:
-                _fail(path, f"{where}.presets", f"unknown preset {p!r} for {name}; choose from {', '.join(spec['presets'])}")
-        objectives = _get(t, "objectives", list, path, where, default=[DEFAULT_OBJECTIVE])
-        for o in objectives:
+            if p not in ATTACKS[name]["presets"]:
+                _fail(path, f"{where}.presets", f"unknown preset {p!r} for {name}; choose from {', '.join(ATTACKS[name]['presets'])}")
+        objectives = _get(t, "objectives", list, path, where)
+        if not uses_objective(name):
+            if objectives is not None:
+                _fail(path, f"{where}.objectives", f"{name} ignores the codec, so it takes no objectives")
+            objectives = [NO_OBJECTIVE]
+        for o in objectives or ():
+            if o == NO_OBJECTIVE:
+                continue
             try:
-                base, _ = parse_objective(o)
-            except (ValueError, AttributeError) as exc:
+                parse_objective(o if isinstance(o, str) else repr(o))
+            except ValueError as exc:
                 _fail(path, f"{where}.objectives", str(exc))
-            if base not in spec["objectives"]:
-                _fail(path, f"{where}.objectives", f"{name} cannot use objective {base!r}; it supports {', '.join(spec['objectives'])}")
-        proxy = _get(t, "proxy", str, path, where, default="noise")
+        if objectives is not None and len(set(objectives)) != len(objectives):
+            _fail(path, f"{where}.objectives", f"repeated objective in {objectives}")
+        proxy = _get(t, "proxy", str, path, where, default=PROXIES[0])
         if proxy not in PROXIES:
             _fail(path, f"{where}.proxy", f"unknown proxy {proxy!r}; choose from {', '.join(PROXIES)}")
-        overrides = {k: v for k, v in t.items() if k not in {"name", "presets", "objectives", "proxy"}}
-        allowed = set().union(*(spec["presets"][p] for p in presets))
-        for key, value in overrides.items():
-            if key not in allowed:
-                _fail(path, f"{where}.{key}", f"unknown key; {name} presets take {', '.join(sorted(allowed))}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                _fail(path, f"{where}.{key}", f"must be a non-negative number, got {value!r}")
-            if key in spec.get("positive", ()) and value <= 0:
-                _fail(path, f"{where}.{key}", f"must be > 0, got {value!r}")
-        frozen = tuple(sorted(overrides.items()))
-        entries += [AttackEntry(name, p, o, proxy, frozen) for p, o in product(presets, objectives)]
-    return entries
+        overrides = _parse_overrides(t, name, presets, path, where)
+        specs += [(name, p, objectives, proxy, overrides) for p in presets]
+    return specs
 
 
-def _parse_datasets(doc, path, base_dir):
-    default_images = _positive(_get(doc, "images", int, path, "images"), path, "images")
-    default_crop = _positive(_get(doc, "crop", int, path, "crop"), path, "crop")
+def _parse_datasets(doc, path, base_dir, metrics):
+    default_images = _positive(_get(doc, "images", int, path, ""), path, "images")
+    default_crop = _positive(_get(doc, "crop", int, path, ""), path, "crop")
+    side, metric = min_side(metrics)
     entries = []
-    for i, t in enumerate(_get(doc, "datasets", list, path, "datasets", required=True)):
+    for i, t in enumerate(_get(doc, "datasets", list, path, "", required=True)):
         where = f"datasets[{i}]"
         _check_keys(t, {"name", "images", "crop", "path", "heavy"}, path, where)
         name = _get(t, "name", str, path, where, required=True)
         images = _positive(_get(t, "images", int, path, where, default=default_images), path, f"{where}.images")
         crop = _positive(_get(t, "crop", int, path, where, default=default_crop), path, f"{where}.crop")
+        if crop is not None and crop < side:
+            _fail(path, f"{where}.crop" if "crop" in t else "crop",
+                  f"{crop} px is too small for {metric} (it needs images of at least {side}x{side})")
         folder = _get(t, "path", str, path, where)
         if folder and not os.path.isabs(folder):
             folder = os.path.normpath(os.path.join(base_dir, folder))
@@ -246,27 +392,57 @@ def _parse_datasets(doc, path, base_dir):
     return entries
 
 
-def parse_suite(file: str, display: str | None = None) -> Suite:
-    """Parse and validate a suite; ``display`` is the name errors use (default: the path)."""
+def aligned_objectives(params: dict, modes, thresholds, metrics) -> list[str]:
+    """The objectives aligned with the metrics gated for a case (DESIGN §3), in ALIGNED_ORDER.
+
+    An objective runs when, for a test with that objective, a limit applies to a metric it is
+    aligned with; with nothing gated the default (ΔPSNR's) still runs, and reports "no limit".
+    """
+    chosen = []
+    for objective in ALIGNED_ORDER:
+        labels = [match_labels({**params, "objective": objective}, mode) for mode in modes]
+        gated = {m for lab in labels for m in thresholds.limits_for(lab)}
+        if any(GATE_OBJECTIVES.get(m) == objective and base_metric(m) in metrics + (None,) for m in gated):
+            chosen.append(objective)
+    return chosen or [DEFAULT_OBJECTIVE]
+
+
+def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=METRICS) -> Suite:
+    """Parse and validate a suite; ``display`` is the name errors use (default: the path).
+
+    ``thresholds`` (a :class:`~pytest_nicrobust.thresholds.Thresholds`) decides the objectives of
+    attacks that name none; ``metrics`` the smallest crop allowed.
+    """
     path = display or file
     try:
         with open(file, "rb") as f:
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: not valid TOML: {exc}") from None
-    _check_keys(doc, {"description", "defenses", "images", "crop", "transfer", "codecs", "attacks", "datasets"}, path, "suite")
-    codecs = _parse_codecs(doc, path, os.path.dirname(os.path.abspath(file)))
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read: {exc.strerror}") from None
+    _check_keys(doc, {"description", "defenses", "images", "crop", "transfer", "worst_case",
+                      "codecs", "attacks", "datasets"}, path, "suite")
+    base_dir = os.path.dirname(os.path.abspath(file))
+    codecs = _parse_codecs(doc, path, base_dir)
     attacks = _parse_attacks(doc, path)
-    datasets = _parse_datasets(doc, path, os.path.dirname(os.path.abspath(file)))
-    defenses = _get(doc, "defenses", list, path, "defenses", default=["none"])
+    datasets = _parse_datasets(doc, path, base_dir, tuple(metrics))
+    defenses = _get(doc, "defenses", list, path, "", default=["none"])
     for d in defenses:
         if d not in DEFENSES:
             _fail(path, "defenses", f"unknown defense {d!r}; choose from {', '.join(DEFENSES)}")
-    # ids name the objective only where an attack is not run with just the default one
-    show_objective = {a.name: {b.objective for b in attacks if b.name == a.name} != {DEFAULT_OBJECTIVE} for a in attacks}
-    suite = Suite(file, transfer=_get(doc, "transfer", bool, path, "transfer", default=True))
-    for c, a, d, df in product(codecs, attacks, datasets, defenses):
-        suite.cases.append(Case(file, c, a, d, df, show_objective[a.name]))
+    suite = Suite(file, transfer=_get(doc, "transfer", bool, path, "", default=True),
+                  worst_case=_get(doc, "worst_case", bool, path, "", default=True))
+    for c, (name, preset, objectives, proxy, overrides), d, df in product(codecs, attacks, datasets, defenses):
+        probe = Case(file, c, AttackEntry(name, preset, DEFAULT_OBJECTIVE, proxy, overrides), d, df)
+        if objectives is not None:
+            chosen = objectives
+        elif thresholds is None:
+            chosen = [DEFAULT_OBJECTIVE]
+        else:
+            chosen = aligned_objectives(probe.parameters, probe.gated_modes, thresholds, tuple(metrics))
+        for o in chosen:
+            suite.cases.append(Case(file, c, AttackEntry(name, preset, o, proxy, overrides), d, df))
     names = [case.name for case in suite.cases]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -25,6 +25,7 @@ value, its limit and the file and table the limit came from.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -53,6 +54,17 @@ GATES = {
 }
 # mode: undefended | non-adaptive | adaptive | transfer;  target: the codec of a transfer test
 MATCH_KEYS = ("codec", "attack", "objective", "dataset", "defense", "mode", "target")
+MODES = ("undefended", "non-adaptive", "adaptive", "transfer")
+# The limits used when the rootdir has no thresholds.toml (the repository's own file links here).
+DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "default_thresholds.toml")
+
+
+def base_metric(gate: str) -> str | None:
+    """The full-reference metric a gate needs computed ("amp_vmaf" -> "vmaf"); None for bitrate gates."""
+    name = gate.removeprefix("transfer_")
+    if name in ("bitrate_increase", "delta_bpp"):
+        return None
+    return name.split("_", 1)[1]
 
 
 class ThresholdsError(NicrobustError):
@@ -70,12 +82,28 @@ class Limit:
 class Thresholds:
     path: str
     tables: list  # (source, match dict, limits dict)
+    is_default: bool = False  # the plugin's own limits (no thresholds.toml in the rootdir)
+
+    def check_computed(self, metrics) -> None:
+        """A limit on a metric this run does not compute would silently gate nothing: refuse it."""
+        for source, _, limits in self.tables:
+            for metric, value in limits.items():
+                needs = base_metric(metric)
+                if value is not False and needs is not None and needs not in metrics:
+                    raise ThresholdsError(
+                        f"{source}: {metric} gates {needs}, which this run does not compute "
+                        f"(--nicrobust-metrics {','.join(metrics)}); add {needs} there or set {metric} = false")
+
+    def unmatched(self, label_sets) -> list[str]:
+        """Override tables that match none of the given label sets (see :func:`match_labels`)."""
+        return [source for source, match, _ in self.tables[1:]
+                if not any(_matches_all(match, labels) for labels in label_sets)]
 
     def limits_for(self, params: dict) -> dict[str, Limit]:
         """Limits for a test with the given labels (see :func:`match_labels`)."""
         out: dict[str, Limit] = {}
         for source, match, limits in self.tables:
-            if all(_matches(pattern, params.get(key, ())) for key, pattern in match.items()):
+            if _matches_all(match, params):
                 for metric, value in limits.items():
                     if value is False:
                         out.pop(metric, None)
@@ -94,20 +122,47 @@ def _matches(pattern: str, labels) -> bool:
     return any(rx.match(label) for label in labels)
 
 
+def _matches_all(match: dict, labels: dict) -> bool:
+    return all(_matches(pattern, labels.get(key, ())) for key, pattern in match.items())
+
+
+def _vocabulary(key: str):
+    """The names a closed match key can take (None: open, e.g. codec labels and data sets)."""
+    from .attacks.presets import ATTACKS, NO_OBJECTIVE, OBJECTIVES
+    from .defenses_registry import DEFENSES
+
+    return {"mode": MODES, "attack": tuple(ATTACKS) + ("worst-case",), "defense": tuple(DEFENSES),
+            "objective": OBJECTIVES + (NO_OBJECTIVE, "all")}.get(key)
+
+
+def _check_pattern(key: str, pattern: str, path: str, where: str) -> None:
+    """A pattern on a closed key that can match nothing (``mode = "adaptve"``) is a typo: say so."""
+    names = _vocabulary(key)
+    if names is None:
+        return
+    head = pattern.split("[")[0] if key == "attack" else pattern.split(":")[0] if key == "objective" else pattern
+    if not any(_glob(head).match(n) for n in names):
+        raise ThresholdsError(f"{path}: {where}.match.{key}: {pattern!r} matches no {key}; "
+                              f"{key}s are {', '.join(names)}")
+
+
 def _limits(table: dict, path: str, where: str) -> dict:
+    if not isinstance(table, dict):
+        raise ThresholdsError(f"{path}: {where}: expected a table of limits, got {table!r}")
     limits = {}
     for key, value in table.items():
         if key == "match":
             continue
         if key not in GATES:
             raise ThresholdsError(f"{path}: {where}.{key}: unknown metric; gateable: {', '.join(GATES)}")
-        if value is not False and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ThresholdsError(f"{path}: {where}.{key}: expected a number or false, got {value!r}")
+        if value is not False and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                   or not math.isfinite(value)):
+            raise ThresholdsError(f"{path}: {where}.{key}: expected a finite number or false, got {value!r}")
         limits[key] = value
     return limits
 
 
-def load_thresholds(path: str) -> Thresholds:
+def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
     if not os.path.exists(path):
         raise ThresholdsError(f"thresholds file {path} not found; write one or pass --nicrobust-thresholds PATH")
     try:
@@ -115,12 +170,17 @@ def load_thresholds(path: str) -> Thresholds:
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ThresholdsError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ThresholdsError(f"{path}: cannot read: {exc.strerror}") from None
     name = os.path.basename(path)
     for key in doc:
         if key not in ("defaults", "overrides"):
             raise ThresholdsError(f"{path}: {key}: unknown table; use [defaults] and [overrides.NAME]")
     tables = [(f"{name} [defaults]", {}, _limits(doc.get("defaults", {}), path, "defaults"))]
-    for oname, table in doc.get("overrides", {}).items():
+    overrides = doc.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise ThresholdsError(f"{path}: overrides: expected tables [overrides.NAME]")
+    for oname, table in overrides.items():
         where = f"overrides.{oname}"
         if not isinstance(table, dict):
             raise ThresholdsError(f"{path}: {where}: expected a table")
@@ -132,8 +192,9 @@ def load_thresholds(path: str) -> Thresholds:
                 raise ThresholdsError(f"{path}: {where}.match.{key}: unknown key; match on {', '.join(MATCH_KEYS)}")
             if not isinstance(pattern, str):
                 raise ThresholdsError(f"{path}: {where}.match.{key}: expected a glob string, got {pattern!r}")
+            _check_pattern(key, pattern, path, where)
         tables.append((f"{name} [{where}]", match, _limits(table, path, where)))
-    return Thresholds(path, tables)
+    return Thresholds(path, tables, is_default)
 
 
 def match_labels(params: dict, mode: str = "undefended") -> dict:

@@ -11,21 +11,11 @@ Importing this module imports no torch (the plugin builds the test list at colle
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
-from .suite import Case, CodecEntry
+from .suite import Case, CodecEntry, id_token, test_id
 
 CLASSICAL = ("jpeg", "webp", "jpeg2000")  # Pillow codecs, see codecs/classical.py
-
-
-def codec_label(entry: CodecEntry) -> str:
-    return entry.label + ("" if entry.quality is None else f"[q{entry.quality}]")
-
-
-def attack_id(case: Case) -> str:
-    """A case's id without its defense: the attack (and its seed) is shared by all defenses."""
-    return case.name[: -len(case.defense) - 1]
 
 
 @dataclass(frozen=True)
@@ -39,11 +29,11 @@ class TransferCase:
 
     @property
     def target_label(self) -> str:
-        return self.target if isinstance(self.target, str) else codec_label(self.target)
+        return self.target if isinstance(self.target, str) else self.target.display
 
     @property
     def name(self) -> str:
-        return f"{attack_id(self.source)}-transfer-{self.target_label}"
+        return test_id(self.source.codec, f"{self.source.attack_id}-transfer-{id_token(self.target_label)}")
 
     @property
     def model_key(self) -> str:
@@ -71,28 +61,28 @@ def transfer_cases(cases: list[Case]) -> list[TransferCase]:
     return out
 
 
-def run_transfer(tcase: TransferCase, ctx, seed: int, result: dict) -> None:
+def run_transfer(tcase: TransferCase, ctx, result: dict) -> None:
     """Fill ``result`` for one (source, target) cell; raise GateFailure on a passed transfer_* limit."""
     from . import datasets, report
     from .codecs import classical
     from .evaluate import evaluate, mean_of
-    from .gates import check
-    from .runner import attacked, batches, codec_record, conclude
+    from .gates import check, conclude
+    from .runner import attacked, batches, case_seeds, codec_record
     from .thresholds import match_labels
 
     src = tcase.source
-    base_dir = os.path.dirname(os.path.abspath(src.suite))
     params = tcase.parameters
-    result.update(kind="transfer", params=params, seed=seed, source=codec_label(src.codec),
-                  target=tcase.target_label, per_image=[], timings={})
+    seed = case_seeds(ctx.run_seed, src)[0]
+    result.update(kind="transfer", params=params, attack_params=src.attack.params, seed=seed,
+                  source=src.codec.display, target=tcase.target_label, per_image=[], timings={})
     timings = result["timings"]
     with report.step("load codecs and images", timings):
-        source = ctx.codec(src.codec, base_dir)
-        target = None if isinstance(tcase.target, str) else ctx.codec(tcase.target, base_dir)
+        source = ctx.codec(src.codec)
+        target = None if isinstance(tcase.target, str) else ctx.codec(tcase.target)
         images = ctx.images(src.dataset)
-    result["codec"] = codec_record(source.info)
+    result["codec"] = codec_record(source)
     if target is not None:
-        result["target_codec"] = codec_record(target.info)
+        result["target_codec"] = codec_record(target)
     report.describe_test(params, source.info)
     for group in batches(images, ctx.batch_size):
         x = datasets.to_tensor(group).to(ctx.device)

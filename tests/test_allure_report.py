@@ -85,7 +85,7 @@ def results(tmp_path_factory):
 
 def test_controller_writes_environment_categories_and_summary_once(results):
     env = (results / "environment.properties").read_text()
-    for key in ("torch=", "compressai=", "pytest-nicrobust=", "device=cpu", "nicrobust.seed=0", "codec.tiny[q1].git="):
+    for key in ("torch=", "compressai=", "pytest-nicrobust=", "device=cpu", "nicrobust.seed=0", "codec.tiny[1].sha256="):
         assert key in env
     names = [c["name"] for c in json.loads((results / "categories.json").read_text())]
     assert all(c in names for c in CATEGORIES)
@@ -111,9 +111,9 @@ def test_generated_report_lists_tests_parameters_categories_pictures(results, tm
     report = _generate(results, tmp_path / "report")
     cases = [json.loads(p.read_text()) for p in (report / "data" / "test-cases").glob("*.json")]
     by_name = {c["name"]: c for c in cases}
-    assert "tiny[q1]-pgd[eps7]-skimage-photos-flip" in by_name
-    assert "tiny[q2]-pgd[eps7]-skimage-photos-transfer-jpeg" in by_name
-    flip = by_name["tiny[q1]-pgd[eps7]-skimage-photos-flip"]
+    assert "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]" in by_name
+    assert "tiny[q2-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-jpeg]" in by_name
+    flip = by_name["tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"]
     params = {p["name"]: p["value"].strip("'") for p in flip["parameters"]}  # allure repr()s values
     assert params["defense"] == "flip" and params["bitrate"] == "q1" and flip["status"] == "failed"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_nicrobust.seeding import derive_seed
@@ -55,8 +57,8 @@ def test_every_combination_is_one_case(tmp_path):
     cases = _suite(tmp_path).cases
     assert len(cases) == 3 * 2 * 2
     names = {c.name for c in cases}
-    assert "bmshj2018-hyperprior[q3]-pgd[eps5]-kodak-none" in names
-    assert "random-mbt2018-mean[q2]-pgd[eps7]-skimage-photos-none" in names
+    assert "bmshj2018-hyperprior[q3-pgd-eps5+steps:3-recon_error-kodak-none]" in names
+    assert "random-mbt2018-mean[q2-pgd-eps7+steps:3-recon_error-skimage-photos-none]" in names
     kodak = next(c for c in cases if c.dataset.name == "kodak" and c.attack.preset == "eps5")
     assert (kodak.dataset.images, kodak.dataset.crop) == (4, 64)
     assert kodak.attack.params == {"eps": 5 / 255, "alpha": 2 / 255, "steps": 3}
@@ -65,7 +67,7 @@ def test_every_combination_is_one_case(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("qualities = [1, 3]", "qualities = [1, 9]"), "s.toml: codecs[0].qualities: qualities are integers 1..8, got 9"),
+        (("qualities = [1, 3]", "qualities = [1, 9]"), "s.toml: codecs[0].qualities: qualities of CompressAI models are integers 1..8, got 9"),
         (('model = "mbt2018-mean"', 'model = "elic"'), "s.toml: codecs[1].model: unknown model 'elic'"),
         (('weights = "nicrobust"', 'weights = "ckpt/none.pt"'), "s.toml: codecs[0].weights: checkpoint"),
         (("images = 4", "images = 0"), "s.toml: datasets[0].images: must be a positive integer, got 0"),
@@ -73,6 +75,10 @@ def test_every_combination_is_one_case(tmp_path):
         (("crop = 64", "crop = 64\nbudget = 3"), "s.toml: suite.budget: unknown key"),
         (("steps = 3", "steps = 3\ncolour = 1"), "s.toml: attacks[0].colour: unknown key"),
         (("[[datasets]]", "[[datasets]\n"), "s.toml: not valid TOML"),
+        (("crop = 64", "crop = 7"), "s.toml: crop: 7 px is too small for msssim (it needs images of at least 33x33)"),
+        (("qualities = [1, 3]", "qualities = []"), "s.toml: codecs[0].qualities: must not be empty"),
+        (('defenses = ["none"]', "defenses = []"), "s.toml: defenses: must not be empty"),
+        (('model = "mbt2018-mean"', 'model = "mbt2018-mean"\nname = "my codec"'), "s.toml: codecs[1].name: 'my codec'"),
         (('weights = "random"', 'spec = "random:mbt2018-mean@q2"'), "s.toml: codecs[1].spec: give either spec or model, qualities"),
     ],
 )
@@ -120,15 +126,18 @@ def test_limits_resolve_in_order_with_literal_brackets(tmp_path):
     "text, message",
     [
         ("[defaults]\ndelta_psnrr = 1\n", "defaults.delta_psnrr: unknown metric"),
-        ("[defaults]\ndelta_psnr = 'high'\n", "defaults.delta_psnr: expected a number or false"),
+        ("[defaults]\ndelta_psnr = 'high'\n", "defaults.delta_psnr: expected a finite number or false"),
         ("[overrides.x]\nmatch = { codek = 'a' }\n", "overrides.x.match.codek: unknown key"),
         ("[limits]\n", "limits: unknown table"),
+        ("[overrides.x]\nmatch = { mode = 'adaptve' }\n", "overrides.x.match.mode: 'adaptve' matches no mode"),
+        ("[overrides.x]\nmatch = { attack = 'pgdd*' }\n", "overrides.x.match.attack: 'pgdd*' matches no attack"),
+        ("[defaults]\ndelta_psnr = nan\n", "defaults.delta_psnr: expected a finite number or false"),
     ],
 )
 def test_thresholds_errors_name_the_key(tmp_path, text, message):
     path = tmp_path / "thresholds.toml"
     path.write_text(text)
-    with pytest.raises(ThresholdsError, match=message.replace("[", r"\[")):
+    with pytest.raises(ThresholdsError, match=re.escape(message)):
         load_thresholds(str(path))
 
 

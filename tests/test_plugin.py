@@ -34,22 +34,47 @@ def test_collection_ids_and_markers(project):
     write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\npresets = ["eps7", "eps5"]\n\n[[attacks]]\nname = "ifgsm"\n')
     result = project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST)
     assert _ids(result) == sorted(
-        f"suites/mini.toml::tiny[q{q}]-{a}-skimage-photos-none"
-        for q in (1, 2)
-        for a in ("pgd[eps7]", "pgd[eps5]", "ifgsm[eps7]")
-    )
+        [f"suites/mini.toml::tiny[q{q}-{a}-recon_error-skimage-photos-none]"
+         for q in (1, 2) for a in ("pgd-eps7", "pgd-eps5", "ifgsm-eps7")]
+        + [f"suites/mini.toml::tiny[q{q}-worst-case-skimage-photos-none]" for q in (1, 2)])
     only_pgd = project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "attack_pgd and codec_tiny", *FAST)
     assert len(_ids(only_pgd)) == 4
     by_k = project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", "ifgsm and q2", *FAST)
-    assert _ids(by_k) == ["suites/mini.toml::tiny[q2]-ifgsm[eps7]-skimage-photos-none"]
+    assert _ids(by_k) == ["suites/mini.toml::tiny[q2-ifgsm-eps7-recon_error-skimage-photos-none]"]
+
+
+def test_every_id_can_be_selected_and_pasted_back(project):
+    """-k takes any id whole, and the short summary prints ids pytest accepts as arguments."""
+    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\nalpha = 0.01\nobjectives = ["bitrate:luma"]\n')
+    ids = _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST))
+    assert "suites/mini.toml::tiny[q1-pgd-eps7+alpha:0.01+steps:1-bitrate:luma-skimage-photos-none]" in ids
+    for nodeid in ids:
+        name = nodeid.split("::")[1]
+        assert _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", name, *FAST)) == [nodeid]
+    run = project.runpytest_subprocess("suites", "-rA", "-k", "q1 and not worst", *FAST)
+    (line,) = [ln for ln in run.outlines if ln.startswith("PASSED ")]
+    pasted = line.split()[1]
+    assert pasted in ids and _ids(project.runpytest_subprocess(pasted, "--collect-only", "-q", *FAST)) == [pasted]
 
 
 def test_objectives_are_a_dimension(project):
     write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nobjectives = ["recon_shift", "bitrate:luma"]\n')
-    result = project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST)
+    result = project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "not worst_case", *FAST)
     ids = _ids(result)
-    assert "suites/mini.toml::tiny[q1]-pgd[eps7,bitrate:luma]-skimage-photos-none" in ids
+    assert "suites/mini.toml::tiny[q1-pgd-eps7-bitrate:luma-skimage-photos-none]" in ids
     assert len(ids) == 4
+
+
+def test_default_objectives_follow_the_gated_metrics(project):
+    """No objectives in the suite: one test per objective aligned with a gated metric."""
+    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\n\n[[attacks]]\nname = "noise"\n')
+    write_thresholds(project.path, "[defaults]\ndelta_psnr = 9.0\ndelta_msssim = 1.0\nbitrate_increase = 2.0\n"
+                                   '[overrides.noise]\nmatch = { codec = "tiny[q2]" }\ndelta_msssim = false\n')
+    ids = _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "not worst_case", *FAST))
+    q1 = sorted(i.split("[", 1)[1] for i in ids if "[q1" in i)
+    assert q1 == ["q1-noise-eps7-skimage-photos-none]", "q1-pgd-eps7-bitrate-skimage-photos-none]",
+                  "q1-pgd-eps7-msssim_error-skimage-photos-none]", "q1-pgd-eps7-recon_error-skimage-photos-none]"]
+    assert not any("msssim_error" in i for i in ids if "[q2" in i), "q2 does not gate MS-SSIM"
 
 
 @pytest.mark.parametrize(
@@ -57,7 +82,14 @@ def test_objectives_are_a_dimension(project):
     [
         ('[[attacks]]\nname = "pgd"\npresets = ["eps99"]\n', "attacks[0].presets: unknown preset 'eps99' for pgd"),
         ('[[attacks]]\nname = "pgd"\nobjectives = ["blur"]\n', "attacks[0].objectives: unknown objective 'blur'"),
-        ('[[attacks]]\nname = "pgd"\nsteps = -3\n', "attacks[0].steps: must be a non-negative number"),
+        ('[[attacks]]\nname = "pgd"\nsteps = -3\n', "attacks[0].steps: must be a positive integer, got -3"),
+        ('[[attacks]]\nname = "pgd"\neps = 1000\n', "attacks[0].eps: must be a budget in (0, 1]"),
+        ('[[attacks]]\nname = "pgd"\neps = 0\n', "attacks[0].eps: must be a budget in (0, 1]"),
+        ('[[attacks]]\nname = "pgd"\nalpha = 0\n', "attacks[0].alpha: must be a number > 0"),
+        ('[[attacks]]\nname = "pgd"\nsteps = 2.5\n', "attacks[0].steps: must be a positive integer, got 2.5"),
+        ('[[attacks]]\nname = "ftda"\ntau = 2.0\n', "attacks[0].tau: must be a budget in (0, 1]"),
+        ('[[attacks]]\nname = "pgd"\npresets = []\n', "attacks[0].presets: must not be empty"),
+        ('[[attacks]]\nname = "noise"\nobjectives = ["bitrate"]\n', "attacks[0].objectives: noise ignores the codec"),
         ('[[attacks]]\nname = "fgsm9"\n', "attacks[0].name: unknown attack 'fgsm9'"),
     ],
 )
@@ -72,10 +104,11 @@ def test_bad_suite_is_reported_at_collection_with_file_and_key(project, attacks,
 def test_passing_gate_and_json(project, tmp_path):
     write_suite(project.path)
     out = tmp_path / "r.json"
-    result = project.runpytest_subprocess("suites", "-k", "q1", "--nicrobust-json", str(out), *FAST)
+    result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", "--nicrobust-json", str(out), *FAST)
     result.assert_outcomes(passed=1)
     data = json.loads(out.read_text())
     (test,) = data["tests"]
+    assert test["params"]["attack"] == "pgd[eps7+steps:2]" and test["attack_params"]["steps"] == 2
     assert test["outcome"] == "passed"
     assert test["per_image"][0]["image"] == "astronaut"
     assert test["gates"][0]["metric"] == "delta_psnr" and test["gates"][0]["passed"]
@@ -87,10 +120,10 @@ def test_failing_gate_names_metric_value_limit_and_source(project, tmp_path):
     write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n\n[overrides.strict]\nmatch = { codec = "tiny[q1]", attack = "pgd" }\n'
                                    'delta_psnr = -50.0\nbitrate_increase = -5\n')
     out = tmp_path / "r.json"
-    result = project.runpytest_subprocess("suites", "--nicrobust-json", str(out), *FAST)
-    result.assert_outcomes(passed=1, failed=1)
+    result = project.runpytest_subprocess("suites", "--nicrobust-json", str(out), "-m", "not worst_case", *FAST)
+    result.assert_outcomes(passed=1, failed=2)  # q1 gates the bitrate too, so it also runs the bitrate objective
     result.stdout.fnmatch_lines([
-        "*tiny[[]q1]-pgd[[]eps7]-skimage-photos-none: 2 limit(s) passed (mean over 1 image(s)):",
+        "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 2 limit(s) passed (mean over 1 image(s)):",
         "*delta_psnr = * dB > limit -50 dB (over by *)  (thresholds.toml [[]overrides.strict])",
         "*bitrate_increase = * > limit -5 (over by *)  (thresholds.toml [[]overrides.strict])",
     ])
@@ -103,8 +136,8 @@ def test_xdist_gives_the_same_numbers(project, tmp_path):
     runs = {}
     for n in ("0", "2"):
         out = tmp_path / f"r{n}.json"
-        project.runpytest_subprocess("suites", "-n", n, "--nicrobust-json", str(out), *FAST).assert_outcomes(passed=4)
-        runs[n] = {t["name"]: (t["seed"], t["mean"]) for t in json.loads(out.read_text())["tests"]}
+        project.runpytest_subprocess("suites", "-n", n, "--nicrobust-json", str(out), *FAST).assert_outcomes(passed=6)
+        runs[n] = {t["name"]: (t.get("seed"), t["mean"]) for t in json.loads(out.read_text())["tests"]}
     assert runs["0"] == runs["2"]
 
 
@@ -112,6 +145,6 @@ def test_missing_data_root_is_a_clear_error(project):
     write_suite(project.path)
     suite = project.path / "suites" / "mini.toml"
     suite.write_text(suite.read_text().replace('name = "skimage-photos"', 'name = "kodak"'))
-    result = project.runpytest_subprocess("suites", "-k", "q1", *FAST, "--nicrobust-data", str(project.path / "nowhere"))
+    result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST, "--nicrobust-data", str(project.path / "nowhere"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*data error: dataset 'kodak': folder */nowhere/kodak does not exist*"])

@@ -17,7 +17,7 @@ from pytest_nicrobust.codecs import classical
 from pytest_nicrobust.datasets import Image
 from pytest_nicrobust.suite import parse_suite
 from pytest_nicrobust.transfer import CLASSICAL, transfer_cases
-from pytest_nicrobust.transfer_matrix import assemble
+from pytest_nicrobust.outputs.transfer_matrix import assemble
 
 SUITE = """
 images = 1
@@ -87,15 +87,18 @@ def test_classical_quality_matches_the_bitrate():
 
 
 def test_cache_is_content_addressed_and_lossless(tmp_path):
-    from pytest_nicrobust.codecs.base import CodecInfo
+    from pytest_nicrobust.codecs import load_codec
     from pytest_nicrobust.suite import AttackEntry
 
-    info, attack = CodecInfo("c", "bmshj2018-factorized", 1, "random"), AttackEntry("pgd", "eps7", "recon_shift", "noise")
+    codec = load_codec("bmshj2018-factorized", "random", 1)
+    attack = AttackEntry("pgd", "eps7", "recon_error", "noise")
     im = Image("a", np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
-    key = cache_key(info, attack, 1, im)
-    assert key != cache_key(info, attack, 2, im)
-    assert key != cache_key(info, attack, 1, Image("a", im.pixels ^ 1))
-    assert key != cache_key(info, attack, 1, im, defense="adaptive:roll")
+    key = cache_key(codec, attack, 1, im, ["a"])
+    assert key != cache_key(codec, attack, 2, im, ["a"])
+    assert key != cache_key(codec, attack, 1, Image("a", im.pixels ^ 1), ["a"])
+    assert key != cache_key(codec, attack, 1, im, ["a"], defense="adaptive:roll")
+    assert key != cache_key(codec, attack, 1, im, ["a", "b"]), "a batch shares one random stream"
+    assert key != cache_key(load_codec("bmshj2018-factorized", "random", 2), attack, 1, im, ["a"])
     cache = AdvCache(str(tmp_path))
     assert cache.get(key) is None
     cache.put(key, im.pixels)
@@ -108,29 +111,30 @@ def test_transfer_cases_cover_every_other_codec_and_the_classical_ones(tmp_path)
     cases = parse_suite(str(tmp_path / "suites" / "transfer.toml")).cases
     names = sorted(t.name for t in transfer_cases(cases))
     assert len(names) == 3 * (2 + 3)
-    assert "tiny[q1]-pgd[eps7]-skimage-photos-transfer-tiny[q2]" in names
-    assert "tiny-next[q1]-pgd[eps7]-skimage-photos-transfer-jpeg2000" in names
-    assert not any(n.startswith("tiny[q1]") and n.endswith("transfer-tiny[q1]") for n in names)
+    assert "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-tiny:q2]" in names
+    assert "tiny-next[q1-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-jpeg2000]" in names
+    assert not any(n.startswith("tiny[q1") and n.endswith("transfer-tiny:q1]") for n in names)
 
 
 def test_transfer_tests_are_deselectable(tmp_path):
     make_project(tmp_path)
-    proc = run_pytest(tmp_path, "suites", "--collect-only", "-q", "-m", "not transfer")
-    assert "3 tests collected" in proc.stdout or "3/18 tests collected" in proc.stdout, proc.stdout[-2000:]
+    proc = run_pytest(tmp_path, "suites", "--collect-only", "-q", "-m", "not transfer and not worst_case")
+    assert "3/21 tests collected" in proc.stdout, proc.stdout[-2000:]
     proc = run_pytest(tmp_path, "suites", "--collect-only", "-q", "--nicrobust-no-transfer")
-    assert "3 tests collected" in proc.stdout, proc.stdout[-2000:]
+    assert "6 tests collected" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_matrix_has_every_source_target_cell(run):
     root, proc = run
-    assert "3 failed, 15 passed" in proc.stdout, proc.stdout[-3000:]
+    # 3 cases + 3 worst cases pass, the 3 JPEG cells fail their limit, the other 12 cells have none
+    assert "3 failed, 6 passed, 12 skipped" in proc.stdout, proc.stdout[-3000:]
     data = json.loads((root / "r.json").read_text())
     (group,) = data["transfer"]
     mat = data["transfer"][group]
     assert mat["sources"] == sorted(TARGETS[:3]) and mat["targets"] == sorted(TARGETS[:3]) + TARGETS[3:]
     for metric in ("delta_psnr", "bitrate_increase"):
         assert all(v is not None for row in mat["metrics"][metric] for v in row), metric
-    cell = next(t for t in data["tests"] if t["name"].endswith("tiny[q1]-pgd[eps7]-skimage-photos-transfer-webp"))
+    cell = next(t for t in data["tests"] if t["name"] == "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-webp]")
     assert cell["per_image"][0]["quality"] > 0 and cell["per_image"][0]["bpp_source"] > 0
 
 
@@ -142,19 +146,19 @@ def test_transfer_gate_fails_with_its_own_limit(run):
 def test_matrix_files_and_cache(run):
     root, _ = run
     folder = root / "r-transfer"
-    rows = list(csv.reader(open(folder / "transfer-pgd_eps7_-skimage-photos-delta_psnr.csv")))
+    rows = list(csv.reader(open(folder / "transfer-pgd_eps7_steps_2_-recon_error-skimage-photos-delta_psnr.csv")))
     assert rows[0][1:] == sorted(TARGETS[:3]) + TARGETS[3:] and [r[0] for r in rows[1:]] == sorted(TARGETS[:3])
-    assert (folder / "transfer-pgd_eps7_-skimage-photos.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "transfer-pgd_eps7_steps_2_-recon_error-skimage-photos.png").read_bytes()[:4] == b"\x89PNG"
     cached = list((root / ".pytest_cache").rglob("*.png"))
     assert len(cached) == 3, "one x' per source codec, made once and shared by the workers"
 
 
 def test_assemble_fills_the_diagonal_from_the_undefended_test():
     results = [
-        {"kind": "case", "params": {"codec": "a", "bitrate": "q1", "attack": "pgd[eps7]", "objective": "recon_shift",
+        {"kind": "case", "params": {"codec": "a", "bitrate": "q1", "attack": "pgd[eps7]", "objective": "recon_error",
                                     "dataset": "kodak", "defense": "none"}, "mean": {"delta_psnr": 3.0}},
         {"kind": "transfer", "source": "a[q1]", "target": "jpeg", "params": {"attack": "pgd[eps7]",
-         "objective": "recon_shift", "dataset": "kodak"}, "mean": {"delta_psnr": 1.0}},
+         "objective": "recon_error", "dataset": "kodak"}, "mean": {"delta_psnr": 1.0}},
     ]
-    mat = assemble(results)["pgd[eps7]-kodak"]
+    mat = assemble(results)["pgd[eps7]-recon_error-kodak"]
     assert mat["targets"] == ["a[q1]", "jpeg"] and mat["metrics"]["delta_psnr"] == [[3.0, 1.0]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .objectives import evaluate_objective
-from .presets import PROXIES, parse_objective
+from .presets import DEFAULT_OBJECTIVE, PROXIES, parse_objective
 
 
 class Attack:
@@ -13,14 +13,14 @@ class Attack:
 
     Arguments common to every attack:
         codec: a :class:`~pytest_nicrobust.codecs.base.Codec`.
-        objective: ``"recon_shift"`` etc., optionally ``":ycbcr"`` / ``":luma"``.
+        objective: ``"recon_error"`` (default, aligned with ΔPSNR) etc., optionally ``":ycbcr"`` / ``":luma"``.
         proxy: quantisation proxy for gradients, ``"noise"`` or ``"ste"``.
         seed: every random draw of the attack (start, noise proxy) comes from it.
     """
 
     name = "attack"
 
-    def __init__(self, codec, *, objective: str = "recon_shift", proxy: str = "noise", seed: int = 0):
+    def __init__(self, codec, *, objective: str = DEFAULT_OBJECTIVE, proxy: str = "noise", seed: int = 0):
         self.codec = codec
         self.objective, self.color = parse_objective(objective)
         if proxy not in PROXIES:
@@ -70,6 +70,11 @@ class Attack:
         (grad,) = torch.autograd.grad(value.sum(), x_adv)
         return value.detach(), grad
 
+    def budget_violation(self, x: torch.Tensor, x_adv: torch.Tensor) -> str | None:
+        """None when the 8-bit ``x_adv`` (N,3,H,W) is within this attack's budget around ``x``,
+        else what is wrong (checked on cached images, which anyone could have replaced)."""
+        return None
+
     def uniform(self, like: torch.Tensor, low: float, high: float) -> torch.Tensor:
         r = torch.rand(like.shape, generator=self.generator, device=like.device, dtype=like.dtype)
         return low + (high - low) * r
@@ -77,3 +82,17 @@ class Attack:
 
 def project_linf(x_adv, x, eps):
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+
+
+# Rounding x' to 8 bits may move a pixel by half a level beyond a budget met before rounding.
+ROUNDING = 0.5 / 255 + 1e-6
+
+
+def linf_violation(x, x_adv, eps) -> str | None:
+    worst = (x_adv - x).abs().max().item()
+    return None if worst <= eps + ROUNDING else f"changes a pixel by {worst * 255:.1f}/255 > L∞ budget {eps * 255:.2f}/255"
+
+
+def rms_violation(x, x_adv, budget) -> str | None:
+    worst = (x_adv.double() - x.double()).pow(2).flatten(1).mean(dim=1).sqrt().max().item()
+    return None if worst <= budget + ROUNDING else f"has RMSE {worst * 255:.2f}/255 > budget {budget * 255:.2f}/255"

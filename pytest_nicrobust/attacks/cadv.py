@@ -44,7 +44,7 @@ from __future__ import annotations
 import torch
 
 from ..colors import rgb_to_ycbcr, ycbcr_to_rgb
-from .base import Attack
+from .base import ROUNDING, Attack
 from .colorizer import make_colorizer
 from .constraints import adam_ascent
 
@@ -92,6 +92,10 @@ class CAdv(Attack):
         device = getattr(codec, "device", "cpu")
         self.colorizer = colorizer if colorizer is not None else make_colorizer(colorizer_weights, device=device)
         self.colorizer_name = getattr(self.colorizer, "name", type(self.colorizer).__name__)
+
+    def budget_violation(self, x, x_adv):
+        worst = (rgb_to_ycbcr(x_adv)[:, 0] - rgb_to_ycbcr(x)[:, 0]).abs().max().item()
+        return None if worst <= ROUNDING + 1e-5 else f"changes luma by {worst * 255:.2f}/255 (CAdv keeps luma)"
 
     def hint_mask(self, chroma):
         """(N,1,H,W) mask: ``hints`` seeded pixels from each of ``clusters`` chroma clusters."""

@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from .base import Attack
+from .base import Attack, rms_violation
 from .constraints import adam_ascent, fit_rmse, shrink_to_rmse
 
 
@@ -48,6 +48,9 @@ class FTDA(Attack):
                              f"(got {tau}, {lr}, {steps}, {init_std})")
         self.tau, self.lr, self.steps = float(tau), float(lr), int(steps)
         self.init_std, self.quantize = float(init_std), bool(quantize)
+
+    def budget_violation(self, x, x_adv):
+        return rms_violation(x, x_adv, math.sqrt(self.tau))
 
     def perturb(self, x):
         budget = math.sqrt(self.tau)

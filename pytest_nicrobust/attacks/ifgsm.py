@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from .base import Attack, project_linf
+from .base import Attack, linf_violation, project_linf
 
 
 class IFGSM(Attack):
@@ -32,6 +32,9 @@ class IFGSM(Attack):
 
     def start(self, x):
         return x.clone()
+
+    def budget_violation(self, x, x_adv):
+        return linf_violation(x, x_adv, self.eps)
 
     def perturb(self, x):
         rec_clean = self.reference(x)

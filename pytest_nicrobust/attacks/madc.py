@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, project_linf
+from .base import Attack, linf_violation, project_linf, rms_violation
 from .constraints import Best, fit_rmse, rescale_to_rmse
 
 
@@ -56,6 +56,9 @@ class MADC(Attack):
         if eps < 0 or alpha <= 0 or steps < 0:
             raise ValueError(f"{self.name}: need eps >= 0, alpha > 0, steps >= 0 (got {eps}, {alpha}, {steps})")
         self.eps, self.alpha, self.steps, self.quantize = float(eps), float(alpha), int(steps), bool(quantize)
+
+    def budget_violation(self, x, x_adv):
+        return rms_violation(x, x_adv, self.eps)
 
     # -- proxy-specific pieces ----------------------------------------------------
     def start(self, x):
@@ -101,6 +104,9 @@ class MADCLinf(MADC):
 
     def __init__(self, codec, *, eps=7 / 255, alpha=1 / 255, steps=None, **kwargs):
         super().__init__(codec, eps=eps, alpha=alpha, steps=steps, **kwargs)
+
+    def budget_violation(self, x, x_adv):
+        return linf_violation(x, x_adv, self.eps)
 
     def start(self, x):
         return project_linf(x + self.uniform(x, -self.eps, self.eps), x, self.eps)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, project_linf
+from .base import Attack, linf_violation, project_linf
 
 
 class GaussianNoise(Attack):
@@ -33,6 +33,9 @@ class GaussianNoise(Attack):
         if eps < 0 or sigma < 0:
             raise ValueError(f"{self.name}: need eps >= 0 and sigma >= 0 (got {eps}, {sigma})")
         self.eps, self.sigma = float(eps), float(sigma)
+
+    def budget_violation(self, x, x_adv):
+        return linf_violation(x, x_adv, self.eps)
 
     def perturb(self, x):
         z = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)

@@ -1,10 +1,11 @@
 """Attack registry and named presets (pure data: read at collection, no torch).
 
-Keys per attack: module, class, paper, objectives (the objectives it may use), presets, and
-optionally positive (parameters that must be > 0, not merely >= 0).
+Keys per attack: module, class, paper, presets, and optionally ``uses_objective = False``
+(the noise baseline: it ignores the codec, so one test, not one per objective).
 
 Budgets follow ../DESIGN §3 and NIC-RobustBench's published presets. A suite entry may
-override any preset parameter by name (``steps = 2`` for a quick run).
+override any preset parameter by name (``steps = 2`` for a quick run); :data:`PARAMETERS`
+says what each parameter accepts, so a budget such as ``eps = 1000`` is refused at collection.
 """
 
 OBJECTIVES = (
@@ -30,26 +31,20 @@ ATTACKS = {
     "ifgsm": {
         "module": "ifgsm",
         "class": "IFGSM",
-        "positive": ("alpha",),
         "paper": "Kurakin et al. 2017",
-        "objectives": OBJECTIVES,
         "presets": _LINF,
     },
     "pgd": {
         "module": "pgd",
         "class": "PGD",
-        "positive": ("alpha",),
         "paper": "Madry et al. 2018",
-        "objectives": OBJECTIVES,
         "presets": _LINF,
     },
     # MSE budget tau on x' - x; lr in units of sqrt(tau) (see ftda.py)
     "ftda": {
         "module": "ftda",
         "class": "FTDA",
-        "positive": ("lr",),  # must be > 0 (checked at collection)
         "paper": "Chen & Ma, TCSVT 2023",
-        "objectives": OBJECTIVES,
         "presets": {
             "tau6e-4": {"tau": 6e-4, "lr": 0.2, "steps": 100},
             "tau3e-4": {"tau": 3e-4, "lr": 0.15, "steps": 100},
@@ -60,9 +55,7 @@ ATTACKS = {
     "madc": {
         "module": "madc",
         "class": "MADC",
-        "positive": ("alpha",),  # must be > 0 (checked at collection)
         "paper": "Wang & Simoncelli 2008",
-        "objectives": OBJECTIVES,
         "presets": {
             "rmse7": {"eps": 7 / 255, "alpha": 2 / 255, "steps": 25},
             "rmse5": {"eps": 5 / 255, "alpha": 1.5 / 255, "steps": 25},
@@ -72,9 +65,7 @@ ATTACKS = {
     "madc-linf": {
         "module": "madc",
         "class": "MADCLinf",
-        "positive": ("alpha",),  # must be > 0 (checked at collection)
         "paper": "Wang & Simoncelli 2008",
-        "objectives": OBJECTIVES,
         "presets": {
             "eps7": {"eps": 7 / 255, "alpha": 1 / 255, "steps": 30},
             "eps5": {"eps": 5 / 255, "alpha": 1 / 255, "steps": 30},
@@ -84,9 +75,7 @@ ATTACKS = {
     "ssah": {
         "module": "ssah",
         "class": "SSAH",
-        "positive": ("lr",),  # must be > 0 (checked at collection)
         "paper": "Luo et al., CVPR 2022",
-        "objectives": OBJECTIVES,
         "presets": {
             "lr0.2": {"lr": 0.2, "lambda_lf": 0.1, "steps": 50, "eps": 8 / 255},
             "lr0.15-lf0.2": {"lr": 0.15, "lambda_lf": 0.2, "steps": 50, "eps": 8 / 255},
@@ -98,9 +87,7 @@ ATTACKS = {
     "cadv": {
         "module": "cadv",
         "class": "CAdv",
-        "positive": ("lr",),  # must be > 0 (checked at collection)
         "paper": "Bhattad et al., ICLR 2020",
-        "objectives": OBJECTIVES,
         "presets": {
             "default": {"lr": 0.005, "steps": 50, "chroma_eps": 0.1},
             "fast": {"lr": 0.01, "steps": 30, "chroma_eps": 0.1},
@@ -112,7 +99,7 @@ ATTACKS = {
         "module": "noise",
         "class": "GaussianNoise",
         "paper": "baseline (NIC-RobustBench random-noise)",
-        "objectives": OBJECTIVES,
+        "uses_objective": False,
         "presets": {
             "eps7": {"eps": 7 / 255, "sigma": 7 / 255},
             "eps5": {"eps": 5 / 255, "sigma": 5 / 255},
@@ -122,7 +109,57 @@ ATTACKS = {
     },
 }
 
-DEFAULT_OBJECTIVE = "recon_shift"
+# The objective aligned with each gateable metric (DESIGN §3): the one that maximises it.
+# recon_error for ΔPSNR/ΔMSE is what the JPEG AI paper's authors report NIC results under;
+# the amplification δ measures how far C(x') moves from C(x), which recon_shift maximises.
+GATE_OBJECTIVES = {
+    "delta_psnr": "recon_error",
+    "delta_mse": "recon_error",
+    "delta_vmaf": "recon_error",
+    "delta_msssim": "msssim_error",
+    "bitrate_increase": "bitrate",
+    "delta_bpp": "bitrate",
+    "amp_psnr": "recon_shift",
+    "amp_mse": "recon_shift",
+    "amp_vmaf": "recon_shift",
+    "amp_msssim": "msssim_shift",
+}
+# A suite naming no objectives runs, in this order, those aligned with the metrics it gates.
+ALIGNED_ORDER = ("recon_error", "msssim_error", "bitrate", "recon_shift", "msssim_shift")
+DEFAULT_OBJECTIVE = "recon_error"  # aligned with ΔPSNR, the headline gate
+NO_OBJECTIVE = "none"  # the objective label of an attack that uses none (noise)
+
+# What a suite may set a preset parameter to: (test, description for the error message).
+_BUDGET = (lambda v: 0 < v <= 1, "a budget in (0, 1] on the [0, 1] pixel scale")
+_POSITIVE = (lambda v: v > 0, "a number > 0")
+_NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
+_COUNT = (lambda v: float(v).is_integer() and v >= 1, "a positive integer")
+PARAMETERS = {
+    "eps": _BUDGET,
+    "tau": _BUDGET,
+    "chroma_eps": _BUDGET,
+    "alpha": _POSITIVE,
+    "lr": _POSITIVE,
+    "steps": _COUNT,
+    "clusters": _COUNT,
+    "hints": _COUNT,
+    "lambda_lf": _NON_NEGATIVE,
+    "sigma": _NON_NEGATIVE,
+    "init_std": _NON_NEGATIVE,
+    "quantize": (lambda v: v in (0, 1), "0 or 1"),
+}
+
+
+def check_parameter(key: str, value) -> str | None:
+    """None when ``value`` is acceptable for ``key``, else what it should be."""
+    test, wanted = PARAMETERS[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or not test(value):
+        return wanted
+    return None
+
+
+def uses_objective(attack: str) -> bool:
+    return ATTACKS[attack].get("uses_objective", True)
 
 
 def parse_objective(text: str) -> tuple[str, str]:

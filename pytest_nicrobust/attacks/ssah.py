@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, project_linf
+from .base import Attack, linf_violation, project_linf
 from .constraints import adam_ascent
 from .haar import low_frequency
 
@@ -50,6 +50,9 @@ class SSAH(Attack):
                              f"(got {lr}, {lambda_lf}, {steps}, {init_std}, {eps})")
         self.lr, self.lambda_lf, self.steps = float(lr), float(lambda_lf), int(steps)
         self.init_std, self.eps = float(init_std), float(eps)
+
+    def budget_violation(self, x, x_adv):
+        return linf_violation(x, x_adv, self.eps) if self.eps > 0 else None
 
     def _cap(self, x_adv, x):
         return project_linf(x_adv, x, self.eps) if self.eps > 0 else x_adv.clamp(0, 1)

@@ -1,4 +1,4 @@
-"""Codec registry: built-in CompressAI architectures, the shipped checkpoints, and plug-ins.
+"""Codecs: built-in CompressAI architectures, the shipped checkpoints, and your own.
 
 Importing this package imports no torch; :func:`load_codec` does, lazily.
 
@@ -9,9 +9,10 @@ Weights sources for the CompressAI architectures:
 * ``"random"``: random initialisation, only when asked for, labelled in every report;
 * any other string: a local checkpoint path (``{quality}`` is replaced by the quality).
 
-External codecs register a factory under the entry-point group ``pytest_nicrobust.codecs``;
-the factory is called as ``factory(quality=..., weights=..., device=...)`` and returns a
-:class:`~pytest_nicrobust.codecs.base.Codec`.
+External codecs are named by an import path ``package.module:factory`` or by an entry point
+of the group ``pytest_nicrobust.codecs``; the factory returns a
+:class:`~pytest_nicrobust.codecs.base.Codec` (the contract is in that module's docstring).
+:func:`check` tests a codec against that contract (``python -m pytest_nicrobust check-codec``).
 """
 
 from __future__ import annotations
@@ -19,41 +20,39 @@ from __future__ import annotations
 import os
 
 from .. import CodecError
-
-ARCHITECTURES = (
-    "bmshj2018-factorized",
-    "bmshj2018-hyperprior",
-    "mbt2018-mean",
-    "mbt2018",
-    "cheng2020-anchor",
-    "cheng2020-attn",
-)
-WEIGHT_SOURCES = ("nicrobust", "zoo", "random")
-ENTRY_POINT_GROUP = "pytest_nicrobust.codecs"
+from .registry import (ARCHITECTURES, ENTRY_POINT_GROUP, WEIGHT_SOURCES, call_factory, external_codecs,  # noqa: F401
+                       is_import_path, known_models, parse_spec, resolve_factory)
 
 
-def external_codecs() -> dict:
-    from importlib.metadata import entry_points
+def load_codec(model: str, weights: str | None, quality, device="cpu", label: str | None = None,
+               options: dict | None = None, search: tuple[str, ...] = ()):
+    """Build a ready-to-use codec (``update(force=True)`` done, eval mode, on ``device``).
 
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    ``options`` are the extra keys of a suite's ``[[codecs]]`` table (external codecs only);
+    ``search`` folders are put on ``sys.path`` before an import path is imported.
+    """
+    label = label or model
+    if model not in ARCHITECTURES:
+        factory = resolve_factory(model, search)
+        codec = call_factory(factory, model, name=label, quality=quality, weights=weights, device=device,
+                             **(options or {}))
+        from .base import Codec
+
+        if not isinstance(codec, Codec):
+            raise CodecError(f"codec {model!r}: its factory returned {type(codec).__name__}, "
+                             "not a pytest_nicrobust.codecs.base.Codec")
+        return codec
+    if options:
+        raise CodecError(f"{label}: CompressAI models take no options ({', '.join(options)})")
+    return _load_compressai(model, weights or "nicrobust", quality, device, label)
 
 
-def known_models() -> list[str]:
-    return list(ARCHITECTURES) + sorted(external_codecs())
-
-
-def load_codec(model: str, weights: str, quality: int | None, device="cpu", label: str | None = None, base_dir: str = "."):
-    """Build a ready-to-use codec (``update(force=True)`` done, eval mode, on ``device``)."""
+def _load_compressai(model, weights, quality, device, label):
     from .base import CodecInfo
     from .compressai_models import CompressAICodec, load_state_dict_file, model_from_state_dict, random_model
+    from .zoo import sha256_of
 
-    label = label or (model if quality is None else f"{model}[q{quality}]")
-    if model not in ARCHITECTURES:
-        plugins = external_codecs()
-        if model not in plugins:
-            raise CodecError(f"unknown codec model {model!r}; known: {', '.join(known_models())}")
-        return plugins[model].load()(quality=quality, weights=weights, device=device)
-
+    what = f"{label}[q{quality}]"
     details = {}
     if weights == "random":
         net = random_model(model, quality)
@@ -63,23 +62,34 @@ def load_codec(model: str, weights: str, quality: int | None, device="cpu", labe
         path = zoo.fetch(model, quality)
         from compressai.zoo.pretrained import load_pretrained
 
-        sd = load_pretrained(load_state_dict_file(path, label))
-        net = model_from_state_dict(model, sd, label)
-        details["file"] = path
+        sd = load_pretrained(load_state_dict_file(path, what))
+        net = model_from_state_dict(model, sd, what)
+        details.update(file=path, sha256=sha256_of(path))
     elif weights == "nicrobust":
         from .shipped import shipped_entry, shipped_path
 
         entry = shipped_entry(model, quality)
-        sd = load_state_dict_file(shipped_path(entry), label)
-        net = model_from_state_dict(model, sd, label, N=entry["N"], M=entry["M"])
-        details.update({k: entry[k] for k in ("N", "M", "lambda", "sha256") if k in entry})
+        path = shipped_path(entry)
+        sd = load_state_dict_file(path, what)
+        net = model_from_state_dict(model, sd, what, N=entry["N"], M=entry["M"])
+        details.update({k: entry[k] for k in ("N", "M", "lambda", "sha256") if k in entry}, file=path)
     else:
-        path = weights.replace("{quality}", str(quality))
-        if not os.path.isabs(path):
-            path = os.path.join(base_dir, path)
-        sd = load_state_dict_file(path, label)
-        net = model_from_state_dict(model, sd, label)
-        details["file"] = path
+        path = os.path.abspath(weights.replace("{quality}", str(quality)))
+        sd = load_state_dict_file(path, what)
+        net = model_from_state_dict(model, sd, what)
+        details.update(file=path, sha256=sha256_of(path))
     info = CodecInfo(label=label, architecture=model, quality=quality, weights=weights,
                      random_init=weights == "random", details=details)
     return CompressAICodec(net, info, device)
+
+
+def load_entry(entry, device="cpu", search: tuple[str, ...] = ()):
+    """The codec of a suite's :class:`~pytest_nicrobust.suite.CodecEntry`."""
+    return load_codec(entry.model, entry.weights, entry.quality, device, entry.label, entry.options, search)
+
+
+def check(codec, **kwargs):
+    """Conformance check of a codec against the contract; see :mod:`pytest_nicrobust.codecs.conformance`."""
+    from .conformance import check as _check
+
+    return _check(codec, **kwargs)

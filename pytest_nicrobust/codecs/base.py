@@ -1,17 +1,59 @@
-"""The codec interface every attack and metric works against.
+"""The codec interface every attack, defense and metric works against: the contract.
 
-A codec maps an image batch (N,3,H,W) in [0,1] to a differentiable reconstruction
-plus estimated bits (``forward``), and to real bytes and a decoded image
-(``roundtrip``). Images are padded (replicate) to the codec's multiple and cropped
-back, never resized.
+A codec maps an image batch to a differentiable reconstruction plus estimated bits
+(:meth:`Codec.forward`, what attacks differentiate) and to real bytes and the image decoded from
+them (:meth:`Codec.roundtrip`, what is measured and gated). Subclass :class:`Codec` and implement
+two methods; the base class pads, crops, converts units and guards against non-finite values.
+
+Contract of a subclass
+----------------------
+``__init__(info, device)``
+    :class:`CodecInfo` says where the codec came from (label, quality, weights file and its
+    SHA-256 in ``details``); ``device`` is where inputs arrive and outputs must be.
+``multiple`` (class attribute, default 64)
+    Both methods receive images padded (replicate) to a multiple of this in H and W; the base
+    class crops the outputs back, so odd sizes work and images are never resized.
+``_forward_padded(x, proxy, generator) -> (x_hat, bits)``
+    ``x``: (N, 3, H, W) float32 in [0, 1], H and W multiples of ``multiple``. Returns ``x_hat``
+    (N, 3, H, W), the reconstruction, differentiable with respect to ``x`` (values may leave
+    [0, 1] slightly; do not clamp away the gradient), and ``bits`` (N,): the estimated size of
+    each image in **bits** (not bpp): Σ −log2 p over every likelihood tensor (y, z, ...), also
+    differentiable. Quantisation must let gradients through according to ``proxy``:
+
+    * ``"noise"``: replace rounding by additive uniform noise U(−0.5, 0.5) drawn from
+      ``generator`` (a seeded ``torch.Generator`` on ``device``; same state, same noise);
+    * ``"ste"``: round in the forward pass, identity gradient (straight-through).
+
+    Never switch the model to ``.train()`` for this; only the quantiser changes.
+``_roundtrip_padded(x) -> (x_hat, nbytes)``
+    Real encode to bytes and decode from those bytes. ``x_hat`` (N, 3, H, W) in [0, 1] (the
+    base class rounds it to 8 bits); ``nbytes``: N integers, the **bytes** of every stream of
+    each image (y, z, side information). Deterministic: the same input gives the same bytes
+    and the same decoded image, call after call.
+``identity() -> dict`` (optional override)
+    What pins this codec's numbers: the adversarial-image cache keys on it, so a changed
+    model must change it. The default covers the class, the source file that defines it and
+    the weights (``info.details["sha256"]``, else the file named by ``info.details["file"]``).
+    Override it when the codec depends on more (a config file, a native library version).
+
+The base class turns bits into bpp over the *unpadded* pixels, rounds decoded images to 8 bits,
+and raises :class:`NonFiniteError` (a ``CodecError`` naming the images) when an input or output
+is NaN or infinite, instead of passing it on to an entropy coder that may never return.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import os
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from .. import CodecError
+from .zoo import sha256_of
 
 
 @dataclass
@@ -37,10 +79,18 @@ class CodecInfo:
 
     label: str
     architecture: str
-    quality: int | None
-    weights: str
+    quality: int | str | None
+    weights: str | None
     random_init: bool = False
-    details: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # file, sha256, N, M, lambda, ...
+
+
+class NonFiniteError(CodecError):
+    """NaN or infinity in a codec's input or output; ``images`` are the indices in the batch."""
+
+    def __init__(self, message: str, images: list[int]):
+        super().__init__(message)
+        self.images = images
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -56,8 +106,20 @@ def round_to_8bit(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * 255) / 255
 
 
+def non_finite_images(t: torch.Tensor) -> list[int]:
+    """Indices along dim 0 of the entries holding NaN or infinity."""
+    bad = ~torch.isfinite(t.detach().reshape(t.shape[0], -1)).all(dim=1)
+    return bad.nonzero().flatten().tolist()
+
+
+def check_finite(t: torch.Tensor, what: str, label: str) -> None:
+    bad = non_finite_images(t)
+    if bad:
+        raise NonFiniteError(f"codec {label}: {what} is NaN or infinite for image(s) {bad} of the batch", bad)
+
+
 class Codec:
-    """Base class. Subclasses implement ``_forward_padded`` and ``_roundtrip_padded``."""
+    """Base class. Subclasses implement ``_forward_padded`` and ``_roundtrip_padded`` (see above)."""
 
     multiple = 64
     differentiable = True
@@ -78,12 +140,39 @@ class Codec:
     @torch.no_grad()
     def roundtrip(self, x: torch.Tensor) -> RoundTrip:
         h, w = x.shape[-2:]
+        check_finite(x, "the input", self.label)
         x_hat, nbytes = self._roundtrip_padded(pad_to_multiple(x, self.multiple))
+        check_finite(x_hat, "the decoded image", self.label)
         x_hat = round_to_8bit(x_hat[..., :h, :w])
         bpp = torch.tensor([8.0 * n / (h * w) for n in nbytes], dtype=torch.float64)
         return RoundTrip(x_hat, list(nbytes), bpp)
 
     __call__ = forward
+
+    def identity(self) -> dict:
+        """What pins this codec's numbers (class, its source, weights); see the module docstring."""
+        cls = type(self)
+        ident = {"class": f"{cls.__module__}.{cls.__qualname__}", "label": self.info.label,
+                 "quality": self.info.quality, "weights": self.info.weights}
+        try:
+            source = inspect.getsourcefile(cls)
+        except TypeError:  # defined in a REPL or a built-in
+            source = None
+        if source and os.path.exists(source):
+            ident["code_sha256"] = sha256_of(source)
+        details = self.info.details
+        if "sha256" in details:
+            ident["weights_sha256"] = details["sha256"]
+        elif details.get("file") and os.path.isfile(details["file"]):
+            ident["weights_sha256"] = sha256_of(details["file"])
+        return ident
+
+    def identity_digest(self) -> str:
+        """SHA-256 of :meth:`identity`, computed once per codec object."""
+        if not hasattr(self, "_identity_digest"):
+            text = json.dumps(self.identity(), sort_keys=True, default=str)
+            self._identity_digest = hashlib.sha256(text.encode()).hexdigest()
+        return self._identity_digest
 
     def eot_views(self, generator: torch.Generator | None) -> list[Codec] | None:
         """For codecs with a random transform in front (defenses): the draws an attack averages

@@ -16,7 +16,7 @@ import contextlib
 import torch
 
 from .. import CodecError
-from .base import Codec, CodecInfo
+from .base import Codec, CodecInfo, check_finite
 
 PROXIES = ("noise", "ste")
 
@@ -56,15 +56,56 @@ def quantization_proxy(model, proxy: str, generator: torch.Generator | None):
             del module.quantize
 
 
+def non_finite_weights(model) -> list[str]:
+    """Names of the parameters and buffers holding NaN or infinity."""
+    tensors = list(model.named_parameters()) + list(model.named_buffers())
+    return [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
+@contextlib.contextmanager
+def _guarded(model, label: str):
+    """Check what reaches the entropy coders: a NaN latent sends CompressAI's rANS encoder
+    into an endless loop, so non-finite inputs (or means) raise NonFiniteError instead."""
+    modules = _entropy_modules(model)
+
+    def make(original):
+        def compress(inputs, *args, **kwargs):  # (inputs) or (inputs, indexes, means=None)
+            check_finite(inputs, "the latent", label)
+            means = kwargs.get("means", args[1] if len(args) > 1 else None)
+            if isinstance(means, torch.Tensor):
+                check_finite(means, "the predicted mean", label)
+            return original(inputs, *args, **kwargs)
+
+        return compress
+
+    for module in modules:
+        module.compress = make(module.compress)
+    try:
+        yield
+    finally:
+        for module in modules:
+            del module.compress
+
+
 class CompressAICodec(Codec):
     """Wraps a CompressAI ``CompressionModel`` (already loaded, ``update(force=True)`` done here)."""
 
     def __init__(self, model, info: CodecInfo, device="cpu"):
         super().__init__(info, device)
+        bad = non_finite_weights(model)
+        if bad:
+            where = info.details.get("file") or info.weights
+            raise CodecError(f"codec {info.label}: the weights ({where}) hold NaN or infinite values in "
+                             f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}")
         model.update(force=True)
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+
+    def identity(self) -> dict:
+        from importlib.metadata import version
+
+        return {**super().identity(), "architecture": self.info.architecture, "compressai": version("compressai")}
 
     def _forward_padded(self, x, proxy, generator):
         with quantization_proxy(self.model, proxy, generator):
@@ -75,7 +116,8 @@ class CompressAICodec(Codec):
         return out["x_hat"], bits
 
     def _roundtrip_padded(self, x):
-        enc = self.model.compress(x)
+        with _guarded(self.model, self.label):
+            enc = self.model.compress(x)
         dec = self.model.decompress(enc["strings"], enc["shape"])
         nbytes = [sum(len(stream[i]) for stream in enc["strings"]) for i in range(x.shape[0])]
         return dec["x_hat"], nbytes

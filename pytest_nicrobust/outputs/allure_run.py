@@ -1,6 +1,7 @@
 """Run-level Allure files, written by the controller only (never by xdist workers).
 
-* ``environment.properties``: versions, device, seed, git revision of each codec's checkpoint;
+* ``environment.properties`` and ``executor.json``: the run's provenance (versions, device, seed,
+  suite and thresholds SHA-256, each codec's weights and their SHA-256);
 * ``categories.json``: failures grouped by cause (threshold per metric, bitrate blow-up,
   codec error / NaN, data error, config error);
 * a standalone test result "nicrobust run summary" carrying the score card, the
@@ -11,12 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import uuid
-from importlib.metadata import PackageNotFoundError, version
 
-from .thresholds import GATES
+from ..thresholds import GATES
 
 _MODE = r"( \[[a-z-]+\])?"
 
@@ -38,62 +37,54 @@ def categories() -> list[dict]:
     return cats
 
 
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def git_revision(path: str) -> str | None:
-    """HEAD of the git repository holding ``path`` (+dirty when the file differs), or None."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    try:
-        rev = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--", path],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return rev.stdout.strip() + ("+dirty" if dirty else "")
-
-
-def environment(results: list[dict], seed: int) -> dict:
-    from . import __version__
-    from .codecs.shipped import CHECKPOINT_DIR
-
-    env = {"pytest-nicrobust": __version__, "torch": _version("torch"), "compressai": _version("compressai"),
-           "pytest": _version("pytest"), "nicrobust.seed": str(seed)}
-    devices = sorted({r["device"] for r in results if r.get("device")})
-    env["device"] = ",".join(devices) or "unknown"
+def environment(prov: dict, results: list[dict]) -> dict:
+    """environment.properties: provenance flattened, plus each codec's weights and their SHA-256."""
+    env = {"pytest-nicrobust": prov["plugin"]["version"], "pytest-nicrobust.commit": prov["plugin"]["commit"] or "unknown",
+           "nicrobust.seed": prov["seed"], "nicrobust.thresholds": prov["thresholds"]["path"],
+           "nicrobust.thresholds.sha256": prov["thresholds"]["sha256"], "nicrobust.workers": prov["workers"],
+           "device": ", ".join(prov["devices"]) or "unknown", "python": prov["python"], "started": prov["timestamp"]}
+    env.update({p: v for p, v in prov["packages"].items() if p in ("torch", "compressai", "pytest")})
+    for path, digest in prov["suites"].items():
+        env[f"suite.{os.path.basename(path)}.sha256"] = digest
     for r in results:
         for codec in (r.get("codec"), r.get("target_codec")):
-            if not codec:
-                continue
-            where = codec.get("file") or (CHECKPOINT_DIR if codec.get("weights") == "nicrobust" else None)
-            key = f"codec.{codec['label']}[q{codec['quality']}]"
-            env[f"{key}.weights"] = str(codec.get("weights"))
-            if where and f"{key}.git" not in env:
-                env[f"{key}.git"] = git_revision(where) or "not in a git repository"
+            if codec:
+                key = f"codec.{codec['label']}[{codec['quality']}]"
+                env[f"{key}.weights"] = codec.get("file") or codec.get("weights")
+                env[f"{key}.sha256"] = codec.get("sha256", "none (random init)" if codec.get("random_init") else "unknown")
     return env
+
+
+def executor(prov: dict, build_order: int) -> dict:
+    """executor.json: who ran the build (Allure shows it on the overview and orders trends by it)."""
+    return {"name": "pytest-nicrobust", "type": "pytest", "buildName": f"pytest-nicrobust {prov['timestamp']}",
+            "reportName": "nicrobust robustness gate", "buildOrder": build_order}
+
+
+def _property(text) -> str:
+    return str(text).replace("\\", "\\\\").replace("\n", " ").replace("=", "\\=").replace(":", "\\:")
 
 
 def write_environment(alluredir: str, env: dict) -> None:
     with open(os.path.join(alluredir, "environment.properties"), "w") as f:
-        f.writelines(f"{k.replace(' ', '_')}={v}\n" for k, v in sorted(env.items()))
+        f.writelines(f"{_property(k).replace(' ', '_')}={_property(v)}\n" for k, v in sorted(env.items()))
 
 
-def write_categories(alluredir: str) -> None:
-    with open(os.path.join(alluredir, "categories.json"), "w") as f:
-        json.dump(categories(), f, indent=1)
+def write_json(alluredir: str, name: str, doc) -> None:
+    with open(os.path.join(alluredir, name), "w") as f:
+        json.dump(doc, f, indent=1)
 
 
 _TYPES = {".png": "image/png", ".csv": "text/csv", ".json": "application/json", ".html": "text/html"}
 
 
-def write_run_result(alluredir: str, name: str, description_html: str, files: list[tuple[str, bytes]]) -> None:
-    """A standalone Allure test result (passed) with ``files`` [(attachment name, bytes)] attached."""
+def write_run_result(alluredir: str, name: str, description_html: str, files: list[tuple[str, bytes]],
+                     status: str, message: str) -> None:
+    """A standalone Allure result with ``files`` [(attachment name, bytes)] attached.
+
+    Its status is the run's verdict (failed when any robustness test failed), so it never
+    counts as one more passed test in a run that failed.
+    """
     attachments = []
     for title, body in files:
         ext = os.path.splitext(title)[1]
@@ -103,7 +94,8 @@ def write_run_result(alluredir: str, name: str, description_html: str, files: li
         attachments.append({"name": title, "source": source, "type": _TYPES.get(ext, "text/plain")})
     now = int(time.time() * 1000)
     result = {"uuid": str(uuid.uuid4()), "historyId": f"nicrobust-{name}", "testCaseId": f"nicrobust-{name}",
-              "name": name, "fullName": f"nicrobust.{name}", "status": "passed", "stage": "finished",
+              "name": name, "fullName": f"nicrobust.{name}", "status": status, "stage": "finished",
+              "statusDetails": {"message": message},
               "start": now, "stop": now, "descriptionHtml": description_html, "attachments": attachments,
               "labels": [{"name": "parentSuite", "value": "nicrobust"}, {"name": "suite", "value": "run summary"},
                          {"name": "framework", "value": "pytest-nicrobust"}]}

@@ -13,13 +13,13 @@ import json
 import math
 import re
 
-from .transfer import CLASSICAL
+from ..transfer import CLASSICAL
 
 METRICS = ("delta_psnr", "delta_vmaf", "bitrate_increase")
 
 
 def _group(params: dict) -> str:
-    objective = "" if params["objective"] == "recon_shift" else f",{params['objective']}"
+    objective = "" if params["objective"] == "none" else f"-{params['objective']}"
     return f"{params['attack']}{objective}-{params['dataset']}"
 
 
@@ -32,7 +32,7 @@ def assemble(results: list[dict]) -> dict:
         p = r["params"]
         if r.get("kind") == "transfer":
             source, target = r["source"], r["target"]
-        elif p.get("defense") == "none":
+        elif r.get("kind") == "case" and p.get("defense") == "none":
             source = target = p["codec"] + (f"[{p['bitrate']}]" if p.get("bitrate") else "")
         else:
             continue
@@ -63,8 +63,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
-def render(matrices: dict) -> list[tuple[str, bytes]]:
-    """[(file name, content)]: a CSV per (group, metric), a heatmap PNG per group, one JSON."""
+def tables(matrices: dict) -> list[tuple[str, bytes]]:
+    """[(file name, content)]: a CSV per (group, metric) and one JSON with every matrix."""
     files = []
     for group, mat in matrices.items():
         for metric, grid in mat["metrics"].items():
@@ -73,9 +73,18 @@ def render(matrices: dict) -> list[tuple[str, bytes]]:
             w.writerow(["source \\ target"] + mat["targets"])
             w.writerows([s] + ["" if v is None else f"{v:.6g}" for v in row] for s, row in zip(mat["sources"], grid))
             files.append((f"transfer-{_slug(group)}-{metric}.csv", buf.getvalue().encode()))
-        files.append((f"transfer-{_slug(group)}.png", heatmap_png(group, mat)))
     files.append(("transfer.json", json.dumps(matrices, indent=1).encode()))
     return files
+
+
+def heatmaps(matrices: dict) -> list[tuple[str, bytes]]:
+    """A heatmap PNG per group; needs matplotlib (the ``report`` extra)."""
+    return [(f"transfer-{_slug(group)}.png", heatmap_png(group, mat)) for group, mat in matrices.items()]
+
+
+def plain_text(label: str) -> str:
+    """A label matplotlib draws as written: ``$`` would start mathtext."""
+    return label.replace("$", r"\$")
 
 
 def heatmap_png(title: str, mat: dict) -> bytes:
@@ -100,12 +109,12 @@ def heatmap_png(title: str, mat: dict) -> bytes:
                     dark = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6
                     ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if dark else "black")
-        ax.set_xticks(range(cols), mat["targets"], rotation=30, ha="right", fontsize=7)
-        ax.set_yticks(range(rows), mat["sources"], fontsize=7)
+        ax.set_xticks(range(cols), [plain_text(t) for t in mat["targets"]], rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(rows), [plain_text(t) for t in mat["sources"]], fontsize=7)
         ax.set_ylabel("x' made for (source)", fontsize=8)
         ax.set_title(f"{metric}  (measured on target →)", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f"transfer: {title}", fontsize=10)
+    fig.suptitle(plain_text(f"transfer: {title}"), fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)

@@ -1,0 +1,130 @@
+"""Which codec a suite names, without loading it (no torch): built-in, entry point or import path.
+
+* a CompressAI architecture (:data:`ARCHITECTURES`) with weights from :data:`WEIGHT_SOURCES`
+  or a checkpoint path;
+* an entry point of the group ``pytest_nicrobust.codecs`` (an installed package);
+* an import path ``package.module:factory``, imported from ``sys.path`` with the rootdir and
+  the suite's folder added, as pytest imports conftest-adjacent code.
+
+External factories are called as ``factory(name=..., quality=..., weights=..., device=..., **options)``
+(see :func:`call_factory` and the README's "Bring your own codec").
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import sys
+
+ARCHITECTURES = (
+    "bmshj2018-factorized",
+    "bmshj2018-hyperprior",
+    "mbt2018-mean",
+    "mbt2018",
+    "cheng2020-anchor",
+    "cheng2020-attn",
+)
+WEIGHT_SOURCES = ("nicrobust", "zoo", "random")
+ENTRY_POINT_GROUP = "pytest_nicrobust.codecs"
+
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def external_codecs() -> dict:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_models() -> list[str]:
+    return list(ARCHITECTURES) + sorted(external_codecs())
+
+
+def is_import_path(model: str) -> bool:
+    return bool(_IMPORT_PATH.fullmatch(model))
+
+
+def parse_quality(text: str):
+    """``"q2"`` or ``"2"`` -> 2; anything else (``"b0.075"``) stays a string."""
+    digits = text[1:] if text[:1] == "q" else text
+    return int(digits) if digits.isdigit() else text
+
+
+def parse_spec(spec: str, base_dir: str = ".") -> dict:
+    """One codec in a string, as a suite's ``spec`` key or ``check-codec`` takes it.
+
+    ``nicrobust:mbt2018-mean@q2`` (also ``zoo:`` and ``random:``) or ``package.module:factory[@quality]``.
+    Returns the suite keys it stands for: model, weights and qualities.
+    """
+    head, sep, rest = spec.partition(":")
+    if sep and head in WEIGHT_SOURCES:
+        model, _, quality = rest.partition("@")
+        if model not in ARCHITECTURES or not re.fullmatch(r"q\d+", quality):
+            raise ValueError(f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>' with a model from "
+                             f"{', '.join(ARCHITECTURES)}, got {spec!r}")
+        return {"model": model, "weights": head, "qualities": [int(quality[1:])]}
+    target, at, quality = spec.partition("@")
+    if is_import_path(target):
+        out = {"model": target}
+        if at:
+            out["qualities"] = [parse_quality(quality)]
+        return out
+    raise ValueError(f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>' or 'package.module:factory[@quality]', got {spec!r}")
+
+
+def import_factory(path: str, search: tuple[str, ...] = ()):
+    """The callable named by ``package.module:attr``; ``search`` folders go on sys.path first."""
+    from .. import CodecError
+
+    for folder in reversed(search):
+        if folder and folder not in sys.path:
+            sys.path.insert(0, folder)
+    module_name, _, attr = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or an error inside the user's module
+        raise CodecError(f"cannot import {module_name!r} for codec {path!r}: {type(exc).__name__}: {exc}") from None
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise CodecError(f"module {module_name!r} has no attribute {attr!r} (codec {path!r})")
+    if not callable(obj):
+        raise CodecError(f"codec {path!r} is not callable")
+    return obj
+
+
+def resolve_factory(model: str, search: tuple[str, ...] = ()):
+    """The factory of an external codec: an import path or an entry-point name."""
+    from .. import CodecError
+
+    if is_import_path(model):
+        return import_factory(model, search)
+    plugins = external_codecs()
+    if model not in plugins:
+        raise CodecError(f"unknown codec model {model!r}; known: {', '.join(known_models())}")
+    return plugins[model].load()
+
+
+def call_factory(factory, model: str, **kwargs):
+    """Call ``factory`` with the keywords it accepts; refuse suite keys it cannot take.
+
+    Every external factory gets ``name, quality, weights, device`` and the extra keys of its
+    ``[[codecs]]`` table. Factories written for the older ``(quality, weights, device)``
+    signature keep working: keywords they do not declare are not passed, unless they are
+    extra suite keys, which would otherwise be silently lost.
+    """
+    from .. import CodecError
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return factory(**kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return factory(**kwargs)
+    standard = ("name", "quality", "weights", "device")
+    lost = [k for k in kwargs if k not in params and k not in standard]
+    if lost:
+        raise CodecError(f"codec {model!r}: its factory takes no {', '.join(map(repr, lost))} "
+                         f"(suite keys are passed as keyword arguments; add them or **options to the factory)")
+    return factory(**{k: v for k, v in kwargs.items() if k in params})

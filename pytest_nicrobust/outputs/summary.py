@@ -1,0 +1,184 @@
+"""Run-level summaries built on the controller: the verdict, the gate matrix, the score card.
+
+* gate matrix: one row per (codec[q], dataset, defense), one column per attack (worst case
+  first); each cell the test's binding gate (the metric with the least headroom): its mean,
+  its limit and the headroom (limit − mean) / |limit|;
+* score card per codec[q]: outcome counts and the worst case as the headline numbers;
+* defense table: ΔPSNR undefended / non-adaptive / adaptive and the defense's clean cost.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+from ..suite import WORST_CASE
+from ..thresholds import GATES
+
+HEADLINE = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
+UNITS = {m: u for m, u in GATES.items() if u}
+
+
+def codec_of(params: dict) -> str:
+    return params["codec"] + (f"[{params['bitrate']}]" if params.get("bitrate") else "")
+
+
+def attack_of(params: dict) -> str:
+    if params["attack"] == WORST_CASE or params["objective"] in ("none", "all"):
+        return params["attack"]
+    return f"{params['attack']}:{params['objective']}"
+
+
+def headroom(gate: dict) -> float:
+    """(limit − value) / |limit|: 1 = far below, 0 = at the limit, negative = over; NaN = -inf."""
+    if math.isnan(gate["value"]):
+        return -math.inf
+    return (gate["limit"] - gate["value"]) / max(abs(gate["limit"]), 1e-9)
+
+
+def binding_gate(result: dict) -> dict | None:
+    gates = result.get("gates") or []
+    return min(gates, key=headroom) if gates else None
+
+
+def verdict(results: list[dict]) -> tuple[str, str]:
+    """(Allure status, one line) of the whole run."""
+    failed = [r for r in results if r.get("outcome") in ("failed", "error")]
+    passed = [r for r in results if r.get("outcome") == "passed"]
+    ungated = [r for r in results if r.get("outcome") == "skipped"]
+    line = f"{len(failed)} failed, {len(passed)} passed, {len(ungated)} measured without a limit"
+    if failed:
+        return "failed", "verdict: FAILED: " + line
+    return ("passed", "verdict: passed: " + line) if passed else ("skipped", "verdict: nothing gated: " + line)
+
+
+def gate_matrix(results: list[dict]) -> dict:
+    """{"rows": [...], "columns": [...], "cells": {row: {column: cell}}} over case and worst-case tests."""
+    cells: dict = {}
+    columns: list = []
+    for r in results:
+        if r.get("kind") not in ("case", "worst-case") or "params" not in r:
+            continue
+        p = r["params"]
+        row, col = f"{codec_of(p)} · {p['dataset']} · {p['defense']}", attack_of(p)
+        gate = binding_gate(r)
+        cell = {"test": r["name"], "outcome": r.get("outcome")}
+        if gate:
+            cell.update(metric=gate["metric"], mode=gate.get("mode", ""), value=gate["value"], limit=gate["limit"],
+                        headroom=headroom(gate))
+        if r.get("comparison", {}).get("change"):
+            cell["change"] = r["comparison"]["change"]
+        cells.setdefault(row, {})[col] = cell
+        if col not in columns:
+            columns.append(col)
+    columns.sort(key=lambda c: (c != WORST_CASE, c))
+    return {"rows": sorted(cells), "columns": columns, "cells": cells}
+
+
+def score_card(results: list[dict]) -> list[dict]:
+    """Per codec[q]: outcome counts and, as the headline, the worst case's means."""
+    cards: dict = {}
+    for r in results:
+        if r.get("kind") not in ("case", "worst-case") or "params" not in r:
+            continue
+        c = cards.setdefault(codec_of(r["params"]), {"codec": codec_of(r["params"]), "passed": 0, "failed": 0,
+                                                     "ungated": 0, "worst_case": []})
+        c[{"passed": "passed", "skipped": "ungated"}.get(r.get("outcome"), "failed")] += 1
+        if r["kind"] == "worst-case":
+            mean = r.get("mean") or {}
+            c["worst_case"].append({"dataset": r["params"]["dataset"], "defense": r["params"]["defense"],
+                                    "outcome": r.get("outcome"), "test": r["name"],
+                                    **{m: mean[m] for m in HEADLINE if m in mean}})
+    return list(cards.values())
+
+
+def defense_table(results: list[dict]) -> list[dict]:
+    """Per defended test: ΔPSNR undefended / non-adaptive / adaptive and the clean cost."""
+    rows = []
+    for r in results:
+        if r.get("kind") != "case" or "defense" not in r or "modes" not in r:
+            continue
+        m = {mode: block.get("mean", {}) for mode, block in r["modes"].items()}
+        cost = r["defense"].get("cost", {})
+        rows.append({"codec": codec_of(r["params"]), "attack": attack_of(r["params"]), "defense": r["params"]["defense"],
+                     "delta_psnr_undefended": m["undefended"].get("delta_psnr"),
+                     "delta_psnr_non_adaptive": m["non-adaptive"].get("delta_psnr"),
+                     "delta_psnr_adaptive": m["adaptive"].get("delta_psnr"),
+                     "bitrate_increase_adaptive": m["adaptive"].get("bitrate_increase"),
+                     "cost_psnr": cost.get("cost_psnr"), "cost_bpp": cost.get("cost_bpp")})
+    return rows
+
+
+def build(results: list[dict]) -> dict:
+    status, line = verdict(results)
+    return {"verdict": status, "verdict_line": line, "gate_matrix": gate_matrix(results),
+            "score_card": score_card(results), "defenses": defense_table(results),
+            "ungated": sum(1 for r in results if r.get("outcome") == "skipped")}
+
+
+# -- HTML -----------------------------------------------------------------------------
+
+def _fmt(v) -> str:
+    return html.escape(v) if isinstance(v, str) else ("" if v is None else f"{v:.3g}")
+
+
+def colour(h: float | None) -> str:
+    """Cell background by headroom: red over the limit, orange < 20 %, yellow < 50 %, green above."""
+    if h is None:
+        return "#e0e0e0"
+    return "#f4a3a3" if h < 0 else "#ffc98b" if h < 0.2 else "#fff1a8" if h < 0.5 else "#b9e6b3"
+
+
+def _cell_html(cell: dict | None) -> str:
+    if cell is None:
+        return "<td></td>"
+    if "metric" not in cell:
+        return f"<td style='background:{colour(None)}' title='{html.escape(cell['test'])}'>no limit</td>"
+    unit = UNITS.get(cell["metric"], "")
+    mode = f" [{cell['mode']}]" if cell["mode"] not in ("", "undefended") else ""
+    text = (f"{html.escape(cell['metric'])}{mode}<br><b>{cell['value']:.3g}</b> / {cell['limit']:g} {unit}"
+            f"<br>headroom {100 * cell['headroom']:.0f} %" if math.isfinite(cell["headroom"]) else
+            f"{html.escape(cell['metric'])}{mode}<br><b>NaN</b>")
+    if cell.get("change"):
+        text += "<br>vs baseline " + ", ".join(f"{m} {d:+.3g}" for m, d in cell["change"].items())
+    return f"<td style='background:{colour(cell['headroom'])}' title='{html.escape(cell['test'])}'>{text}</td>"
+
+
+def matrix_html(matrix: dict) -> str:
+    if not matrix.get("rows"):
+        return "<p>no gated tests</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix["columns"])
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(row)}</th>"
+        + "".join(_cell_html(matrix["cells"][row].get(c)) for c in matrix["columns"]) + "</tr>"
+        for row in matrix["rows"])
+    return f"<table border=1 cellpadding=4 style='border-collapse:collapse;font:12px sans-serif'><tr><th></th>{head}</tr>{body}</table>"
+
+
+def _html_table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    keys = list(rows[0])
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
+    return f"<table border=1 cellpadding=3 style='border-collapse:collapse;font:12px sans-serif'><tr>{head}</tr>{body}</table>"
+
+
+def summary_html(summary: dict) -> str:
+    """The run summary page: verdict, the gate matrix (worst case first), score card, defenses."""
+    cards = [{"codec": c["codec"], "passed": c["passed"], "failed": c["failed"], "no limit": c["ungated"],
+              **{f"worst case {m}": max((w.get(m, -math.inf) for w in c["worst_case"]), default=None) for m in HEADLINE}}
+             for c in summary.get("score_card", [])]
+    for card in cards:
+        for k, v in card.items():
+            if v == -math.inf:
+                card[k] = None
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>nicrobust run summary</title></head>"
+            "<body style='font:13px sans-serif'>"
+            f"<h3>{html.escape(summary.get('verdict_line', ''))}</h3>"
+            "<h3>Gates: mean / limit of each test's binding metric (worst case first)</h3>"
+            + matrix_html(summary.get("gate_matrix", {}))
+            + "<p>Green: ≥ 50 % headroom; yellow: < 50 %; orange: < 20 %; red: over the limit; grey: no limit applies.</p>"
+            + "<h3>Score card: the worst case per codec is the headline</h3>" + _html_table(cards)
+            + "<h3>Defenses: ΔPSNR (dB) undefended / non-adaptive / adaptive, and cost on clean images</h3>"
+            + _html_table(summary.get("defenses", [])) + "</body></html>")

@@ -1,0 +1,67 @@
+"""The terminal summary: the gate table, what ran without a limit, what was written, what went wrong."""
+
+from __future__ import annotations
+
+import math
+
+from ..thresholds import match_labels
+from .summary import attack_of, binding_gate, codec_of, headroom
+
+def _row(r: dict) -> list[str]:
+    p = r["params"]
+    gate = binding_gate(r)
+    if gate is None:
+        cells = ["-", "no limit", "", ""]
+    else:
+        h = headroom(gate)
+        mode = f" [{gate['mode']}]" if gate.get("mode") not in ("", "undefended", "transfer") else ""
+        cells = [f"{gate['metric']}{mode}", f"{gate['value']:.4g}", f"{gate['limit']:g}",
+                 f"{100 * h:.0f}%" if math.isfinite(h) else "NaN"]
+    change = r.get("comparison", {}).get("change") or {}
+    return [codec_of(p), attack_of(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else ""),
+            p["dataset"], p.get("defense", ""), *cells,
+            ", ".join(f"{m} {d:+.3g}" for m, d in change.items()), (r.get("outcome") or "").upper()]
+
+
+def gate_table(results: list[dict], include_transfer: bool = False) -> list[str]:
+    rows = [r for r in results if "params" in r and (r.get("kind") != "transfer" or include_transfer)]
+    rows.sort(key=lambda r: (codec_of(r["params"]), r.get("kind") != "worst-case", r["name"]))
+    head = ["codec", "attack", "dataset", "defense", "binding gate", "mean", "limit", "headroom", "vs baseline", "outcome"]
+    table = [head] + [_row(r) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+
+
+def _label_sets(results: list[dict]):
+    for r in results:
+        p = r.get("params")
+        if not p:
+            continue
+        modes = [g.get("mode") or "undefended" for g in r.get("gates", [])] or list(r.get("modes", {})) or ["transfer"]
+        for mode in modes:
+            yield match_labels(p, mode)
+
+
+def write(tr, results: list[dict], writer) -> None:
+    if not results:
+        return
+    tr.section("nicrobust summary")
+    transfer = [r for r in results if r.get("kind") == "transfer"]
+    for line in gate_table(results):
+        tr.write_line(line)
+    if transfer:
+        failed = sum(1 for r in transfer if r.get("outcome") == "failed")
+        tr.write_line(f"transfer: {len(transfer)} tests, {failed} failed (matrices in the JSON and the report)")
+    ungated = sum(1 for r in results if r.get("outcome") == "skipped")
+    if ungated:
+        tr.write_line(f"{ungated} test(s) measured with no limit in {writer.thresholds.path} (skipped, not passed)",
+                      yellow=True)
+    if writer.thresholds.is_default:
+        tr.write_line(f"no thresholds.toml in the rootdir: the plugin's default limits applied ({writer.thresholds.path})",
+                      yellow=True)
+    for source in writer.thresholds.unmatched(list(_label_sets(results))):
+        tr.write_line(f"warning: {source} matched no test in this run", yellow=True)
+    for problem in writer.problems:
+        tr.write_line(f"warning: {problem}", yellow=True)
+    for path in writer.written:
+        tr.write_line(f"written: {path}")

@@ -1,0 +1,90 @@
+"""The worst case per image: the strongest attacker within the suite's budgets.
+
+A release gate asks what the strongest attacker achieves, not what one attack does. For one
+(codec, dataset, defense), the worst-case item takes, per image and per metric, the worst value
+over every attack and objective of the suite (each image's worst attack may differ), in the
+spirit of AutoAttack's per-example worst case for classifiers (Croce & Hein, ICML 2020), and
+gates the mean over images of those values.
+
+It costs no attack: the per-image rows its members measured in this worker are reused, and a
+member that did not run here (``-k``, another shard) is measured again from the adversarial-image
+cache, or attacked again with the same seed, which gives the same x'.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import report
+from .gates import conclude
+
+
+def worse_is_higher(metric: str) -> bool:
+    """Columns where a larger value means the attack hurt more (the gated deltas)."""
+    return metric.startswith(("delta_", "amp_")) or metric == "bitrate_increase"
+
+
+def attack_label(case) -> str:
+    params = case.parameters
+    return params["attack"] if params["objective"] == "none" else f"{params['attack']}:{params['objective']}"
+
+
+def worst_rows(members: list[tuple[str, list[dict]]]) -> list[dict]:
+    """Per image, the worst value of each gated column over the members, and which member gave it.
+
+    ``members``: (label, per-image rows); a NaN counts as the worst (the codec broke).
+    """
+    by_image = [{r["image"]: r for r in rows} for _, rows in members]
+    images = [r["image"] for r in members[0][1]]
+    out = []
+    for image in images:
+        row, winner = {"image": image}, {}
+        for metric, first in by_image[0][image].items():
+            if not isinstance(first, float) or not worse_is_higher(metric):
+                continue
+            candidates = [(rows[image][metric], label) for (label, _), rows in zip(members, by_image)]
+            value, label = max(candidates, key=lambda c: math.inf if math.isnan(c[0]) else c[0])
+            row[metric], winner[metric] = value, label
+        out.append({**row, "winner": winner})
+    return out
+
+
+def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
+    """Fill ``result`` for a :class:`~pytest_nicrobust.suite.WorstCase`; gate it like any case."""
+    from .runner import case_key, case_seeds, codec_record, finish_means, gate_modes, measure_case, raise_errors
+
+    params = wc.parameters
+    result.update(kind="worst-case", params=params, members=[m.name for m in wc.members], timings={})
+    with report.step("load codec and images", result["timings"]):
+        codec = ctx.codec(wc.codec)
+        images = ctx.images(wc.dataset)
+    result["codec"] = codec_record(codec)
+    report.describe_test(params, codec.info)
+    measured = []
+    for member in wc.members:
+        seeds = case_seeds(ctx.run_seed, member)
+        rows = ctx.measured.get(case_key(member, seeds))
+        if rows is None:
+            with report.step(f"measure {member.name} (x' from the cache)", result["timings"]):
+                scratch = {}
+                measure_case(member, codec, images, ctx, seeds, defense, scratch, pictures=False)
+                raise_errors(member.name, scratch)
+                rows = {m: b["per_image"] for m, b in scratch["modes"].items()}
+        measured.append((attack_label(member), rows))
+    result["modes"] = {mode: {"per_image": worst_rows([(label, rows[mode]) for label, rows in measured])}
+                       for mode in wc.gated_modes}
+    finish_means(result)
+    main = result["modes"][wc.gated_modes[-1]]
+    result["per_image"], result["mean"] = main["per_image"], main["mean"]
+    result["winners"] = _win_counts(main["per_image"])
+    conclude(wc.name, result, gate_modes(result, params, wc.gated_modes, ctx.thresholds))
+
+
+def _win_counts(rows: list[dict]) -> dict:
+    """{metric: {attack: images it was the worst on}}: which attacks carry the worst case."""
+    counts: dict = {}
+    for row in rows:
+        for metric, label in row["winner"].items():
+            counts.setdefault(metric, {}).setdefault(label, 0)
+            counts[metric][label] += 1
+    return counts
