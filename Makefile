@@ -16,8 +16,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+# Extra pytest arguments, e.g. make suite ARGS="--nicrobust-compare=last-release.json"
+ARGS ?=
 suite: install
-	$(PY) -m pytest suites/default.toml -n auto --alluredir allure-results --nicrobust-json results.json
+	$(PY) -m pytest suites/default.toml -n auto --alluredir allure-results --clean-alluredir --nicrobust-json results.json $(ARGS)
 
 test: install
 	$(PY) -m pytest tests -n 2
@@ -28,5 +30,7 @@ tools:
 	command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 	[ -x .tools/node_modules/.bin/allure ] || npm install --prefix .tools allure-commandline@2.46.1
 
+# Carries the previous report's history into the new one, so Allure's trend widgets fill up run by run.
 report: tools
+	if [ -d allure-report/history ]; then mkdir -p allure-results/history && cp -r allure-report/history/. allure-results/history/; fi
 	.tools/node_modules/.bin/allure generate allure-results -o allure-report --clean

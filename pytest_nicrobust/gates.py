@@ -13,21 +13,50 @@ from .thresholds import GATES, Limit
 
 
 class GateFailure(AssertionError):
-    """A metric passed its limit (or came out NaN). The message is the whole report."""
+    """A metric passed its limit (or came out NaN), or got worse than the baseline allows.
+
+    ``str()`` is one short line that groups alike failures (the worst gate's metric and the codec:
+    what Allure's categories match and group by); ``details`` is the whole report, one line per gate.
+    """
+
+    def __init__(self, summary: str, details: str):
+        super().__init__(summary)
+        self.details = details
+
+
+def _headroom(g: GateResult) -> float:
+    return -math.inf if math.isnan(g.value) else (g.limit - g.value) / max(abs(g.limit), 1e-9)
+
+
+def failure_summary(codec: str, gates: list[GateResult]) -> str:
+    """``delta_psnr [adaptive] over its limit: codec[q3]`` for the gate most over its limit."""
+    worst = min((g for g in gates if not g.passed), key=_headroom)
+    mode = f" [{worst.mode}]" if worst.mode not in ("", "undefended") else ""
+    what = "worse than the baseline allows" if worst.kind == "regression" else "over its limit"
+    return f"{worst.metric}{mode} {what}: {codec}"
 
 
 @dataclass(frozen=True)
 class GateResult:
+    """A limit (``value`` the mean, ``limit`` its limit) or a regression gate against a baseline
+    (``value`` the change in the direction "worse", ``limit`` the allowed change)."""
+
     metric: str
     value: float
     limit: float
     source: str
     passed: bool
     mode: str = ""
+    kind: str = "limit"  # or "regression"
+    baseline: float | None = None
+    current: float | None = None
 
     def describe(self) -> str:
         unit = f" {GATES[self.metric]}" if GATES.get(self.metric) else ""
         mode = f" [{self.mode}]" if self.mode not in ("", "undefended") else ""
+        if self.kind == "regression":
+            return (f"{self.metric}{mode} {self.baseline:.3g} → {self.current:.3g}{unit}, worse by {self.value:.3g} "
+                    f"> allowed {self.limit:.3g} ({self.source})")
         if math.isnan(self.value):
             return f"{self.metric}{mode} = NaN (limit {self.limit:g}{unit}): the codec produced NaN  ({self.source})"
         over = self.value - self.limit
@@ -74,4 +103,5 @@ def conclude(test_name: str, result: dict, gates: list) -> None:
     if not all(g.passed for g in gates):
         message = failure_message(test_name, len(result["per_image"]), gates)
         report.attach_text("why it failed", message)
-        raise GateFailure(message)
+        p = result["params"]
+        raise GateFailure(failure_summary(p["codec"] + (f"[{p['bitrate']}]" if p.get("bitrate") else ""), gates), message)

@@ -20,6 +20,7 @@ from .transfer import TransferCase, transfer_cases
 RESULT_KEY = "nicrobust_result"
 _SETTINGS = pytest.StashKey[dict]()
 _RESULT = pytest.StashKey[dict]()
+_PINNED = pytest.StashKey[str]()  # the physical GPU this worker was pinned to
 
 
 # -- options -----------------------------------------------------------------
@@ -54,16 +55,32 @@ def pytest_addoption(parser):
                     help="adversarial-image cache (default: nicrobust/ in the pytest cache directory)")
     group.addoption("--nicrobust-timeout", type=float, default=1800.0, metavar="SECONDS",
                     help="time limit per robustness test (default 1800; 0: none)")
+    group.addoption("--nicrobust-shard", metavar="K/N", default=None,
+                    help="run the K-th of N deterministic parts of the suites (whole models per part); "
+                         "python -m pytest_nicrobust merge joins their JSON")
+    group.addoption("--nicrobust-compare", metavar="BASELINE.json", default=None,
+                    help="compare with a previous run's --nicrobust-json (tests matched by parameters)")
+    group.addoption("--nicrobust-compare-fail", metavar="LIMITS", default=None,
+                    help="fail a test that got worse than allowed, e.g. delta_psnr:0.3,bitrate_increase:10%% "
+                         "(also [regression] in thresholds.toml)")
+    group.addoption("--nicrobust-compare-map", metavar="OLD=NEW,...", default=None,
+                    help="baseline codec labels to compare with this run's, e.g. ourcodec-v1=ourcodec-v2")
 
 
 # -- configuration: everything a user can get wrong is checked once, here -----------
 
 def _settings(config) -> dict:
-    """Thresholds and metrics, checked before collection; a mistake is one clear error, no traceback."""
+    """Thresholds, metrics and baseline, checked before collection; a mistake is one clear error, no traceback."""
+    from .baseline import load_baseline, parse_cli, parse_mapping
     from .metric_names import parse_metrics
     from .thresholds import DEFAULT_PATH, load_thresholds
 
     try:
+        compare = config.getoption("nicrobust_compare")
+        compare_fail = parse_cli(config.getoption("nicrobust_compare_fail"))
+        baseline = load_baseline(compare, parse_mapping(config.getoption("nicrobust_compare_map"))) if compare else None
+        if compare_fail and not baseline:
+            raise ValueError("--nicrobust-compare-fail needs --nicrobust-compare BASELINE.json")
         metrics = parse_metrics(config.getoption("nicrobust_metrics"))
         path = config.getoption("nicrobust_thresholds")
         rootdir_file = os.path.join(str(config.rootpath), "thresholds.toml")
@@ -79,11 +96,19 @@ def _settings(config) -> dict:
         folder = os.path.dirname(os.path.abspath(json_path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise pytest.UsageError(f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable")
+    shard = config.getoption("nicrobust_shard")
+    if shard:
+        from .shards import parse_shard
+
+        try:
+            parse_shard(shard)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     for option in ("nicrobust_batch_size", "nicrobust_eot_samples", "nicrobust_threads"):
         value = config.getoption(option)
         if value is not None and value < 1:
             raise pytest.UsageError(f"--{option.replace('_', '-')}: must be at least 1, got {value}")
-    return {"metrics": metrics, "thresholds": thresholds}
+    return {"metrics": metrics, "thresholds": thresholds, "baseline": baseline, "compare_fail": compare_fail}
 
 
 def pytest_configure(config):
@@ -123,6 +148,7 @@ def _pin_device(config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+        config.stash[_PINNED] = gpu
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -203,9 +229,10 @@ class RobustnessItem(pytest.Function):
     def repr_failure(self, excinfo, style=None):
         from .gates import GateFailure
 
-        if isinstance(excinfo.value, (GateFailure, NicrobustError)):
-            prefix = "" if isinstance(excinfo.value, GateFailure) else f"{excinfo.value.category}: "
-            return prefix + str(excinfo.value)
+        if isinstance(excinfo.value, GateFailure):
+            return excinfo.value.details
+        if isinstance(excinfo.value, NicrobustError):
+            return f"{excinfo.value.category}: {excinfo.value}"
         return super().repr_failure(excinfo) if style is None else super().repr_failure(excinfo, style)
 
     def reportinfo(self):
@@ -233,13 +260,28 @@ def pytest_itemcollected(item):
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_kind_order)
-    if config.getoption("nicrobust_heavy"):
-        return
-    keep, heavy = [], []
+    if not config.getoption("nicrobust_heavy"):
+        _deselect(config, items, lambda item: item.get_closest_marker("heavy"))
+    if config.getoption("nicrobust_shard"):
+        from .shards import assign, case_cost, parse_shard
+
+        k, n = parse_shard(config.getoption("nicrobust_shard"))
+        costs: dict = {}
+        for item in items:
+            if isinstance(item, RobustnessItem):
+                key = item.nicrobust_case.model_key
+                costs[key] = costs.get(key, 0.0) + case_cost(item.nicrobust_case)
+        shard_of = assign(costs, n)
+        _deselect(config, items, lambda item: shard_of[item.nicrobust_case.model_key] != k)
+
+
+def _deselect(config, items, drop) -> None:
+    """Deselect the robustness items for which ``drop(item)`` is true."""
+    keep, gone = [], []
     for item in items:
-        (heavy if isinstance(item, RobustnessItem) and item.get_closest_marker("heavy") else keep).append(item)
-    if heavy:
-        config.hook.pytest_deselected(items=heavy)
+        (gone if isinstance(item, RobustnessItem) and drop(item) else keep).append(item)
+    if gone:
+        config.hook.pytest_deselected(items=gone)
         items[:] = keep
 
 
@@ -261,8 +303,10 @@ def nicrobust_context(request):
         gpus = _visible_gpus(config)
     torch.set_num_threads(config.getoption("nicrobust_threads") or threads_per_process(gpus, cpu_count()))
     device = config.getoption("nicrobust_device")
-    if device == "auto" or (device.startswith("cuda:") and "CUDA_VISIBLE_DEVICES" in os.environ and hasattr(config, "workerinput")):
-        device = default_device()  # a pinned worker sees its one GPU as cuda:0
+    if _PINNED in config.stash:
+        device = "cuda"  # a pinned worker sees its one GPU as cuda:0
+    elif device == "auto":
+        device = default_device()
     return RunContext(
         cache=AdvCache(_cache_dir(config)),
         device=device,
@@ -274,6 +318,8 @@ def nicrobust_context(request):
         run_seed=config.getoption("nicrobust_seed"),
         eot_samples=config.getoption("nicrobust_eot_samples"),
         search=(str(config.rootpath),),
+        baseline=settings["baseline"],
+        compare_fail=settings["compare_fail"],
     )
 
 
@@ -331,7 +377,7 @@ for _name in BUILTIN[1:]:  # nicrobust_defense_flip, nicrobust_defense_roll, ...
 
 def _new_result(request, case, ctx) -> dict:
     result = {"id": request.node.nodeid, "name": case.name, "suite": os.path.abspath(case.suite), "device": ctx.device,
-              "worker": os.environ.get("PYTEST_XDIST_WORKER")}
+              "worker": getattr(request.config, "workerinput", {}).get("workerid")}
     if ctx.device.startswith("cuda"):
         import torch
 
@@ -342,9 +388,20 @@ def _new_result(request, case, ctx) -> dict:
 
 
 def _guarded(request, run, *args):
-    from .timeguard import time_limit
+    """Run a test under --nicrobust-timeout; under xdist, never twice after it ended a worker."""
+    import contextlib
+    import tempfile
 
-    with time_limit(request.config.getoption("nicrobust_timeout"), request.node.name):
+    from .timeguard import once_per_run, time_limit
+
+    config = request.config
+    seconds = config.getoption("nicrobust_timeout")
+    workerinput = getattr(config, "workerinput", None)
+    guard = contextlib.nullcontext()
+    if seconds and workerinput:
+        folder = os.path.join(_cache_dir(config) or tempfile.gettempdir(), "running")
+        guard = once_per_run(folder, workerinput.get("testrunuid", ""), request.node.nodeid)
+    with guard, time_limit(seconds, request.node.name):
         run(*args)
 
 

@@ -18,6 +18,9 @@ except ImportError:  # pragma: no cover - exercised only without allure-pytest
     allure = None
 
 
+TABLE_CSS = "body{font:12px sans-serif} table{border-collapse:collapse} td,th{border:1px solid #999;padding:2px 5px}"
+
+
 @contextlib.contextmanager
 def step(title: str, timings: dict):
     """An Allure step that also records its wall time in ``timings[title]``."""
@@ -38,16 +41,54 @@ def describe_test(parameters: dict, codec_info) -> None:
     allure.dynamic.parent_suite("nicrobust")
     allure.dynamic.suite(parameters["codec"])
     allure.dynamic.sub_suite(parameters["attack"])
-    if codec_info.random_init:
-        allure.dynamic.label("nicrobust_weights", "RANDOM INIT (not a trained codec)")
-        allure.dynamic.description("**Codec weights: random initialisation** — these numbers say nothing about a trained model.")
-    else:
-        allure.dynamic.label("nicrobust_weights", codec_info.weights)
+    allure.dynamic.story(parameters["codec"] + (f"[{parameters['bitrate']}]" if parameters.get("bitrate") else ""))
+    allure.dynamic.label("nicrobust_weights", "RANDOM INIT (not a trained codec)" if codec_info.random_init
+                         else str(codec_info.weights))
 
 
 def attach_text(name: str, text: str) -> None:
     if allure:
         allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+
+
+def gates_html(result: dict, gates: list) -> str:
+    """What a test page leads with: each gated mean with its unit, limit and headroom, and the
+    baseline. A list: Allure sanitises descriptions (no styles, unstyled tables run together)."""
+    from .thresholds import GATES
+
+    items = []
+    if result.get("codec", {}).get("random_init"):
+        items.append("<b>Codec weights: random initialisation</b>: these numbers say nothing about a trained model.")
+    if not gates:
+        items.append("<b>No limit in thresholds.toml applies</b>: measured, not gated (reported as skipped).")
+    for g in sorted(gates, key=lambda g: g.passed):  # failures first
+        unit = f" {GATES[g.metric]}" if GATES.get(g.metric) else ""
+        mode = f" [{html.escape(g.mode)}]" if g.mode not in ("", "undefended") else ""
+        room = "NaN" if g.value != g.value else f"{100 * (g.limit - g.value) / max(abs(g.limit), 1e-9):.0f} %"
+        verdict = "pass" if g.passed else "<b>FAIL</b>"
+        if g.kind == "regression":
+            items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode} {g.baseline:.4g} → {g.current:.4g}{unit}, "
+                         f"worse by {g.value:.3g}, allowed {g.limit:.3g} ({html.escape(g.source)})")
+        else:
+            items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode} = <b>{g.value:.4g}</b>{unit}, limit {g.limit:g}"
+                         f"{unit}, headroom {room} ({html.escape(g.source)})")
+    comparison = result.get("comparison")
+    if comparison and comparison.get("status") == "new":
+        items.append(f"New test: not in the baseline {html.escape(comparison['baseline'])}.")
+    elif comparison:
+        change = ", ".join(f"{html.escape(m)} {v:+.3g}" for m, v in comparison["change"].items())
+        items.append(f"Against the baseline {html.escape(comparison['baseline'])}: {change}")
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def label_outcome(gates: list) -> None:
+    """Behaviors tab: epic = the outcome, one feature per failed (or gated) metric, story = the codec.
+    A test failing two metrics is listed under both."""
+    if not allure:
+        return
+    failed = [g.metric for g in gates if not g.passed]
+    allure.dynamic.epic("over the limit" if failed else "within the limits" if gates else "no limit applies")
+    allure.dynamic.feature(*dict.fromkeys(failed or [g.metric for g in gates] or ["not gated"]))
 
 
 def _columns(means: dict) -> list[str]:
@@ -58,7 +99,8 @@ def _columns(means: dict) -> list[str]:
 def _table(records: list[dict], means: dict) -> str:
     keys = _columns(means)
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    rows = [f"<tr><td>{html.escape(r['image'])}</td>" + "".join(f"<td>{r[k]:.4g}</td>" for k in keys) + "</tr>" for r in records]
+    rows = [f"<tr><td>{html.escape(r['image'])}</td>" + "".join(f"<td>{r.get(k, float('nan')):.4g}</td>" for k in keys)
+            + "</tr>" for r in records]
     rows.append("<tr><th>mean</th>" + "".join(f"<th>{means[k]:.4g}</th>" for k in keys) + "</tr>")
     return f"<table border=1><tr><th>image</th>{head}</tr>{''.join(rows)}</table>"
 
@@ -72,29 +114,34 @@ def metric_table_html(result: dict, gates: list) -> str:
     if defense and defense.get("per_image"):
         parts.append(f"<h4>cost of {html.escape(defense['draw'])} on clean images (positive = worse)</h4>"
                      + _table(defense["per_image"], defense["cost"]))
-    gate_rows = "".join(
-        f"<tr><td>{html.escape(g.metric)}</td><td>{html.escape(g.mode)}</td><td>{g.value:.4g}</td><td>{g.limit:g}</td>"
-        f"<td>{'pass' if g.passed else '<b>FAIL</b>'}</td><td>{html.escape(g.source)}</td></tr>" for g in gates)
-    parts.append("<h4>gates</h4><table border=1><tr><th>metric</th><th>mode</th><th>mean</th><th>limit</th>"
-                 f"<th>result</th><th>from</th></tr>{gate_rows}</table>")
-    return "".join(parts)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{TABLE_CSS}</style></head><body>"
+            + gates_html(result, gates) + "".join(parts) + "</body></html>")
 
 
 def attach_metric_table(result: dict, gates) -> None:
     if allure:
+        allure.dynamic.description_html(gates_html(result, gates))
+        label_outcome(gates)
         allure.attach(metric_table_html(result, gates), name="metrics", attachment_type=allure.attachment_type.HTML)
 
 
+DIFF_GAIN = 10  # fixed, so pictures of different tests compare: a change of 7/255 shows as 70/255
+
+
 def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:
-    """PNG: x | x' | C(x) | C(x') | |x'-x| amplified. Inputs are (3,H,W) tensors in [0,1]."""
+    """JPEG: x | x' | C(x) | C(x') | |x'−x| and |C(x')−C(x)| at a fixed gain. Inputs: (3,H,W) tensors in [0,1].
+
+    JPEG (quality 90), not PNG: the row is for the eye (the measured images are in the cache, lossless),
+    and it keeps a whole run's Allure results small.
+    """
     from PIL import Image, ImageDraw
 
-    diff = (x_adv - x).abs()
-    gain = float(1.0 / max(diff.max().item(), 1e-6))
-    panels = [(x, "x"), (x_adv, "x'"), (rec_clean, "C(x)"), (rec_adv, "C(x')"), ((diff * gain).clamp(0, 1), f"|x'-x| x{gain:.0f}")]
+    panels = [(x, "x"), (x_adv, "x'"), (rec_clean, "C(x)"), (rec_adv, "C(x')"),
+              (((x_adv - x).abs() * DIFF_GAIN).clamp(0, 1), f"|x'-x| x{DIFF_GAIN}"),
+              (((rec_adv - rec_clean).abs() * DIFF_GAIN).clamp(0, 1), f"|C(x')-C(x)| x{DIFF_GAIN}")]
     h, w = x.shape[-2:]
     label_h = 14
-    row = Image.new("RGB", (5 * w + 16, h + label_h), "white")
+    row = Image.new("RGB", (len(panels) * (w + 4) - 4, h + label_h), "white")
     draw = ImageDraw.Draw(row)
     for i, (t, caption) in enumerate(panels):
         arr = (t.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -102,10 +149,10 @@ def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:
         row.paste(Image.fromarray(arr), (left, label_h))
         draw.text((left + 2, 1), caption, fill="black")
     buf = io.BytesIO()
-    row.save(buf, format="PNG")
+    row.save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 
-def attach_picture(name: str, png: bytes) -> None:
+def attach_picture(name: str, jpeg: bytes) -> None:
     if allure:
-        allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+        allure.attach(jpeg, name=name, attachment_type=allure.attachment_type.JPG)

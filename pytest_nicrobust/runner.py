@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import CodecError, NicrobustError, datasets, report
+from . import CodecError, datasets, report
 from .advcache import AdvCache, cache_key
 from .attacks import build_attack
 from .codecs import load_entry
@@ -46,6 +46,8 @@ class RunContext:
     keep_pictures: int = 4
     eot_samples: int = 4
     search: tuple = ()  # folders an import-path codec is imported from
+    baseline: object = None  # a baseline.Baseline with --nicrobust-compare
+    compare_fail: dict = field(default_factory=dict)  # allowed changes from --nicrobust-compare-fail
     cache: AdvCache = field(default_factory=lambda: AdvCache(None))
     max_codecs: int = 3  # a transfer test holds its source and its target
     _codecs: OrderedDict = field(default_factory=OrderedDict)
@@ -170,7 +172,7 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
         x = datasets.to_tensor(group).to(ctx.device)
         try:
             _measure_group(case, group, x, modes, ctx, a_seed, out, timings, pictures)
-        except NicrobustError as exc:
+        except CodecError as exc:  # this batch's images are named; the next batch is still measured
             which = getattr(exc, "images", None) or range(len(group))
             out["errors"].append({"images": [group[i].name for i in which], "error": f"{exc.category}: {exc}"})
 
@@ -247,13 +249,17 @@ def run_case(case, ctx: RunContext, result: dict, defense=None) -> None:
     result["mean"] = main["mean"]
     raise_errors(case.name, result)
     ctx.measured[case_key(case, seeds)] = {m: b["per_image"] for m, b in result["modes"].items()}
-    conclude(case.name, result, gate_modes(result, params, case.gated_modes, ctx.thresholds))
+    conclude(case.name, result, gate_modes(result, case.gated_modes, ctx))
 
 
-def gate_modes(result: dict, params: dict, modes, thresholds) -> list:
+def gate_modes(result: dict, modes, ctx) -> list:
+    """The limits of thresholds.toml on each gated mode, then the allowed changes against the baseline."""
+    from .baseline import compare
     from .gates import check
 
     gates = []
     for mode in modes:
-        gates += check(result["modes"][mode]["mean"], thresholds.limits_for(match_labels(params, mode)), mode)
-    return gates
+        means = result["mean"] if mode == "transfer" else result["modes"][mode]["mean"]
+        limits = ctx.thresholds.limits_for(match_labels(result["params"], mode))
+        gates += check(means, limits, mode, "transfer_" if mode == "transfer" else "")
+    return gates + compare(result, modes, ctx.thresholds, ctx.baseline, ctx.compare_fail)

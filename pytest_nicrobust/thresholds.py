@@ -29,7 +29,7 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import NicrobustError
 
@@ -83,6 +83,19 @@ class Thresholds:
     path: str
     tables: list  # (source, match dict, limits dict)
     is_default: bool = False  # the plugin's own limits (no thresholds.toml in the rootdir)
+    regression: list = field(default_factory=list)  # (source, match, {metric: Allowed | None})
+
+    def regression_for(self, params: dict) -> dict:
+        """Allowed changes against a baseline for a test with these labels (later tables win)."""
+        out = {}
+        for _, match, allowed in self.regression:
+            if _matches_all(match, params):
+                for metric, allow in allowed.items():
+                    if allow is None:
+                        out.pop(metric, None)
+                    else:
+                        out[metric] = allow
+        return out
 
     def check_computed(self, metrics) -> None:
         """A limit on a metric this run does not compute would silently gate nothing: refuse it."""
@@ -174,8 +187,8 @@ def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
         raise ThresholdsError(f"{path}: cannot read: {exc.strerror}") from None
     name = os.path.basename(path)
     for key in doc:
-        if key not in ("defaults", "overrides"):
-            raise ThresholdsError(f"{path}: {key}: unknown table; use [defaults] and [overrides.NAME]")
+        if key not in ("defaults", "overrides", "regression"):
+            raise ThresholdsError(f"{path}: {key}: unknown table; use [defaults], [overrides.NAME] and [regression]")
     tables = [(f"{name} [defaults]", {}, _limits(doc.get("defaults", {}), path, "defaults"))]
     overrides = doc.get("overrides", {})
     if not isinstance(overrides, dict):
@@ -184,17 +197,41 @@ def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
         where = f"overrides.{oname}"
         if not isinstance(table, dict):
             raise ThresholdsError(f"{path}: {where}: expected a table")
-        match = table.get("match", {})
-        if not isinstance(match, dict):
-            raise ThresholdsError(f"{path}: {where}.match: expected an inline table like {{ codec = \"bmshj*\" }}")
-        for key, pattern in match.items():
-            if key not in MATCH_KEYS:
-                raise ThresholdsError(f"{path}: {where}.match.{key}: unknown key; match on {', '.join(MATCH_KEYS)}")
-            if not isinstance(pattern, str):
-                raise ThresholdsError(f"{path}: {where}.match.{key}: expected a glob string, got {pattern!r}")
-            _check_pattern(key, pattern, path, where)
-        tables.append((f"{name} [{where}]", match, _limits(table, path, where)))
-    return Thresholds(path, tables, is_default)
+        tables.append((f"{name} [{where}]", _match(table, path, where), _limits(table, path, where)))
+    return Thresholds(path, tables, is_default, _regression(doc.get("regression", {}), path, name))
+
+
+def _match(table: dict, path: str, where: str) -> dict:
+    match = table.get("match", {})
+    if not isinstance(match, dict):
+        raise ThresholdsError(f"{path}: {where}.match: expected an inline table like {{ codec = \"bmshj*\" }}")
+    for key, pattern in match.items():
+        if key not in MATCH_KEYS:
+            raise ThresholdsError(f"{path}: {where}.match.{key}: unknown key; match on {', '.join(MATCH_KEYS)}")
+        if not isinstance(pattern, str):
+            raise ThresholdsError(f"{path}: {where}.match.{key}: expected a glob string, got {pattern!r}")
+        _check_pattern(key, pattern, path, where)
+    return match
+
+
+def _regression(doc, path: str, name: str) -> list:
+    """[regression] (allowed changes against --nicrobust-compare) and its [regression.overrides.NAME]."""
+    from .baseline import parse_allowed
+
+    if not isinstance(doc, dict):
+        raise ThresholdsError(f"{path}: regression: expected a table")
+    overrides = doc.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise ThresholdsError(f"{path}: regression.overrides: expected tables [regression.overrides.NAME]")
+    tables = [(f"{name} [regression]", {}, {k: v for k, v in doc.items() if k != "overrides"})]
+    for oname, table in overrides.items():
+        if not isinstance(table, dict):
+            raise ThresholdsError(f"{path}: regression.overrides.{oname}: expected a table")
+        where = f"regression.overrides.{oname}"
+        tables.append((f"{name} [{where}]", _match(table, path, where), {k: v for k, v in table.items() if k != "match"}))
+    return [(source, match, {m: parse_allowed(m, v, source, f"{path}: {source.split(' ', 1)[1][1:-1]}")
+                             for m, v in values.items()})
+            for source, match, values in tables]
 
 
 def match_labels(params: dict, mode: str = "undefended") -> dict:

@@ -66,9 +66,8 @@ def run_transfer(tcase: TransferCase, ctx, result: dict) -> None:
     from . import datasets, report
     from .codecs import classical
     from .evaluate import evaluate, mean_of
-    from .gates import check, conclude
-    from .runner import attacked, batches, case_seeds, codec_record
-    from .thresholds import match_labels
+    from .gates import conclude
+    from .runner import attacked, batches, case_seeds, codec_record, gate_modes
 
     src = tcase.source
     params = tcase.parameters
@@ -101,10 +100,11 @@ def run_transfer(tcase: TransferCase, ctx, result: dict) -> None:
                 clean, adv = target.roundtrip(x), target.roundtrip(x_adv)
         with report.step("metrics", timings):
             rows = evaluate(x, x_adv, clean, adv, ctx.metrics)
-        for i, (image, row) in enumerate(zip(group, rows)):
-            result["per_image"].append({"image": image.name, **row, **extra[i]})
-            if len(result["per_image"]) <= ctx.keep_pictures:
-                report.attach_picture(image.name, report.picture_row(x[i], x_adv[i], clean.x_hat[i], adv.x_hat[i]))
+        if not result["per_image"]:  # the first image's pictures, attached if the cell fails
+            first = (group[0].name, x[0], x_adv[0], clean.x_hat[0], adv.x_hat[0])
+        result["per_image"] += [{"image": image.name, **row, **extra[i]} for i, (image, row) in enumerate(zip(group, rows))]
     result["mean"] = mean_of(result["per_image"])
-    gates = check(result["mean"], ctx.thresholds.limits_for(match_labels(params, "transfer")), "transfer", "transfer_")
+    gates = gate_modes(result, ("transfer",), ctx)
+    if not all(g.passed for g in gates):
+        report.attach_picture(first[0], report.picture_row(*first[1:]))
     conclude(tcase.name, result, gates)

@@ -77,7 +77,7 @@ def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
     main = result["modes"][wc.gated_modes[-1]]
     result["per_image"], result["mean"] = main["per_image"], main["mean"]
     result["winners"] = _win_counts(main["per_image"])
-    conclude(wc.name, result, gate_modes(result, params, wc.gated_modes, ctx.thresholds))
+    conclude(wc.name, result, gate_modes(result, wc.gated_modes, ctx))
 
 
 def _win_counts(rows: list[dict]) -> dict:

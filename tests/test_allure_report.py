@@ -54,10 +54,10 @@ match = { codec = "tiny[q1]", mode = "adaptive" }
 delta_psnr = -50.0
 
 [overrides.bits]
-match = { codec = "tiny[q2]", defense = "flip" }
+match = { codec = "tiny*", defense = "flip" }
 bitrate_increase = -5.0
 """
-CATEGORIES = ["threshold exceeded: delta_psnr", "bitrate blow-up", "data error"]
+CATEGORIES = ["over the limit: delta_psnr", "over the limit: bitrate_increase", "data error", "run verdict"]
 
 
 def allure_cli() -> str | None:
@@ -85,16 +85,19 @@ def results(tmp_path_factory):
 
 def test_controller_writes_environment_categories_and_summary_once(results):
     env = (results / "environment.properties").read_text()
-    for key in ("torch=", "compressai=", "pytest-nicrobust=", "device=cpu", "nicrobust.seed=0", "codec.tiny[1].sha256="):
+    for key in ("torch=", "compressai=", "pytest-nicrobust=", "device=cpu", "nicrobust.seed=0", "codec.tiny[1].sha256=",
+                "nicrobust.thresholds.sha256=", "suite.report.toml.sha256="):
         assert key in env
+    assert json.loads((results / "executor.json").read_text())["name"] == "pytest-nicrobust"
     names = [c["name"] for c in json.loads((results / "categories.json").read_text())]
     assert all(c in names for c in CATEGORIES)
     assert len(list(results.glob("*environment.properties*"))) == 1
     summaries = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     summaries = [r for r in summaries if r["name"] == "nicrobust run summary"]
     assert len(summaries) == 1
+    assert summaries[0]["status"] == "failed", "a failing run's summary must not count as a passed test"
     kinds = {a["type"] for a in summaries[0]["attachments"]}
-    assert {"image/png", "text/csv", "text/html"} <= kinds
+    assert {"image/png", "text/html", "application/json"} == kinds
 
 
 def _generate(results, out, *extra):
@@ -121,11 +124,22 @@ def test_generated_report_lists_tests_parameters_categories_pictures(results, tm
         steps = case["testStage"]["steps"] + [case["testStage"]]
         return [a for s in steps for a in s.get("attachments", [])]
 
-    assert any(a["type"] == "image/png" for a in attachments(flip)), "picture rows"
+    assert any(a["type"] == "image/jpg" for a in attachments(flip)), "picture rows"
     summary = by_name["nicrobust run summary"]
     assert any(a["name"].endswith(".png") and a["name"].startswith("transfer-") for a in attachments(summary))
     tree = json.loads((report / "data" / "categories.json").read_text())
     assert set(CATEGORIES) <= {c["name"] for c in tree["children"]}
+    # categories group failures by codec (the message), not one group per test
+    over = next(c for c in tree["children"] if c["name"] == "over the limit: bitrate_increase")
+    (group,) = over["children"]  # q1's flip tests are further over their ΔPSNR limit: they are in that category
+    assert group["name"] == "pytest_nicrobust.gates.GateFailure: bitrate_increase [non-adaptive] over its limit: tiny[q2]"
+    assert len(group["children"]) == 3  # recon_error, bitrate and the worst case
+    # a test failing two metrics is counted under both in Behaviors
+    behaviors = json.loads((report / "data" / "behaviors.json").read_text())
+    failed = next(e for e in behaviors["children"] if e["name"] == "over the limit")
+    features = {f["name"]: {t["name"] for story in f["children"] for t in story["children"]} for f in failed["children"]}
+    both = "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"
+    assert both in features["delta_psnr"] and both in features["bitrate_increase"]
 
 
 def test_report_page_renders_categories_in_chromium(results, tmp_path):

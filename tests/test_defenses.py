@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from helpers import tiny_checkpoint, write_suite, write_thresholds
+from helpers import write_suite, write_thresholds
 from pytest_nicrobust.codecs.base import Codec, CodecInfo, round_to_8bit
 from pytest_nicrobust.defenses import (BUILTIN_DEFENSES, FRESH, DefendedCodec, JPEGPrecompression, SelfEnsemble,
                                        builtin_defense)
@@ -155,10 +155,9 @@ def nicrobust_defense_half():
 
 
 @pytest.fixture
-def project(pytester, tmp_path_factory):
-    tiny = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+def project(pytester, tiny_pt):
     (pytester.path / "suites").mkdir()
-    shutil.copy(tiny, pytester.path / "suites" / "tiny.pt")
+    shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
     (pytester.path / "conftest.py").write_text(CONFTEST)
     write_suite(pytester.path, extra='defenses = ["none", "roll", "jpeg", "half"]')
     return pytester

@@ -88,6 +88,23 @@ def project_linf(x_adv, x, eps):
 ROUNDING = 0.5 / 255 + 1e-6
 
 
+def on_8bit_grid(x) -> bool:
+    return bool(torch.equal(torch.round(x * 255) / 255, x))
+
+
+def linf_8bit(x, x_adv, eps):
+    """x' on the 8-bit grid within ‖x' − x‖∞ ≤ eps, when x is on it (else x' unchanged).
+
+    Rounding a projected x' can add half a level (ε = 0.03 is 7.65 levels: 8 after rounding);
+    clipping the rounded change to whole levels keeps the budget on the image that is delivered.
+    """
+    if not on_8bit_grid(x):
+        return x_adv
+    levels = float(int(eps * 255 + 1e-6))
+    step = torch.round((x_adv - x) * 255).clamp(-levels, levels)
+    return (torch.round(x * 255) + step).clamp(0, 255) / 255
+
+
 def linf_violation(x, x_adv, eps) -> str | None:
     worst = (x_adv - x).abs().max().item()
     return None if worst <= eps + ROUNDING else f"changes a pixel by {worst * 255:.1f}/255 > L∞ budget {eps * 255:.2f}/255"

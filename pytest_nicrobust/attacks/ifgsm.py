@@ -3,7 +3,8 @@
 Kurakin, Goodfellow, Bengio, "Adversarial examples in the physical world", ICLR workshop 2017
 (arXiv 1607.02533).
 
-Budget: L∞ — ‖x' − x‖∞ ≤ eps, x' ∈ [0,1].
+Budget: L∞ — ‖x' − x‖∞ ≤ eps, x' ∈ [0,1]; on an 8-bit x, x' is returned on the 8-bit grid
+inside the budget (whole levels), so the image that is encoded keeps it exactly.
 
 Arguments:
     codec, objective, proxy, seed: see :class:`~pytest_nicrobust.attacks.base.Attack`.
@@ -17,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from .base import Attack, linf_violation, project_linf
+from .base import Attack, linf_8bit, linf_violation, project_linf
 
 
 class IFGSM(Attack):
@@ -42,4 +43,4 @@ class IFGSM(Attack):
         for _ in range(self.steps):
             _, grad = self.gradient(x, x_adv, rec_clean)
             x_adv = project_linf(x_adv + self.alpha * grad.sign(), x, self.eps)
-        return x_adv
+        return linf_8bit(x, x_adv, self.eps)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, linf_violation, project_linf, rms_violation
+from .base import Attack, linf_8bit, linf_violation, project_linf, rms_violation
 from .constraints import Best, fit_rmse, rescale_to_rmse
 
 
@@ -126,4 +126,4 @@ class MADCLinf(MADC):
         return project_linf(x + d, x, self.eps)
 
     def finish(self, x, x_adv):
-        return project_linf(x_adv, x, self.eps)
+        return linf_8bit(x, project_linf(x_adv, x, self.eps), self.eps)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, linf_violation, project_linf
+from .base import Attack, linf_8bit, linf_violation, project_linf
 
 
 class GaussianNoise(Attack):
@@ -39,4 +39,4 @@ class GaussianNoise(Attack):
 
     def perturb(self, x):
         z = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
-        return project_linf(x + self.sigma * z, x, self.eps)
+        return linf_8bit(x, project_linf(x + self.sigma * z, x, self.eps), self.eps)

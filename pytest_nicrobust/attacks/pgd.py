@@ -3,7 +3,8 @@
 Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards Deep Learning Models Resistant to
 Adversarial Attacks", ICLR 2018 (arXiv 1706.06083).
 
-Budget: L∞ — ‖x' − x‖∞ ≤ eps, x' ∈ [0,1]; start drawn uniformly in the eps-ball.
+Budget: L∞ — ‖x' − x‖∞ ≤ eps, x' ∈ [0,1]; start drawn uniformly in the eps-ball. On an 8-bit
+x, x' is returned on the 8-bit grid inside the budget (as I-FGSM).
 
 Arguments:
     codec, objective, proxy, seed: see :class:`~pytest_nicrobust.attacks.base.Attack`.

@@ -19,6 +19,7 @@ import tempfile
 import time
 import traceback
 
+from ..baseline import run_comparison
 from . import allure_run, provenance, summary, terminal, transfer_matrix
 
 PROGRESS_EVERY_S = 5.0
@@ -47,6 +48,7 @@ class RunWriter:
     def __init__(self, config, settings):
         self.config = config
         self.thresholds = settings["thresholds"]
+        self.baseline = settings["baseline"]
         self.json_path = config.getoption("nicrobust_json")
         self.alluredir = getattr(config.option, "allure_report_dir", None)
         self.started = time.time()
@@ -77,13 +79,15 @@ class RunWriter:
 
     def finish(self, results: list[dict]) -> None:
         if not (self.json_path or self.alluredir):
+            self.extras = {"comparison": self._try("comparison", lambda: run_comparison(results, self.baseline))}
             return
         prov = self.provenance(results)
         if self.json_path:  # 1. the measurements, before anything that could fail
             write_json_atomic(self.json_path, run_document(prov, results, complete=True))
             self.written.append(self.json_path)
         matrices = self._try("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
-        self.extras = {"summary": self._try("summary", lambda: summary.build(results)) or {}, "transfer": matrices}
+        self.extras = {"summary": self._try("summary", lambda: summary.build(results)) or {}, "transfer": matrices,
+                       "comparison": self._try("comparison", lambda: run_comparison(results, self.baseline))}
         if self.json_path:  # 2. the same file with the summaries
             self._try("summaries in the JSON", lambda: write_json_atomic(
                 self.json_path, run_document(prov, results, complete=True, extras=self.extras)))
@@ -114,10 +118,12 @@ class RunWriter:
         allure_run.write_environment(self.alluredir, allure_run.environment(prov, results))
         allure_run.write_json(self.alluredir, "executor.json", allure_run.executor(prov, int(self.started)))
         allure_run.write_json(self.alluredir, "categories.json", allure_run.categories())
-        html = summary.summary_html(self.extras.get("summary", {}))
+        page = summary.summary_html(self.extras.get("summary", {}))
         status, message = summary.verdict(results)
-        allure_run.write_run_result(self.alluredir, "nicrobust run summary", html,
-                                    [("score card.html", html.encode())] + files, status, message)
+        shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
+        allure_run.write_run_result(self.alluredir, "nicrobust run summary",
+                                    summary.description_html(self.extras.get("summary", {}), results),
+                                    [("gate matrix and score card.html", page.encode())] + shown, status, message)
         self.written.append(self.alluredir + "/")
 
     def terminal_summary(self, tr, results: list[dict]) -> None:

@@ -133,7 +133,9 @@ def _cell_html(cell: dict | None) -> str:
     if cell is None:
         return "<td></td>"
     if "metric" not in cell:
-        return f"<td style='background:{colour(None)}' title='{html.escape(cell['test'])}'>no limit</td>"
+        failed = cell.get("outcome") in ("failed", "error")
+        return (f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
+                f"{'error (see the test)' if failed else 'no limit'}</td>")
     unit = UNITS.get(cell["metric"], "")
     mode = f" [{cell['mode']}]" if cell["mode"] not in ("", "undefended") else ""
     text = (f"{html.escape(cell['metric'])}{mode}<br><b>{cell['value']:.3g}</b> / {cell['limit']:g} {unit}"
@@ -162,6 +164,24 @@ def _html_table(rows: list[dict]) -> str:
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows)
     return f"<table border=1 cellpadding=3 style='border-collapse:collapse;font:12px sans-serif'><tr>{head}</tr>{body}</table>"
+
+
+def description_html(summary: dict, results: list[dict]) -> str:
+    """The run summary's Allure description: a list (Allure sanitises descriptions, see report.py);
+    the coloured gate matrix is its first attachment."""
+    items = [f"<b>{html.escape(summary.get('verdict_line', ''))}</b>",
+             "The gate matrix (coloured by headroom, worst case first) and the score card are in the first "
+             "attachment below, the transfer heatmaps after it."]
+    for card in summary.get("score_card", []):
+        for w in card["worst_case"]:
+            numbers = ", ".join(f"{m} {w[m]:.3g}{' ' + UNITS[m] if m in UNITS else ''}" for m in HEADLINE if m in w)
+            numbers = numbers or "no numbers (see the test)"
+            items.append(f"worst case of <b>{html.escape(card['codec'])}</b> on {html.escape(w['dataset'])} "
+                         f"({html.escape(w['defense'])}): {numbers}: {html.escape(w['outcome'] or '')}")
+    crashed = [r["name"] for r in results if r.get("kind") == "crashed"]
+    if crashed:
+        items.append("crashed (no result): " + ", ".join(html.escape(n) for n in crashed))
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
 def summary_html(summary: dict) -> str:

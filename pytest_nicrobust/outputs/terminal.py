@@ -11,7 +11,7 @@ def _row(r: dict) -> list[str]:
     p = r["params"]
     gate = binding_gate(r)
     if gate is None:
-        cells = ["-", "no limit", "", ""]
+        cells = ["-", "error" if r.get("outcome") in ("failed", "error") else "no limit", "", ""]
     else:
         h = headroom(gate)
         mode = f" [{gate['mode']}]" if gate.get("mode") not in ("", "undefended", "transfer") else ""
@@ -61,6 +61,16 @@ def write(tr, results: list[dict], writer) -> None:
                       yellow=True)
     for source in writer.thresholds.unmatched(list(_label_sets(results))):
         tr.write_line(f"warning: {source} matched no test in this run", yellow=True)
+    comparison = writer.extras.get("comparison")
+    if comparison:
+        tr.write_line(f"compared with {comparison['baseline']}: {comparison['compared']} test(s) matched, "
+                      f"{len(comparison['regressions'])} got worse than allowed")
+        for what in ("new", "missing"):
+            if comparison[what]:
+                where = "not in the baseline" if what == "new" else "in the baseline, not in this run"
+                tr.write_line(f"{len(comparison[what])} test(s) {where}:", yellow=True)
+                for name in comparison[what]:
+                    tr.write_line(f"  {name}")
     for problem in writer.problems:
         tr.write_line(f"warning: {problem}", yellow=True)
     for path in writer.written:

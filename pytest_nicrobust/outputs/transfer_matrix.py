@@ -1,8 +1,9 @@
 """Source × target transfer matrices, assembled on the controller from the tests' results.
 
-One matrix per (attack, dataset) and metric: rows are the codecs x' was made for, columns
-every codec of the suite and the classical codecs. The diagonal is the white-box result
-(the ``none`` test). Written as CSV and JSON and drawn as a heatmap PNG.
+One matrix per (attack, objective, dataset) and metric: rows are the codecs x' was made for,
+columns every codec of the suite and the classical codecs. The diagonal is the white-box result
+(the ``none`` test). Each cell keeps the limit that gated it. Written as CSV and JSON and drawn
+as heatmaps with one colour scale per metric across every attack, the limit marked.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ def _group(params: dict) -> str:
     return f"{params['attack']}{objective}-{params['dataset']}"
 
 
+def _limit(result: dict, metric: str):
+    """The limit that gated ``metric`` in this test (transfer_* in a transfer cell), or None."""
+    for g in result.get("gates", []):
+        if g.get("kind", "limit") == "limit" and g["metric"].removeprefix("transfer_") == metric:
+            return g["limit"]
+    return None
+
+
 def assemble(results: list[dict]) -> dict:
-    """{group: {"sources": [...], "targets": [...], "metrics": {metric: [[value|None]]}}}."""
+    """{group: {"sources", "targets", "metrics": {metric: [[value|None]]}, "limits": {metric: [[limit|None]]}}}."""
     cells: dict = {}
     for r in results:
-        if "mean" not in r:
+        if "mean" not in r or "params" not in r:
             continue
         p = r["params"]
         if r.get("kind") == "transfer":
@@ -36,24 +45,26 @@ def assemble(results: list[dict]) -> dict:
             source = target = p["codec"] + (f"[{p['bitrate']}]" if p.get("bitrate") else "")
         else:
             continue
-        cells.setdefault(_group(p), {})[(source, target)] = r["mean"]
+        cells.setdefault(_group(p), {})[(source, target)] = r
     out = {}
     for group, values in sorted(cells.items()):
         sources = list(dict.fromkeys(s for s, _ in values))
         seen = list(dict.fromkeys(t for _, t in values))
         classical = [t for t in CLASSICAL if t in seen]
         targets = sources + [t for t in seen if t not in sources and t not in classical] + classical
-        metrics = {}
+        metrics, limits = {}, {}
         for m in METRICS:
             grid = [[_value(values.get((s, t)), m) for t in targets] for s in sources]
             if any(v is not None for row in grid for v in row):
                 metrics[m] = grid
-        out[group] = {"sources": sources, "targets": targets, "metrics": metrics}
+                limits[m] = [[_limit(values[(s, t)], m) if (s, t) in values else None for t in targets] for s in sources]
+        out[group] = {"sources": sources, "targets": targets, "metrics": metrics, "limits": limits}
     return out
 
 
-def _value(mean, metric):
-    if mean is None or metric not in mean:
+def _value(result, metric):
+    mean = (result or {}).get("mean") or {}
+    if metric not in mean:
         return None
     v = float(mean[metric])
     return None if math.isnan(v) else v
@@ -78,8 +89,15 @@ def tables(matrices: dict) -> list[tuple[str, bytes]]:
 
 
 def heatmaps(matrices: dict) -> list[tuple[str, bytes]]:
-    """A heatmap PNG per group; needs matplotlib (the ``report`` extra)."""
-    return [(f"transfer-{_slug(group)}.png", heatmap_png(group, mat)) for group, mat in matrices.items()]
+    """A heatmap PNG per group, every group on the same colour scale per metric; needs matplotlib."""
+    scales = {}
+    for mat in matrices.values():
+        for metric, grid in mat["metrics"].items():
+            seen = [v for row in grid for v in row if v is not None]
+            seen += [v for row in mat["limits"].get(metric, []) for v in row if v is not None]
+            lo, hi = scales.get(metric, (0.0, 0.0))
+            scales[metric] = (min([lo] + seen), max([hi] + seen))
+    return [(f"transfer-{_slug(group)}.png", heatmap_png(group, mat, scales)) for group, mat in matrices.items()]
 
 
 def plain_text(label: str) -> str:
@@ -87,11 +105,16 @@ def plain_text(label: str) -> str:
     return label.replace("$", r"\$")
 
 
-def heatmap_png(title: str, mat: dict) -> bytes:
-    """One panel per metric; cells annotated; missing cells grey. Agg canvas, no pyplot state."""
+UNITS = {"delta_psnr": "ΔPSNR (dB)", "delta_vmaf": "ΔVMAF (points)", "bitrate_increase": "bitrate increase (×100 %)"}
+
+
+def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
+    """One panel per metric on its fixed scale ``scales[metric] = (lo, hi)``; cells over their limit
+    are outlined in red and the colour bar marks the limit; missing cells grey. Agg canvas, no pyplot."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     metrics = list(mat["metrics"])
     rows, cols = len(mat["sources"]), len(mat["targets"])
@@ -100,20 +123,26 @@ def heatmap_png(title: str, mat: dict) -> bytes:
     for k, metric in enumerate(metrics):  # one panel per metric, stacked
         ax = fig.add_subplot(len(metrics), 1, k + 1)
         grid = np.array([[np.nan if v is None else v for v in row] for row in mat["metrics"][metric]], dtype=float)
+        limits = np.array([[np.nan if v is None else v for v in row] for row in mat["limits"][metric]], dtype=float)
+        lo, hi = scales[metric]
         ax.set_facecolor("#dddddd")
-        im = ax.imshow(np.ma.masked_invalid(grid), cmap="magma_r", aspect="auto")
-        lo, hi = np.nanmin(grid), np.nanmax(grid)
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap="magma_r", aspect="auto", vmin=lo, vmax=hi if hi > lo else lo + 1)
         for i in range(rows):
             for j in range(cols):
-                if not np.isnan(grid[i, j]):
-                    dark = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6
-                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")
+                if np.isnan(grid[i, j]):
+                    continue
+                dark = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+                if not np.isnan(limits[i, j]) and grid[i, j] > limits[i, j]:
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
         ax.set_xticks(range(cols), [plain_text(t) for t in mat["targets"]], rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(rows), [plain_text(t) for t in mat["sources"]], fontsize=7)
         ax.set_ylabel("x' made for (source)", fontsize=8)
-        ax.set_title(f"{metric}  (measured on target →)", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(f"{UNITS.get(metric, metric)}, measured on the target →  (red: over the limit)", fontsize=9)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046)
+        for limit in sorted({v for v in limits.flatten() if not np.isnan(v)}):
+            bar.ax.axhline(limit, color="red", linewidth=2)
+            bar.ax.text(1.1, limit, f"limit {limit:g}", color="red", fontsize=7, va="center", transform=bar.ax.get_yaxis_transform())
     fig.suptitle(plain_text(f"transfer: {title}"), fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
