@@ -196,6 +196,20 @@ def model_from_state_dict(architecture: str, state_dict, what: str, N=None, M=No
     return model
 
 
+def infer_architecture(state_dict, what: str) -> str:
+    """The CompressAI architecture whose layers a state_dict fits exactly."""
+    fits = []
+    for name, cls in architectures().items():
+        try:
+            cls.from_state_dict(_float32(state_dict))
+            fits.append(name)
+        except Exception:
+            continue
+    if not fits:
+        raise CodecError(f"{what}: fits no CompressAI architecture; name it with --model")
+    return fits[0]
+
+
 def random_model(architecture: str, quality: int):
     from compressai.zoo.image import cfgs
 

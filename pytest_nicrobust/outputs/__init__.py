@@ -5,10 +5,11 @@
   then the summaries, transfer matrices and comparison. The matrices also go as CSV/JSON (and
   heatmap PNG, when matplotlib is installed) into ``PATH-stem-transfer/``.
 * ``--alluredir DIR``: environment.properties, executor.json, categories.json and a "run summary"
-  result (see :mod:`.allure_run`).
+  result (see :mod:`.allure_run`); a shard writes only categories.json (the merge writes the rest).
 * the terminal summary (see :mod:`.terminal`).
 
 Only the JSON is essential: every extra is isolated, and its failure is a warning.
+:func:`write_outputs` serves both a run and ``python -m pytest_nicrobust merge``.
 """
 
 from __future__ import annotations
@@ -42,20 +43,90 @@ def run_document(prov: dict, results: list[dict], complete: bool, extras: dict |
     return {"format": 2, "complete": complete, "provenance": prov, "tests": results, **(extras or {})}
 
 
-class RunWriter:
-    """Writes the run's files as results arrive and at the end; collects what went wrong on the way."""
+class Outputs:
+    """What was written and what went wrong on the way (an extra never costs the results)."""
+
+    def __init__(self):
+        self.written: list[str] = []
+        self.problems: list[str] = []
+        self.extras: dict = {}
+
+    def attempt(self, what: str, fn):
+        try:
+            return fn()
+        except Exception as exc:
+            self.problems.append(f"{what} not written: {type(exc).__name__}: {exc}")
+            if os.environ.get("NICROBUST_DEBUG"):
+                traceback.print_exc()
+            return None
+
+
+def write_outputs(out: Outputs, prov: dict, results: list[dict], comparison: dict | None,
+                  json_path: str | None, alluredir: str | None, run_files: bool = True) -> None:
+    """The JSON first (measurements only), then the summaries in it, the transfer files, Allure's files.
+
+    ``run_files``: write Allure's environment, executor and run summary (a shard leaves them to the merge).
+    """
+    if json_path:  # 1. the measurements, before anything that could fail
+        write_json_atomic(json_path, run_document(prov, results, complete=True))
+        out.written.append(json_path)
+    matrices = out.attempt("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
+    out.extras = {"summary": out.attempt("summary", lambda: summary.build(results)) or {}, "transfer": matrices,
+                  "comparison": comparison}
+    if json_path:  # 2. the same file with the summaries
+        out.attempt("summaries in the JSON", lambda: write_json_atomic(
+            json_path, run_document(prov, results, complete=True, extras=out.extras)))
+    files = _transfer_files(out, matrices, json_path)
+    if alluredir:
+        out.attempt("Allure run files", lambda: _allure(out, alluredir, prov, results, files, run_files))
+
+
+def _transfer_files(out: Outputs, matrices: dict, json_path: str | None) -> list:
+    if not matrices:
+        return []
+    files = out.attempt("transfer tables", lambda: transfer_matrix.tables(matrices)) or []
+    files += out.attempt("transfer heatmaps", lambda: transfer_matrix.heatmaps(matrices)) or []
+    if json_path and files:
+        folder = os.path.splitext(json_path)[0] + "-transfer"
+
+        def save():
+            os.makedirs(folder, exist_ok=True)
+            for name, body in files:
+                with open(os.path.join(folder, name), "wb") as f:
+                    f.write(body)
+            out.written.append(folder + "/")
+        out.attempt("transfer files", save)
+    return files
+
+
+def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files: list, run_files: bool) -> None:
+    os.makedirs(alluredir, exist_ok=True)
+    allure_run.write_json(alluredir, "categories.json", allure_run.categories())
+    if run_files:
+        allure_run.write_environment(alluredir, allure_run.environment(prov, results))
+        allure_run.write_json(alluredir, "executor.json", allure_run.executor(prov, int(time.time())))
+        page = summary.summary_html(out.extras.get("summary", {}))
+        status, message = summary.verdict(results)
+        shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
+        allure_run.write_run_result(alluredir, "nicrobust run summary",
+                                    summary.description_html(out.extras.get("summary", {}), results),
+                                    [("gate matrix and score card.html", page.encode())] + shown, status, message)
+    out.written.append(alluredir + "/")
+
+
+class RunWriter(Outputs):
+    """The plugin's writer: the partial JSON as results arrive, everything at the end, the terminal."""
 
     def __init__(self, config, settings):
+        super().__init__()
         self.config = config
         self.thresholds = settings["thresholds"]
         self.baseline = settings["baseline"]
         self.json_path = config.getoption("nicrobust_json")
         self.alluredir = getattr(config.option, "allure_report_dir", None)
+        self.shard = config.getoption("nicrobust_shard")
         self.started = time.time()
         self.last_progress = 0.0
-        self.written: list[str] = []
-        self.problems: list[str] = []
-        self.extras: dict = {}
 
     def provenance(self, results) -> dict:
         return provenance.collect(self.config, self.thresholds, results, self.started, time.time())
@@ -65,66 +136,16 @@ class RunWriter:
         if not self.json_path or time.time() - self.last_progress < PROGRESS_EVERY_S:
             return
         self.last_progress = time.time()
-        self._try("partial results JSON", lambda: write_json_atomic(
+        self.attempt("partial results JSON", lambda: write_json_atomic(
             self.json_path, run_document(self.provenance(results), results, complete=False)))
 
-    def _try(self, what: str, fn):
-        try:
-            return fn()
-        except Exception as exc:  # an extra must never cost the results
-            self.problems.append(f"{what} not written: {type(exc).__name__}: {exc}")
-            if os.environ.get("NICROBUST_DEBUG"):
-                traceback.print_exc()
-            return None
-
     def finish(self, results: list[dict]) -> None:
+        comparison = self.attempt("comparison", lambda: run_comparison(results, self.baseline))
         if not (self.json_path or self.alluredir):
-            self.extras = {"comparison": self._try("comparison", lambda: run_comparison(results, self.baseline))}
+            self.extras = {"comparison": comparison}
             return
-        prov = self.provenance(results)
-        if self.json_path:  # 1. the measurements, before anything that could fail
-            write_json_atomic(self.json_path, run_document(prov, results, complete=True))
-            self.written.append(self.json_path)
-        matrices = self._try("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
-        self.extras = {"summary": self._try("summary", lambda: summary.build(results)) or {}, "transfer": matrices,
-                       "comparison": self._try("comparison", lambda: run_comparison(results, self.baseline))}
-        if self.json_path:  # 2. the same file with the summaries
-            self._try("summaries in the JSON", lambda: write_json_atomic(
-                self.json_path, run_document(prov, results, complete=True, extras=self.extras)))
-        files = self._transfer_files(matrices)
-        if self.alluredir:
-            self._try("Allure run files", lambda: self._allure(prov, results, files))
-
-    def _transfer_files(self, matrices: dict) -> list:
-        if not matrices:
-            return []
-        files = self._try("transfer tables", lambda: transfer_matrix.tables(matrices)) or []
-        png = self._try("transfer heatmaps", lambda: transfer_matrix.heatmaps(matrices))
-        files += png or []
-        if self.json_path and files:
-            folder = os.path.splitext(self.json_path)[0] + "-transfer"
-
-            def save():
-                os.makedirs(folder, exist_ok=True)
-                for name, body in files:
-                    with open(os.path.join(folder, name), "wb") as f:
-                        f.write(body)
-                self.written.append(folder + "/")
-            self._try("transfer files", save)
-        return files
-
-    def _allure(self, prov, results, files) -> None:
-        os.makedirs(self.alluredir, exist_ok=True)
-        allure_run.write_environment(self.alluredir, allure_run.environment(prov, results))
-        allure_run.write_json(self.alluredir, "executor.json", allure_run.executor(prov, int(self.started)))
-        allure_run.write_json(self.alluredir, "categories.json", allure_run.categories())
-        page = summary.summary_html(self.extras.get("summary", {}))
-        status, message = summary.verdict(results)
-        shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
-        allure_run.write_run_result(self.alluredir, "nicrobust run summary",
-                                    summary.description_html(self.extras.get("summary", {}), results),
-                                    [("gate matrix and score card.html", page.encode())] + shown, status, message)
-        self.written.append(self.alluredir + "/")
+        write_outputs(self, self.provenance(results), results, comparison, self.json_path, self.alluredir,
+                      run_files=not self.shard)
 
     def terminal_summary(self, tr, results: list[dict]) -> None:
         terminal.write(tr, results, self)

@@ -1,0 +1,1 @@
+"""TinyDCT: an example third-party codec for pytest-nicrobust (see README.md)."""

@@ -1,0 +1,215 @@
+"""Does a codec keep the contract of :mod:`pytest_nicrobust.codecs.base`? Run it before trusting its numbers.
+
+    python -m pytest_nicrobust check-codec ourcodec.nicrobust:make_codec@3 [--weights w.pt] [--device cuda]
+    python -m pytest_nicrobust check-codec nicrobust:mbt2018-mean@q2
+    python -m pytest_nicrobust check-codec path/to/checkpoint.pth.tar [--model mbt2018-mean]
+
+or, from Python, ``pytest_nicrobust.codecs.check(codec)`` (a list of :class:`Check`, one per
+property). Every property prints one PASS/FAIL line; the exit status is 1 if any failed.
+Photos bundled with scikit-image, cropped to an odd size, are the test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+
+RATE_TOLERANCE = 0.25        # |estimated − real| / real bpp
+RECON_MIN_PSNR = 30.0        # dB between the differentiable (ste) and the decoded reconstruction
+RANGE_MARGIN = 0.5           # a differentiable reconstruction may leave [0, 1] a little (0-255 would not pass)
+TIME_LIMIT_S = 120.0         # a property that takes longer is a failure (an entropy coder that hangs)
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def test_images(size=(75, 101), n=2):
+    """``n`` photos as (n, 3, H, W), an odd size so that padding and cropping are exercised."""
+    from ..datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+
+    images = load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), n, max(size))
+    x = to_tensor(images)
+    top, left = (x.shape[2] - size[0]) // 2, (x.shape[3] - size[1]) // 2
+    return x[:, :, top:top + size[0], left:left + size[1]].contiguous()
+
+
+def _psnr(a, b) -> float:
+    mse = float((a.double() - b.double()).pow(2).mean())
+    return 100.0 if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def check(codec, size=(75, 101), n=2) -> list[Check]:
+    """Every property of the contract, each a :class:`Check` (a failing one does not stop the others)."""
+    import torch
+
+    from ..timeguard import time_limit
+
+    x = test_images(size, n).to(codec.device)
+    h, w = size
+    results: list[Check] = []
+
+    def run(name, fn):
+        try:
+            with time_limit(TIME_LIMIT_S, f"check {name!r}"):
+                passed, detail = fn()
+        except Exception as exc:  # the property failed by raising
+            passed, detail = False, f"raised {type(exc).__name__}: {str(exc)[:300]}"
+        results.append(Check(name, passed, detail))
+
+    def forward_shapes():
+        out = codec.forward(x, proxy="ste")
+        ok_shape = tuple(out.x_hat.shape) == (n, 3, h, w) and tuple(out.bpp.shape) == (n,)
+        finite = bool(torch.isfinite(out.x_hat).all() and torch.isfinite(out.bpp).all())
+        lo, hi = float(out.x_hat.min()), float(out.x_hat.max())
+        in_range = -RANGE_MARGIN <= lo and hi <= 1 + RANGE_MARGIN
+        on_device = out.x_hat.device.type == codec.device.type
+        ok = ok_shape and finite and in_range and on_device and bool((out.bpp > 0).all())
+        return ok, (f"x_hat {tuple(out.x_hat.shape)} in [{lo:.3f}, {hi:.3f}], bpp {tuple(out.bpp.shape)} "
+                    f"{[round(v, 4) for v in out.bpp.tolist()]}, on {out.x_hat.device.type}"
+                    f" (want ({n}, 3, {h}, {w}) within [0, 1] ± {RANGE_MARGIN}, ({n},) positive, finite)")
+
+    def gradients(proxy):
+        def fn():
+            xa = x.clone().requires_grad_(True)
+            out = codec.forward(xa, proxy=proxy, generator=torch.Generator(device=x.device).manual_seed(0))
+            (grad,) = torch.autograd.grad((out.x_hat - x).pow(2).mean() + 1e-3 * out.bpp.sum(), xa)
+            norm = float(grad.abs().sum())
+            ok = bool(torch.isfinite(grad).all()) and norm > 0
+            return ok, f"|grad| {norm:.3g}, finite {bool(torch.isfinite(grad).all())} (want finite and not zero)"
+        return fn
+
+    def noise_seeded():
+        def once(seed):
+            g = torch.Generator(device=x.device).manual_seed(seed)
+            return codec.forward(x, proxy="noise", generator=g).bpp
+        a, b, c = once(1), once(1), once(2)
+        ok = torch.equal(a, b) and not torch.equal(a, c)
+        return ok, "same generator state gives the same noise, another state another" if ok else \
+            f"bpp {a.tolist()} / {b.tolist()} / {c.tolist()} for seeds 1, 1, 2 (want equal, equal, different)"
+
+    def eval_mode():
+        modules = [m for m in vars(codec).values() if isinstance(m, torch.nn.Module)]
+        training = [type(m).__name__ for m in modules for sub in m.modules() if sub.training]
+        return not training, "no module in training mode" if not training else f"in training mode: {training[:3]}"
+
+    def roundtrip():
+        rt = codec.roundtrip(x)
+        ok = (tuple(rt.x_hat.shape) == (n, 3, h, w) and len(rt.nbytes) == n
+              and all(isinstance(b, int) and b > 0 for b in rt.nbytes))
+        return ok, f"x_hat {tuple(rt.x_hat.shape)}, bytes {rt.nbytes}, bpp {[round(v, 4) for v in rt.bpp.tolist()]}"
+
+    def deterministic():
+        a, b = codec.roundtrip(x), codec.roundtrip(x)
+        ok = torch.equal(a.x_hat, b.x_hat) and a.nbytes == b.nbytes
+        return ok, "two round trips: same bytes, same image" if ok else \
+            f"bytes {a.nbytes} then {b.nbytes}, max pixel difference {float((a.x_hat - b.x_hat).abs().max()):.4f}"
+
+    def recon_close():
+        real = codec.roundtrip(x).x_hat
+        proxy = codec.forward(x, proxy="ste").x_hat.clamp(0, 1)
+        psnrs = [_psnr(proxy[i], real[i]) for i in range(n)]
+        return min(psnrs) >= RECON_MIN_PSNR, (f"PSNR(differentiable, decoded) {[round(p, 1) for p in psnrs]} dB "
+                                             f"(want >= {RECON_MIN_PSNR:g})")
+
+    def rate_close():
+        real = codec.roundtrip(x).bpp.double()
+        est = codec.forward(x, proxy="ste").bpp.double().cpu()
+        err = ((est - real).abs() / real).tolist()
+        return max(err) <= RATE_TOLERANCE, (f"estimated {[round(v, 4) for v in est.tolist()]} vs real "
+                                            f"{[round(v, 4) for v in real.tolist()]} bpp: off by "
+                                            f"{[f'{100 * e:.1f} %' for e in err]} (want <= {100 * RATE_TOLERANCE:g} %; "
+                                            "bits, not bpp, from _forward_padded?)")
+
+    def padding():
+        multiple = getattr(codec, "multiple", None)
+        ok_multiple = isinstance(multiple, int) and multiple >= 1
+        one = x[:1, :, : h - 2, : w - 3]
+        out, rt = codec.forward(one, proxy="ste"), codec.roundtrip(one)
+        ok = ok_multiple and out.x_hat.shape[-2:] == one.shape[-2:] and rt.x_hat.shape[-2:] == one.shape[-2:]
+        return ok, f"multiple {multiple!r}; {tuple(one.shape[-2:])} in, {tuple(rt.x_hat.shape[-2:])} out"
+
+    def non_finite():
+        from .. import CodecError
+
+        bad = x.clone()
+        bad[0, :, 3, 3] = float("nan")
+        try:
+            codec.roundtrip(bad)
+        except CodecError as exc:
+            return True, f"a NaN input raised {type(exc).__name__}"
+        return False, "a NaN input went through roundtrip() silently (use the base class's roundtrip)"
+
+    def identity():
+        a, b = codec.identity(), codec.identity()
+        json.dumps(a, sort_keys=True)
+        pinned = any(k in a for k in ("weights_sha256", "code_sha256"))
+        return a == b and pinned, f"{json.dumps(a, sort_keys=True, default=str)[:200]}"
+
+    run("forward: shapes, range, device", forward_shapes)
+    run("gradients reach the input (noise proxy)", gradients("noise"))
+    run("gradients reach the input (ste proxy)", gradients("ste"))
+    run("noise proxy follows the generator", noise_seeded)
+    run("model stays in eval mode", eval_mode)
+    run("roundtrip: shapes and bytes per image", roundtrip)
+    run("real bytes decode the same twice", deterministic)
+    run("differentiable reconstruction close to the decoded one", recon_close)
+    run("estimated rate close to the real bitstream", rate_close)
+    run("odd sizes padded and cropped back", padding)
+    run("non-finite values are caught", non_finite)
+    run("identity pins weights and code (cache key)", identity)
+    return results
+
+
+def load_spec(spec: str, weights: str | None, device: str, model: str | None):
+    """A codec from a check-codec SPEC (see the module docstring)."""
+    from . import load_codec
+    from .registry import ARCHITECTURES, parse_spec
+
+    if os.path.isfile(spec):
+        from .compressai_models import infer_architecture, load_state_dict_file
+
+        arch = model or infer_architecture(load_state_dict_file(spec, spec), spec)
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"--model {arch}: not one of {', '.join(ARCHITECTURES)}")
+        return load_codec(arch, spec, None, device, os.path.basename(spec))
+    keys = parse_spec(spec, os.getcwd())
+    quality = keys.get("qualities", [None])[0]
+    weights = keys.get("weights") or (os.path.abspath(weights) if weights else None)
+    return load_codec(keys["model"], weights, quality, device, keys["model"].rpartition(":")[2],
+                      search=(os.getcwd(),))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pytest_nicrobust check-codec", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("spec", help="as in a suite: nicrobust:mbt2018-mean@q2, package.module:factory@3, or a checkpoint")
+    ap.add_argument("--weights", help="weights file passed to an external factory")
+    ap.add_argument("--model", help="the CompressAI architecture of a checkpoint (default: read from its keys)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    from .. import NicrobustError
+
+    try:
+        codec = load_spec(args.spec, args.weights, args.device, args.model)
+    except (NicrobustError, ValueError) as exc:
+        print(f"check-codec: {exc}", file=sys.stderr)
+        return 2
+    print(f"checking {args.spec} ({type(codec).__name__}, label {codec.label}, device {codec.device})")
+    results = check(codec)
+    for r in results:
+        print(r.line())
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)} of {len(results)} properties hold" + (f"; failed: {', '.join(r.name for r in failed)}"
+                                                                              if failed else ""))
+    return 1 if failed else 0
