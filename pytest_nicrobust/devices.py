@@ -5,9 +5,10 @@
 * Worker ``gwK`` is pinned to visible device K mod n before CUDA initialises (its
   ``CUDA_VISIBLE_DEVICES`` narrowed to that one device), so ``-n 8`` on 4 GPUs puts two
   workers on each; ``--nicrobust-device cuda:I`` puts every worker on visible device I.
-* The torch CPU thread count is the machine's share per ``-n auto`` worker
-  (cores // GPUs, or 1 without GPUs), whatever ``-n`` is: CPU kernels then sum in the same
-  order under ``-n 0`` and ``-n 2``, so the numbers are bit-identical.
+* On CPU every process computes with one torch thread, so kernels sum in the same order under
+  ``-n 0`` and ``-n 2`` and the numbers are bit-identical; the cores are used by measuring a
+  test's images in parallel instead (:func:`image_workers` threads per process, each image on
+  one thread). On CUDA the torch CPU thread count is the machine's share per ``-n auto`` worker.
 
 The functions here are pure (no torch, no CUDA) so the mapping is tested on any machine.
 """
@@ -38,8 +39,13 @@ def auto_workers(gpus: list[str], cpu_count: int) -> int:
 
 
 def threads_per_process(gpus: list[str], cpu_count: int) -> int:
-    """The CPU share of one ``-n auto`` worker; used whatever ``-n`` is, for identical numbers."""
+    """The CPU share of one ``-n auto`` worker (torch's CPU threads beside a GPU)."""
     return max(1, cpu_count // auto_workers(gpus, cpu_count))
+
+
+def image_workers(cpu_count: int, workers: int) -> int:
+    """Images measured at once in one process on CPU: its share of the cores."""
+    return max(1, cpu_count // max(1, workers))
 
 
 def worker_gpu(worker_id: str | None, gpus: list[str], requested: str) -> str | None:

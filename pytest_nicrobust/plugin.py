@@ -40,7 +40,8 @@ def pytest_addoption(parser):
     group.addoption("--nicrobust-device", default="auto",
                     help="cpu, cuda, cuda:1 ... (default: cuda if available; under xdist one GPU per worker)")
     group.addoption("--nicrobust-threads", type=int, default=None,
-                    help="torch CPU threads per process (default: cores per -n auto worker, whatever -n is)")
+                    help="on CPU, images measured in parallel per process, one torch thread each "
+                         "(default: cores per xdist worker); the numbers do not depend on it")
     group.addoption("--nicrobust-batch-size", type=int, default=None,
                     help="images per attack batch (default: 1 on CPU, 8 on CUDA)")
     group.addoption("--nicrobust-metrics", default="psnr,mse,msssim,vmaf",
@@ -236,7 +237,8 @@ class RobustnessItem(pytest.Function):
         return super().repr_failure(excinfo) if style is None else super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, self.name
+        # no domain: pytest's -v line would otherwise turn dots of a label into "::" (ourcodec.v2)
+        return self.path, None, ""
 
 
 def _kind_order(item) -> int:
@@ -293,20 +295,24 @@ def nicrobust_context(request):
     import torch
 
     from .advcache import AdvCache
-    from .devices import cpu_count, threads_per_process
+    from .devices import cpu_count, image_workers, threads_per_process
     from .runner import RunContext, default_batch_size, default_device
 
     config = request.config
     settings = config.stash[_SETTINGS]
-    gpus = getattr(config, "workerinput", {}).get("nicrobust_gpus")
-    if gpus is None:
-        gpus = _visible_gpus(config)
-    torch.set_num_threads(config.getoption("nicrobust_threads") or threads_per_process(gpus, cpu_count()))
     device = config.getoption("nicrobust_device")
     if _PINNED in config.stash:
         device = "cuda"  # a pinned worker sees its one GPU as cuda:0
     elif device == "auto":
         device = default_device()
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) if hasattr(config, "workerinput") else 1
+    parallel = 1
+    if device.startswith("cuda"):  # batches on the GPU; the CPU share for coding and metrics
+        gpus = getattr(config, "workerinput", {}).get("nicrobust_gpus") or _visible_gpus(config)
+        torch.set_num_threads(threads_per_process(gpus, cpu_count()))
+    else:  # one torch thread per image, the same numbers whatever -n is; images in parallel
+        torch.set_num_threads(1)
+        parallel = config.getoption("nicrobust_threads") or image_workers(cpu_count(), workers)
     return RunContext(
         cache=AdvCache(_cache_dir(config)),
         device=device,
@@ -320,6 +326,8 @@ def nicrobust_context(request):
         search=(str(config.rootpath),),
         baseline=settings["baseline"],
         compare_fail=settings["compare_fail"],
+        image_workers=parallel,
+        pictures=bool(getattr(config.option, "allure_report_dir", None)),
     )
 
 

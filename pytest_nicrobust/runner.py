@@ -16,6 +16,13 @@ Against a deterministic defense it attacks through the defense itself.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
+import queue
+import threading
+import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -26,7 +33,7 @@ from .advcache import AdvCache, cache_key
 from .attacks import build_attack
 from .codecs import load_entry
 from .codecs.base import NonFiniteError, RoundTrip, non_finite_images, round_to_8bit
-from .evaluate import defense_cost, evaluate, mean_of
+from .evaluate import clean_scores, defense_cost, evaluate, mean_of
 from .gates import conclude
 from .seeding import attack_seed, defense_seed
 from .thresholds import match_labels
@@ -46,6 +53,8 @@ class RunContext:
     keep_pictures: int = 4
     eot_samples: int = 4
     search: tuple = ()  # folders an import-path codec is imported from
+    image_workers: int = 1  # batches measured at once (CPU threads, one torch thread each)
+    pictures: bool = False  # attach picture rows (Allure is on)
     baseline: object = None  # a baseline.Baseline with --nicrobust-compare
     compare_fail: dict = field(default_factory=dict)  # allowed changes from --nicrobust-compare-fail
     cache: AdvCache = field(default_factory=lambda: AdvCache(None))
@@ -53,6 +62,50 @@ class RunContext:
     _codecs: OrderedDict = field(default_factory=OrderedDict)
     _images: dict = field(default_factory=dict)
     measured: dict = field(default_factory=dict)  # case key -> per-image rows per mode (worst case reuses them)
+    _clean: dict = field(default_factory=dict)  # (codec, images) -> C(x) and m(x, C(x)): the same in every test
+    _pool: object = None
+    _local: threading.local = field(default_factory=threading.local)
+    _replicable: dict = field(default_factory=dict)
+
+    def map(self, fn, items: list, parallel: bool = True) -> list:
+        """``[fn(item)]`` in order; on ``image_workers`` threads when there is more than one item."""
+        if not parallel or self.image_workers <= 1 or len(items) <= 1:
+            return [fn(item) for item in items]
+        if self._pool is None:
+            self._pool = ImagePool(self.image_workers)
+        return self._pool.map(fn, items)
+
+    def replicable(self, codec) -> bool:
+        """Whether each thread can have its own copy of ``codec`` (else its batches run one by one)."""
+        if codec not in self._replicable:
+            try:
+                copy.deepcopy(codec)
+                self._replicable[codec] = True
+            except Exception:  # an external codec holding a native handle, a lock, ...
+                self._replicable[codec] = False
+        return self._replicable[codec]
+
+    def replica(self, codec):
+        """This thread's copy of ``codec`` (the codec itself on the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            return codec
+        copies = self._local.__dict__.setdefault("codecs", weakref.WeakKeyDictionary())
+        if codec not in copies:
+            copies[codec] = copy.deepcopy(codec)
+        return copies[codec]
+
+    def clean(self, codec, group, x, bad: set, cached: bool):
+        """({index: (C(x), bpp)}, {metric: m(x, C(x))}) of a batch; computed once per worker for the bare codec."""
+        key = (codec.identity_digest(), codec.device.type, tuple(_image_key(im) for im in group)) if cached else None
+        if key in self._clean:
+            return self._clean[key]
+        coded = _roundtrip_each(codec, x, bad)
+        known = None
+        if len(coded) == len(group):
+            known = clean_scores(x, stack(coded, list(range(len(group)))), self.metrics)
+            if key is not None:
+                self._clean[key] = (coded, known)
+        return coded, known
 
     def codec(self, entry):
         if entry not in self._codecs:
@@ -68,6 +121,41 @@ class RunContext:
             folder = datasets.dataset_folder(entry.name, entry.path, self.data_root, self.cityscapes_root)
             self._images[key] = datasets.load_dataset(entry.name, folder, entry.images, entry.crop, self.metrics)
         return self._images[key]
+
+
+class ImagePool:
+    """Daemon threads measuring a test's batches in parallel. Not concurrent.futures: its threads are
+    joined at exit, and a batch stuck past the time limit would then hang the process."""
+
+    def __init__(self, workers: int):
+        self.jobs: queue.Queue = queue.Queue()
+        for k in range(workers):
+            threading.Thread(target=self._serve, name=f"nicrobust-image-{k}", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            fn, item, slot, done, cancelled = self.jobs.get()
+            if not cancelled.is_set():
+                try:
+                    slot.append((True, fn(item)))
+                except BaseException as exc:  # handed to the caller
+                    slot.append((False, exc))
+            done.release()
+
+    def map(self, fn, items: list) -> list:
+        cancelled, done, slots = threading.Event(), threading.Semaphore(0), [[] for _ in items]
+        for item, slot in zip(items, slots):
+            self.jobs.put((fn, item, slot, done, cancelled))
+        try:
+            for _ in items:
+                done.acquire()
+        except BaseException:  # the time limit: the batches not started are dropped
+            cancelled.set()
+            raise
+        for slot in slots:
+            if not slot[0][0]:
+                raise slot[0][1]
+        return [slot[0][1] for slot in slots]
 
 
 def default_device() -> str:
@@ -150,62 +238,97 @@ def _roundtrip_each(codec, x, bad: set) -> dict:
     return {}
 
 
-def _stack(coded: dict, keep: list[int]) -> RoundTrip:
+def _image_key(image) -> tuple:
+    return (image.name, image.pixels.shape, hashlib.sha256(image.pixels.tobytes()).hexdigest())
+
+
+def stack(coded: dict, keep: list[int]) -> RoundTrip:
     return RoundTrip(torch.stack([coded[i][0] for i in keep]), [], torch.stack([coded[i][1] for i in keep]))
 
 
 def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: bool = True) -> None:
-    """Attack (or fetch x') and measure every image of a case; fill ``out`` as it goes.
+    """Attack (or fetch x') and measure every image of a case; fill ``out``.
 
-    ``out["modes"][mode]["per_image"]`` grows image by image; images the codec fails on are
-    listed in ``out["errors"]`` (the others are still measured).
+    Batches are measured in parallel on CPU (:meth:`RunContext.map`); their rows are put into
+    ``out["modes"][mode]["per_image"]`` in data-set order. Images the codec fails on are listed in
+    ``out["errors"]`` (the others are still measured).
     """
     a_seed, d_seed = seeds
-    modes, draws = case_modes(codec, defense, d_seed, ctx.eot_samples)
-    out["modes"] = {mode: {"per_image": []} for mode, *_ in modes}
+    names, draws = case_modes(codec, defense, d_seed, ctx.eot_samples)
+    out["modes"] = {mode: {"per_image": []} for mode, *_ in names}
     out["errors"] = []
     if defense is not None:
         out["defense"] = {"name": defense.name, "random": defense.random, "reversible": defense.reversible,
                           **draws, "seed": d_seed, "per_image": []}
     timings = out.setdefault("timings", {})
-    for group in batches(images, ctx.batch_size):
-        x = datasets.to_tensor(group).to(ctx.device)
-        try:
-            _measure_group(case, group, x, modes, ctx, a_seed, out, timings, pictures)
-        except CodecError as exc:  # this batch's images are named; the next batch is still measured
-            which = getattr(exc, "images", None) or range(len(group))
-            out["errors"].append({"images": [group[i].name for i in which], "error": f"{exc.category}: {exc}"})
+
+    def work(group):
+        mine = ctx.replica(codec)  # each thread measures with its own copy of the model
+        modes, _ = case_modes(mine, defense, d_seed, ctx.eot_samples)
+        return _measure_group(case, group, modes, ctx, a_seed, pictures)
+
+    groups = list(batches(images, ctx.batch_size))
+    with report.step(f"attack, encode + decode, metrics ({len(images)} images)", {}):
+        done = ctx.map(work, groups, parallel=ctx.replicable(codec))
+    attached: dict = {}  # pictures per mode
+    for group, (rows, keep, bad, shown, spent, error) in zip(groups, done):
+        for key, seconds in spent.items():
+            timings[key] = timings.get(key, 0.0) + seconds
+        for mode, mode_rows in rows.items():
+            out["modes"][mode]["per_image"] += [{"image": group[i].name, **mode_rows[i]} for i in keep]
+        if "defense" in out and keep:
+            out["defense"]["per_image"] += defense_cost(
+                [rows["undefended"][i] | {"image": group[i].name} for i in keep], [rows["non-adaptive"][i] for i in keep])
+        for (title, mode), tensors in shown:
+            if attached.get(mode, 0) < ctx.keep_pictures:
+                attached[mode] = attached.get(mode, 0) + 1
+                report.attach_picture(title, report.picture_row(*tensors))
+        if error is not None:  # this batch's failing images are named; the others were measured
+            which = getattr(error, "images", None) or range(len(group))
+            out["errors"].append({"images": [group[i].name for i in which], "error": f"{error.category}: {error}"})
 
 
-def _measure_group(case, group, x, modes, ctx, seed, out, timings, pictures):
-    x_adv, clean, rows, bad = {}, {}, {}, set()
-    for mode, attack_codec, eval_codec, tag in modes:
-        with report.step(f"attack ({mode})", timings):
-            if tag not in x_adv:
-                x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag)
-        with report.step(f"encode + decode ({mode})", timings):
-            if id(eval_codec) not in clean:
-                clean[id(eval_codec)] = _roundtrip_each(eval_codec, x, bad)
-            adv = _roundtrip_each(eval_codec, x_adv[tag], bad)
-        keep = [i for i in range(len(group)) if i not in bad]
-        if not keep:
-            break
-        ref, adv = _stack(clean[id(eval_codec)], keep), _stack(adv, keep)
-        with report.step(f"metrics ({mode})", timings):
-            rows[mode] = dict(zip(keep, evaluate(x[keep], x_adv[tag][keep], ref, adv, ctx.metrics)))
-        if pictures and mode in case.gated_modes:
-            for j, i in enumerate(keep):
-                if len(out["modes"][mode]["per_image"]) + j < ctx.keep_pictures:
-                    report.attach_picture(f"{group[i].name} ({mode})", report.picture_row(
-                        x[i], x_adv[tag][i], ref.x_hat[j], adv.x_hat[j]))
+@contextlib.contextmanager
+def _timed(title: str, timings: dict):
+    start = time.perf_counter()
+    yield
+    timings[title] = timings.get(title, 0.0) + time.perf_counter() - start
+
+
+def _measure_group(case, group, modes, ctx, seed, pictures):
+    """(rows per mode, images kept, images failed, pictures, timings, CodecError or None) of one batch.
+
+    Runs in a worker thread: no Allure calls here (the main thread attaches the pictures).
+    """
+    x = datasets.to_tensor(group).to(ctx.device)
+    x_adv, clean, rows, bad, shown, spent = {}, {}, {}, set(), [], {}
+    try:
+        for mode, attack_codec, eval_codec, tag in modes:
+            with _timed(f"attack ({mode})", spent):
+                if tag not in x_adv:
+                    x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag)
+            with _timed(f"encode + decode ({mode})", spent):
+                if id(eval_codec) not in clean:
+                    clean[id(eval_codec)] = ctx.clean(eval_codec, group, x, bad, cached=eval_codec is modes[0][2])
+                adv = _roundtrip_each(eval_codec, x_adv[tag], bad)
+            keep = [i for i in range(len(group)) if i not in bad]
+            if not keep:
+                break
+            ref, known = clean[id(eval_codec)]
+            ref_rt, adv_rt = stack(ref, keep), stack(adv, keep)
+            with _timed(f"metrics ({mode})", spent):
+                scores = {m: v[keep] for m, v in known.items()} if known else None
+                rows[mode] = dict(zip(keep, evaluate(x[keep], x_adv[tag][keep], ref_rt, adv_rt, ctx.metrics, scores)))
+            if pictures and ctx.pictures and mode in case.gated_modes:
+                shown += [((f"{group[i].name} ({mode})", mode), (x[i], x_adv[tag][i], ref_rt.x_hat[j], adv_rt.x_hat[j]))
+                          for j, i in enumerate(keep)]
+        if bad:
+            raise NonFiniteError(f"codec {case.codec.display} gives NaN or infinite values", sorted(bad))
+        error = None
+    except CodecError as exc:
+        error = exc
     keep = [i for i in range(len(group)) if i not in bad]  # an image failing in any mode is dropped from all
-    for mode, mode_rows in rows.items():
-        out["modes"][mode]["per_image"] += [{"image": group[i].name, **mode_rows[i]} for i in keep]
-    if "defense" in out and keep:
-        out["defense"]["per_image"] += defense_cost([rows["undefended"][i] | {"image": group[i].name} for i in keep],
-                                                    [rows["non-adaptive"][i] for i in keep])
-    if bad:
-        raise NonFiniteError(f"codec {case.codec.display} gives NaN or infinite values", sorted(bad))
+    return rows, keep, bad, shown, spent, error
 
 
 def finish_means(out: dict) -> None:

@@ -86,6 +86,7 @@ class CodecEntry:
     weights: str | None           # nicrobust | zoo | random | absolute path (may hold {quality}) | None
     quality: int | str | None
     options_json: str = "{}"      # further keys of the [[codecs]] table, for an external factory
+    home: str = ""                # the suite's folder: an import-path model is also looked for there
 
     @property
     def display(self) -> str:
@@ -319,7 +320,7 @@ def _parse_codecs(doc, path, base_dir):
             _fail(path, f"{where}.name", f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, "
                   "'=' or '::'")
         options_json = json.dumps(options, sort_keys=True, default=str)
-        entries += [CodecEntry(label, model, weights, q, options_json) for q in qualities]
+        entries += [CodecEntry(label, model, weights, q, options_json, base_dir) for q in qualities]
     return entries
 
 

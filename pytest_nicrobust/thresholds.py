@@ -87,15 +87,7 @@ class Thresholds:
 
     def regression_for(self, params: dict) -> dict:
         """Allowed changes against a baseline for a test with these labels (later tables win)."""
-        out = {}
-        for _, match, allowed in self.regression:
-            if _matches_all(match, params):
-                for metric, allow in allowed.items():
-                    if allow is None:
-                        out.pop(metric, None)
-                    else:
-                        out[metric] = allow
-        return out
+        return _resolve(self.regression, params, lambda metric, allow, source: allow)
 
     def check_computed(self, metrics) -> None:
         """A limit on a metric this run does not compute would silently gate nothing: refuse it."""
@@ -114,15 +106,21 @@ class Thresholds:
 
     def limits_for(self, params: dict) -> dict[str, Limit]:
         """Limits for a test with the given labels (see :func:`match_labels`)."""
-        out: dict[str, Limit] = {}
-        for source, match, limits in self.tables:
-            if _matches_all(match, params):
-                for metric, value in limits.items():
-                    if value is False:
-                        out.pop(metric, None)
-                    else:
-                        out[metric] = Limit(metric, float(value), source)
-        return out
+        return _resolve(self.tables, params, lambda metric, value, source: Limit(metric, float(value), source))
+
+
+def _resolve(tables: list, params: dict, entry) -> dict:
+    """{metric: entry(metric, value, source)} over the tables matching ``params`` in order, later
+    ones winning; a value of false (None for an allowed change) removes the metric."""
+    out = {}
+    for source, match, values in tables:
+        if _matches_all(match, params):
+            for metric, value in values.items():
+                if value is False or value is None:
+                    out.pop(metric, None)
+                else:
+                    out[metric] = entry(metric, value, source)
+    return out
 
 
 def _glob(pattern: str) -> re.Pattern:

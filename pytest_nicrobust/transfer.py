@@ -67,7 +67,7 @@ def run_transfer(tcase: TransferCase, ctx, result: dict) -> None:
     from .codecs import classical
     from .evaluate import evaluate, mean_of
     from .gates import conclude
-    from .runner import attacked, batches, case_seeds, codec_record, gate_modes
+    from .runner import attacked, batches, case_seeds, codec_record, gate_modes, stack
 
     src = tcase.source
     params = tcase.parameters
@@ -88,18 +88,20 @@ def run_transfer(tcase: TransferCase, ctx, result: dict) -> None:
         with report.step("adversarial images (cache or attack)", timings):
             x_adv = attacked(source, src.attack, seed, group, x, ctx)
         with report.step("encode + decode on the target", timings):
-            extra = [{} for _ in group]
+            extra, known = [{} for _ in group], None
             if target is None:  # classical: match the source codec's clean bitrate
-                source_bpp = source.roundtrip(x).bpp.tolist()
+                coded, _ = ctx.clean(source, group, x, set(), cached=True)
+                source_bpp = [float(coded[i][1]) for i in range(len(group))]
                 qualities = [classical.match_quality(classical.to_pixels(xi), tcase.target, b)
                              for xi, b in zip(x, source_bpp)]
                 clean = classical.roundtrip(x, tcase.target, qualities)
                 adv = classical.roundtrip(x_adv, tcase.target, qualities)
                 extra = [{"quality": q, "bpp_source": b} for q, b in zip(qualities, source_bpp)]
             else:
-                clean, adv = target.roundtrip(x), target.roundtrip(x_adv)
+                coded, known = ctx.clean(target, group, x, set(), cached=True)
+                clean, adv = stack(coded, list(range(len(group)))), target.roundtrip(x_adv)
         with report.step("metrics", timings):
-            rows = evaluate(x, x_adv, clean, adv, ctx.metrics)
+            rows = evaluate(x, x_adv, clean, adv, ctx.metrics, known)
         if not result["per_image"]:  # the first image's pictures, attached if the cell fails
             first = (group[0].name, x[0], x_adv[0], clean.x_hat[0], adv.x_hat[0])
         result["per_image"] += [{"image": image.name, **row, **extra[i]} for i, (image, row) in enumerate(zip(group, rows))]

@@ -40,15 +40,18 @@ def test_collection_ids_and_markers(project):
 def test_every_id_can_be_selected_and_pasted_back(project):
     """-k takes any id whole, and the short summary prints ids pytest accepts as arguments."""
     write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\nalpha = 0.01\nobjectives = ["bitrate:luma"]\n')
+    suite = project.path / "suites" / "mini.toml"
+    suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny.v2"'))  # a dot in a label
     ids = _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST))
-    assert "suites/mini.toml::tiny[q1-pgd-eps7+alpha:0.01+steps:1-bitrate:luma-skimage-photos-none]" in ids
+    assert "suites/mini.toml::tiny.v2[q1-pgd-eps7+alpha:0.01+steps:1-bitrate:luma-skimage-photos-none]" in ids
     for nodeid in ids:
         name = nodeid.split("::")[1]
         assert _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", name, *FAST)) == [nodeid]
-    run = project.runpytest_subprocess("suites", "-rA", "-k", "q1 and not worst", *FAST)
+    run = project.runpytest_subprocess("suites", "-rA", "-v", "-k", "q1 and not worst", *FAST)
     (line,) = [ln for ln in run.outlines if ln.startswith("PASSED ")]
     pasted = line.split()[1]
     assert pasted in ids and _ids(project.runpytest_subprocess(pasted, "--collect-only", "-q", *FAST)) == [pasted]
+    assert any(ln.startswith(f"{pasted} PASSED") for ln in run.outlines), "the -v line shows the id as it is"
 
 
 def test_objectives_are_a_dimension(project):
@@ -125,22 +128,43 @@ def test_failing_gate_names_metric_value_limit_and_source(project, tmp_path):
     assert failed and failed[0]["per_image"], "values of a failing test are kept"
 
 
+def _pgd_with_threads(threads: int):
+    import torch
+
+    from pytest_nicrobust.attacks import build_attack
+    from pytest_nicrobust.codecs import load_codec
+    from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+
+    from pytest_nicrobust.evaluate import evaluate
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        codec = load_codec("bmshj2018-hyperprior", "nicrobust", 3)
+        x = to_tensor(load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), 1, 128))
+        x_adv = build_attack("pgd", codec, "eps7", "recon_error", 0, "noise", {"steps": 2})(x)
+        return evaluate(x, x_adv, codec.roundtrip(x), codec.roundtrip(x_adv), ("psnr",))
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_xdist_gives_bit_identical_numbers(project, tmp_path, monkeypatch):
-    """-n 0 and -n 2 agree to the last bit, on a codec and crop where the CPU thread count changes
-    the numbers (the third run proves it: two threads instead of one move ΔPSNR by about 1e-5 dB)."""
+    """-n 0, -n 2 and two images at a time agree to the last bit, on a codec and crop where the torch
+    thread count changes the numbers (checked first: one thread against two)."""
+    assert _pgd_with_threads(1) != _pgd_with_threads(2), "not sensitive to the thread count"
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(var, raising=False)  # the inner runs must not look like xdist workers
-    write_suite(project.path, crop=128, attacks='[[attacks]]\nname = "pgd"\nsteps = 2\n')
+    write_suite(project.path, crop=128, images=2, attacks='[[attacks]]\nname = "pgd"\nsteps = 2\n')
     suite = project.path / "suites" / "mini.toml"
     suite.write_text(suite.read_text().replace('name = "tiny"\nweights = "tiny.pt"\nqualities = [1, 2]',
                                                'weights = "nicrobust"\nqualities = [3]'))
     runs = {}
-    for label, args in (("n0", ["-n", "0"]), ("n2", ["-n", "2"]), ("threads2", ["-n", "0", "--nicrobust-threads", "2"])):
+    for label, args in (("n0", ["-n", "0", "--nicrobust-threads", "1"]), ("n2", ["-n", "2"]),
+                        ("two-at-a-time", ["-n", "0", "--nicrobust-threads", "2"])):
         out = tmp_path / f"{label}.json"
         project.runpytest_subprocess("suites", *args, f"--nicrobust-json={out}", *FAST).assert_outcomes(passed=2)
         runs[label] = {t["name"]: (t.get("seed"), t["per_image"]) for t in json.loads(out.read_text())["tests"]}
-    assert runs["n0"] == runs["n2"]
-    assert runs["n0"] != runs["threads2"], "this codec and crop are not sensitive to the thread count"
+    assert runs["n0"] == runs["n2"] == runs["two-at-a-time"]
 
 
 def test_missing_data_root_is_a_clear_error(project):

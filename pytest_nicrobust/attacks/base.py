@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .objectives import evaluate_objective
-from .presets import DEFAULT_OBJECTIVE, PROXIES, parse_objective
+from .presets import DEFAULT_OBJECTIVE, PROXIES, USES_REFERENCE, parse_objective
 
 
 class Attack:
@@ -42,10 +42,15 @@ class Attack:
 
     # -- helpers for subclasses -------------------------------------------------
 
+    @property
+    def needs_reference(self) -> bool:
+        return self.objective in USES_REFERENCE
+
     @torch.no_grad()
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """C(x) with rounded latents, the target the shift objectives move away from."""
-        return self.codec.forward(x, proxy="ste").x_hat
+    def reference(self, x: torch.Tensor) -> torch.Tensor | None:
+        """C(x) with rounded latents, the target the shift objectives move away from (None for the
+        objectives that do not use it: one forward pass saved)."""
+        return self.codec.forward(x, proxy="ste").x_hat if self.needs_reference else None
 
     def objective_value(self, x, x_adv, rec_clean) -> torch.Tensor:
         views = self.codec.eot_views(self.generator)
@@ -54,8 +59,10 @@ class Attack:
         # EOT: the mean over random views of the codec, each against its own clean C(x)
         values = []
         for view in views:
-            with torch.no_grad():
-                reference = view.forward(x, proxy="ste").x_hat
+            reference = None
+            if self.needs_reference:
+                with torch.no_grad():
+                    reference = view.forward(x, proxy="ste").x_hat
             values.append(self._objective_on(view, x, x_adv, reference))
         return torch.stack(values).mean(dim=0)
 

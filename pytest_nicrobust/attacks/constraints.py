@@ -102,7 +102,8 @@ def adam_ascent(param, lr, steps, evaluate, project, start):
     opt = torch.optim.Adam([param], lr=lr)
     best = Best(start)
     for step in range(steps + 1):
-        x_adv, score = evaluate()
+        with torch.set_grad_enabled(step < steps):  # the last iterate is only scored: no graph
+            x_adv, score = evaluate()
         best.update(x_adv, score)
         if step == steps:
             break

@@ -18,6 +18,7 @@ OBJECTIVES = (
     "bitrate",
 )
 COLOR_SPACES = ("rgb", "ycbcr", "luma")
+USES_REFERENCE = ("recon_shift", "amplify", "msssim_shift")  # objectives that compare with C(x)
 PROXIES = ("noise", "ste")
 
 _LINF = {

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, linf_violation, project_linf
+from .base import Attack, linf_violation
 from .constraints import adam_ascent
 from .haar import low_frequency
 
@@ -54,8 +54,9 @@ class SSAH(Attack):
     def budget_violation(self, x, x_adv):
         return linf_violation(x, x_adv, self.eps) if self.eps > 0 else None
 
-    def _cap(self, x_adv, x):
-        return project_linf(x_adv, x, self.eps) if self.eps > 0 else x_adv.clamp(0, 1)
+    def _cap(self, x_adv, bounds):
+        """Into the L∞ cap; ``bounds`` = (max(x − eps, 0), min(x + eps, 1)), computed once per image."""
+        return x_adv.clamp(*bounds) if self.eps > 0 else x_adv.clamp(0, 1)
 
     def lf_penalty(self, x, x_adv, ll_clean):
         diff = low_frequency(x_adv) - ll_clean
@@ -64,17 +65,18 @@ class SSAH(Attack):
     def perturb(self, x):
         rec_clean = self.reference(x)
         ll_clean = low_frequency(x)
+        bounds = ((x - self.eps).clamp(0, 1), (x + self.eps).clamp(0, 1))
         z = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
-        x0 = self._cap(x + self.init_std * z, x)
+        x0 = self._cap(x + self.init_std * z, bounds)
         w = torch.atanh((2 * x0 - 1) * (1 - _EDGE)).requires_grad_(True)
 
         def evaluate():
-            x_adv = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, x)
+            x_adv = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, bounds)
             value = self.objective_value(x, x_adv, rec_clean)
             return x_adv, value - self.lambda_lf * self.lf_penalty(x, x_adv, ll_clean)
 
         def project():  # keep w on the capped image so the cap does not let w drift
-            capped = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, x)
+            capped = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, bounds)
             w.copy_(torch.atanh((2 * capped - 1) * (1 - _EDGE)))
 
         return adam_ascent(w, self.lr, self.steps, evaluate, project, start=x)

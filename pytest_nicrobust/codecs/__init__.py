@@ -85,7 +85,8 @@ def _load_compressai(model, weights, quality, device, label):
 
 def load_entry(entry, device="cpu", search: tuple[str, ...] = ()):
     """The codec of a suite's :class:`~pytest_nicrobust.suite.CodecEntry`."""
-    return load_codec(entry.model, entry.weights, entry.quality, device, entry.label, entry.options, search)
+    return load_codec(entry.model, entry.weights, entry.quality, device, entry.label, entry.options,
+                      tuple(search) + ((entry.home,) if entry.home else ()))
 
 
 def check(codec, **kwargs):
