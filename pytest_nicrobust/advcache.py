@@ -13,6 +13,7 @@ attack runs again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,11 @@ import warnings
 import numpy as np
 
 from . import NicrobustWarning
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, at worst two workers make the same x'
+    fcntl = None
 
 
 def cache_key(codec, attack_entry, seed: int, image, batch: list[str], defense: str | None = None) -> str:
@@ -80,6 +86,22 @@ class AdvCache:
     def _reject(self, key, why):
         warnings.warn(NicrobustWarning(f"cached adversarial image {self._path(key)} {why}; made again"))
         return None
+
+    @contextlib.contextmanager
+    def making(self, key):
+        """Held while one process makes the entry ``key``: another xdist worker that needs the same
+        x' waits for it and then reads it, instead of attacking twice (POSIX file lock)."""
+        if not self.root or fcntl is None:
+            yield
+            return
+        path = self._path(key) + ".lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # a time limit's signal interrupts the wait
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def put(self, key, pixels: np.ndarray) -> None:
         from PIL import Image

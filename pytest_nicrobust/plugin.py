@@ -120,9 +120,6 @@ def pytest_configure(config):
     config.stash[_SETTINGS] = _settings(config)
     _pin_device(config)
     config.pluginmanager.register(ResultCollector(config), "nicrobust-results")
-    # Under xdist, keep the items of one model on one worker so it loads the model once.
-    if getattr(config.option, "dist", None) == "load":
-        config.option.dist = "loadgroup"
 
 
 def _visible_gpus(config) -> list[str]:

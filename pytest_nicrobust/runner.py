@@ -58,7 +58,7 @@ class RunContext:
     baseline: object = None  # a baseline.Baseline with --nicrobust-compare
     compare_fail: dict = field(default_factory=dict)  # allowed changes from --nicrobust-compare-fail
     cache: AdvCache = field(default_factory=lambda: AdvCache(None))
-    max_codecs: int = 3  # a transfer test holds its source and its target
+    max_codecs: int = 6  # models kept loaded per worker (a transfer test holds two)
     _codecs: OrderedDict = field(default_factory=OrderedDict)
     _images: dict = field(default_factory=dict)
     measured: dict = field(default_factory=dict)  # case key -> per-image rows per mode (worst case reuses them)
@@ -187,15 +187,25 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None):
     def within_budget(i):
         return lambda pixels: attack.budget_violation(x[i:i + 1].cpu(), datasets.to_tensor([datasets.Image("", pixels)]))
 
-    cached = [ctx.cache.get(k, within_budget(i)) for i, k in enumerate(keys)]
-    if all(c is not None for c in cached):
-        return datasets.to_tensor([datasets.Image(im.name, c) for im, c in zip(group, cached)]).to(x.device)
-    x_adv = round_to_8bit(attack(x))  # an attacker delivers an 8-bit image file
-    broken = set(non_finite_images(x_adv))  # NaN gradients: the round trip names these images
-    for i, (key, im) in enumerate(zip(keys, x_adv)):
-        if i not in broken:
-            ctx.cache.put(key, (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
-    return x_adv
+    def from_cache():
+        cached = [ctx.cache.get(k, within_budget(i)) for i, k in enumerate(keys)]
+        if all(c is not None for c in cached):
+            return datasets.to_tensor([datasets.Image(im.name, c) for im, c in zip(group, cached)]).to(x.device)
+        return None
+
+    found = from_cache()
+    if found is not None:
+        return found
+    with ctx.cache.making(keys[0]):
+        found = from_cache()  # another worker may have made it while this one waited
+        if found is not None:
+            return found
+        x_adv = round_to_8bit(attack(x))  # an attacker delivers an 8-bit image file
+        broken = set(non_finite_images(x_adv))  # NaN gradients: the round trip names these images
+        for i, (key, im) in enumerate(zip(keys, x_adv)):
+            if i not in broken:
+                ctx.cache.put(key, (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+        return x_adv
 
 
 def case_modes(codec, defense, draw_seed, eot_samples=4):

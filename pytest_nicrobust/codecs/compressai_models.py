@@ -172,7 +172,10 @@ def load_state_dict_file(path, what: str):
     except FileNotFoundError:
         raise CodecError(f"{what}: checkpoint file not found: {path}") from None
     except Exception as exc:  # corrupt file, pickle with code, wrong format
-        raise CodecError(f"{what}: cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__:
+            first = "torch.load(weights_only=True) refused it: not a file of plain tensors (corrupt, or it holds code)"
+        raise CodecError(f"{what}: cannot read checkpoint {path}: {type(exc).__name__}: {first}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -66,8 +66,9 @@ def gate_matrix(results: list[dict]) -> dict:
         if gate:
             cell.update(metric=gate["metric"], mode=gate.get("mode", ""), value=gate["value"], limit=gate["limit"],
                         headroom=headroom(gate))
-        if r.get("comparison", {}).get("change"):
-            cell["change"] = r["comparison"]["change"]
+        change = (r.get("comparison", {}).get("change") or {}).get(gate["metric"].removeprefix("transfer_")) if gate else None
+        if change is not None:
+            cell["change"] = change
         cells.setdefault(row, {})[col] = cell
         if col not in columns:
             columns.append(col)
@@ -141,8 +142,8 @@ def _cell_html(cell: dict | None) -> str:
     text = (f"{html.escape(cell['metric'])}{mode}<br><b>{cell['value']:.3g}</b> / {cell['limit']:g} {unit}"
             f"<br>headroom {100 * cell['headroom']:.0f} %" if math.isfinite(cell["headroom"]) else
             f"{html.escape(cell['metric'])}{mode}<br><b>NaN</b>")
-    if cell.get("change"):
-        text += "<br>vs baseline " + ", ".join(f"{m} {d:+.3g}" for m, d in cell["change"].items())
+    if "change" in cell:
+        text += f"<br>vs baseline {cell['change']:+.3g}"
     return f"<td style='background:{colour(cell['headroom'])}' title='{html.escape(cell['test'])}'>{text}</td>"
 
 

@@ -17,10 +17,11 @@ def _row(r: dict) -> list[str]:
         mode = f" [{gate['mode']}]" if gate.get("mode") not in ("", "undefended", "transfer") else ""
         cells = [f"{gate['metric']}{mode}", f"{gate['value']:.4g}", f"{gate['limit']:g}",
                  f"{100 * h:.0f}%" if math.isfinite(h) else "NaN"]
-    change = r.get("comparison", {}).get("change") or {}
+    comparison = r.get("comparison") or {}
+    change = (comparison.get("change") or {}).get(gate["metric"].removeprefix("transfer_")) if gate else None
+    versus = "new" if comparison.get("status") == "new" else "" if change is None else f"{change:+.3g}"
     return [codec_of(p), attack_of(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else ""),
-            p["dataset"], p.get("defense", ""), *cells,
-            ", ".join(f"{m} {d:+.3g}" for m, d in change.items()), (r.get("outcome") or "").upper()]
+            p["dataset"], p.get("defense", ""), *cells, versus, (r.get("outcome") or "").upper()]
 
 
 def gate_table(results: list[dict], include_transfer: bool = False) -> list[str]:
