@@ -466,7 +466,9 @@ class ResultCollector:
         found = [json.loads(v) for k, v in report.user_properties if k == RESULT_KEY]
         for result in found:
             self.results[result["id"]] = result
-        if not found and report.failed and "nicrobust" in report.keywords and report.nodeid not in self.results:
+        # a worker's crash report carries no keywords: a robustness test is one from a suite file
+        ours = "nicrobust" in report.keywords or report.nodeid.split("::")[0].endswith(".toml")
+        if not found and report.failed and ours and report.nodeid not in self.results:
             name = report.nodeid.rpartition("::")[2]
             self.results[report.nodeid] = {"id": report.nodeid, "name": name, "kind": "crashed",
                                            "outcome": "failed", "error": report.longreprtext[-2000:]}

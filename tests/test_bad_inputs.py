@@ -129,20 +129,23 @@ def test_one_bad_image_keeps_the_others_and_is_named(project, tmp_path):
     assert test["errors"][0]["images"] == ["coffee"]
 
 
-@pytest.mark.parametrize("mode", ["sleep", "native"])
-def test_a_hanging_test_is_ended_and_the_run_goes_on(project, tmp_path, mode):
+@pytest.mark.parametrize("mode, dist", [("sleep", "load"), ("native", "load"), ("native", "loadgroup")])
+def test_a_hanging_test_is_ended_and_the_run_goes_on(project, tmp_path, mode, dist):
     """Python code is interrupted at the limit; native code that never returns ends its worker."""
     _suite(project.path, _codecs(("hangs", f'mode = "{mode}"'), ("fine", "")))
     out = tmp_path / "r.json"
     start = time.time()
-    result = project.runpytest_subprocess("suites", "-n", "2", "--nicrobust-timeout=20", f"--nicrobust-json={out}",
-                                          *FAST, timeout=180)
+    result = project.runpytest_subprocess("suites", "-n", "2", "--dist", dist, "--nicrobust-timeout=20",
+                                          f"--nicrobust-json={out}", *FAST, timeout=180)
     assert time.time() - start < 120
-    # native: the crash is one failure, and the same test refused on the next worker a second
-    result.assert_outcomes(passed=1, failed=1 if mode == "sleep" else 2)
     if mode == "sleep":
+        result.assert_outcomes(passed=1, failed=1)
         result.stdout.fnmatch_lines(["*time limit: hangs*ran past its time limit of 20 s (--nicrobust-timeout)*"])
-    else:  # the worker ended by the watchdog, and the test refused when xdist hands it to the next one
+    elif dist == "load":  # the watchdog ended the worker; xdist reports the crash and goes on
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running*hangs*"])
+    else:  # loadgroup hands the crashed test's group to the next worker: the test is refused there
+        result.assert_outcomes(passed=1, failed=2)
         result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running*hangs*",
                                      "*hangs* ended its worker earlier in this run*"])
     results = _results(out)
