@@ -85,10 +85,16 @@ class Best:
         self.value = torch.full((x.shape[0],), -float("inf"), dtype=torch.float64, device=x.device)
 
     def update(self, x_adv, value):
+        """``x_adv`` is kept by reference where every image improved: the callers never write into it."""
         value = value.detach().double()
         better = value > self.value
+        if not bool(better.any()):
+            return
         self.value = torch.where(better, value, self.value)
-        self.x = torch.where(_view(better, x_adv).bool(), x_adv.detach(), self.x)
+        if bool(better.all()):  # the common case; a whole-image select would cost one pass per step
+            self.x = x_adv.detach()
+        else:
+            self.x = torch.where(_view(better, x_adv).bool(), x_adv.detach(), self.x)
 
 
 def adam_ascent(param, lr, steps, evaluate, project, start):
