@@ -119,7 +119,6 @@ class RunWriter(Outputs):
 
     def __init__(self, config, settings):
         super().__init__()
-        self.config = config
         self.thresholds = settings["thresholds"]
         self.baseline = settings["baseline"]
         self.json_path = config.getoption("nicrobust_json")
@@ -127,9 +126,11 @@ class RunWriter(Outputs):
         self.shard = config.getoption("nicrobust_shard")
         self.started = time.time()
         self.last_progress = 0.0
+        self.facts = provenance.run_facts(config, self.thresholds)
+        self.suite_hashes: dict = {}
 
     def provenance(self, results) -> dict:
-        return provenance.collect(self.config, self.thresholds, results, self.started, time.time())
+        return provenance.collect(self.facts, self.suite_hashes, results, self.started, time.time())
 
     def progress(self, results: list[dict]) -> None:
         """Refresh the partial JSON (at most every few seconds)."""

@@ -85,22 +85,14 @@ def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def collect(config, thresholds, results: list[dict], started: float, finished: float) -> dict:
-    """The provenance block of a run (controller side)."""
+def run_facts(config, thresholds) -> dict:
+    """The part of the provenance fixed when the run starts (read once: package metadata, hashes, git files)."""
     from .. import __version__
 
-    suites = sorted({r["suite"] for r in results if r.get("suite")})
-    devices = sorted({r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "")
-                      for r in results if r.get("device")})
-    workers = sorted({r["worker"] for r in results if r.get("worker")})
     return {
-        "timestamp": iso(started),
-        "finished": iso(finished),
-        "duration_s": round(finished - started, 3),
         "plugin": {"version": __version__, "commit": plugin_commit()},
         "command": ["pytest", *config.invocation_params.args],
         "cwd": str(config.invocation_params.dir),
-        "suites": {p: sha256_of(p) for p in suites},
         "thresholds": {"path": os.path.abspath(thresholds.path), "sha256": sha256_of(thresholds.path),
                        "plugin_default": thresholds.is_default},
         "seed": config.getoption("nicrobust_seed"),
@@ -108,8 +100,27 @@ def collect(config, thresholds, results: list[dict], started: float, finished: f
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
+        "shard": config.getoption("nicrobust_shard", None),
+    }
+
+
+def collect(facts: dict, suite_hashes: dict, results: list[dict], started: float, finished: float) -> dict:
+    """The provenance block of a run (controller side): ``facts`` plus what the results so far say.
+
+    ``suite_hashes`` caches each suite file's SHA-256 from the first time a result names it.
+    """
+    for path in {r["suite"] for r in results if r.get("suite")} - set(suite_hashes):
+        suite_hashes[path] = sha256_of(path)
+    devices = sorted({r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "")
+                      for r in results if r.get("device")})
+    workers = sorted({r["worker"] for r in results if r.get("worker")})
+    return {
+        "timestamp": iso(started),
+        "finished": iso(finished),
+        "duration_s": round(finished - started, 3),
+        **facts,
+        "suites": dict(sorted(suite_hashes.items())),
         "devices": devices,
         "workers": len(workers) or 1,
         "worker_ids": workers,
-        "shard": config.getoption("nicrobust_shard", None),
     }
