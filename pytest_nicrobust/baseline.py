@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 
 from . import NicrobustError
+from .gates import GateResult
 from .thresholds import GATES, ThresholdsError
 
 CLI = "--nicrobust-compare-fail"
@@ -150,8 +151,6 @@ def _means(result: dict, mode: str) -> dict:
 
 def regression_gates(result: dict, base: dict, modes, allowed: dict[str, Allowed]):
     """GateResults of the allowed changes (value = change, limit = allowed change), and the changes."""
-    from .gates import GateResult
-
     gates, changes = [], {}
     for mode in modes:
         now, before = _means(result, mode), _means(base, mode)

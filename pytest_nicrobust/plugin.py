@@ -392,43 +392,40 @@ def _new_result(request, case, ctx) -> dict:
     return result
 
 
-def _guarded(request, run, *args):
-    """Run a test under --nicrobust-timeout; under xdist, never twice after it ended a worker."""
+def _run_guarded(request, case, ctx, run, *extra):
+    """``run(case, ctx, result, *extra)`` under --nicrobust-timeout; under xdist, never twice after it ended a worker."""
     import contextlib
     import tempfile
 
     from .timeguard import once_per_run, time_limit
 
-    config = request.config
-    seconds = config.getoption("nicrobust_timeout")
-    workerinput = getattr(config, "workerinput", None)
+    result = _new_result(request, case, ctx)
+    seconds = request.config.getoption("nicrobust_timeout")
+    workerinput = getattr(request.config, "workerinput", None)
     guard = contextlib.nullcontext()
-    if seconds and workerinput:
-        folder = os.path.join(_cache_dir(config) or tempfile.gettempdir(), "running")
+    if seconds and workerinput:  # the markers sit beside the x' cache, shared by the workers
+        folder = os.path.join(ctx.cache.root or tempfile.gettempdir(), "running")
         guard = once_per_run(folder, workerinput.get("testrunuid", ""), request.node.nodeid)
     with guard, time_limit(seconds, request.node.name):
-        run(*args)
+        run(case, ctx, result, *extra)
 
 
 def _robustness_test(request, nicrobust_case, nicrobust_context, nicrobust_defense):
     from .runner import run_case
 
-    result = _new_result(request, nicrobust_case, nicrobust_context)
-    _guarded(request, run_case, nicrobust_case, nicrobust_context, result, nicrobust_defense)
+    _run_guarded(request, nicrobust_case, nicrobust_context, run_case, nicrobust_defense)
 
 
 def _worst_case_test(request, nicrobust_case, nicrobust_context, nicrobust_defense):
     from .worst_case import run_worst_case
 
-    result = _new_result(request, nicrobust_case, nicrobust_context)
-    _guarded(request, run_worst_case, nicrobust_case, nicrobust_context, result, nicrobust_defense)
+    _run_guarded(request, nicrobust_case, nicrobust_context, run_worst_case, nicrobust_defense)
 
 
 def _transfer_test(request, nicrobust_case, nicrobust_context):
     from .transfer import run_transfer
 
-    result = _new_result(request, nicrobust_case, nicrobust_context)
-    _guarded(request, run_transfer, nicrobust_case, nicrobust_context, result)
+    _run_guarded(request, nicrobust_case, nicrobust_context, run_transfer)
 
 
 # -- results: carried on reports so they survive xdist -----------------------------

@@ -34,7 +34,8 @@ from .attacks import build_attack
 from .codecs import load_entry
 from .codecs.base import NonFiniteError, RoundTrip, non_finite_images, round_to_8bit
 from .evaluate import clean_scores, defense_cost, evaluate, mean_of
-from .gates import conclude
+from .baseline import compare
+from .gates import check, conclude
 from .seeding import attack_seed, defense_seed
 from .thresholds import match_labels
 
@@ -341,11 +342,24 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
     return rows, keep, bad, shown, spent, error
 
 
-def finish_means(out: dict) -> None:
+def load_subject(entry, dataset, ctx, result: dict):
+    """(codec, images) of a case or worst case, loaded once per worker; the codec is recorded in ``result``."""
+    with report.step("load codec and images", result["timings"]):
+        codec = ctx.codec(entry)
+        images = ctx.images(dataset)
+    result["codec"] = codec_record(codec)
+    report.describe_test(result["params"], codec.info)
+    return codec, images
+
+
+def finish_means(out: dict, gated_modes) -> None:
+    """Means of every mode (and the defense's cost); the last gated mode's rows and means are the headline."""
     for block in out["modes"].values():
         block["mean"] = mean_of(block["per_image"])
     if out.get("defense"):
         out["defense"]["cost"] = mean_of(out["defense"]["per_image"])
+    main = out["modes"][gated_modes[-1]]
+    out["per_image"], out["mean"] = main["per_image"], main["mean"]
 
 
 def raise_errors(name: str, out: dict) -> None:
@@ -367,19 +381,11 @@ def case_seeds(run_seed: int, case) -> tuple[int, int]:
 
 def run_case(case, ctx: RunContext, result: dict, defense=None) -> None:
     """Fill ``result`` (a plain dict carried to the controller) and raise GateFailure on a passed limit."""
-    params = case.parameters
     seeds = case_seeds(ctx.run_seed, case)
-    result.update(kind="case", params=params, attack_params=case.attack.params, seed=seeds[0], timings={})
-    with report.step("load codec and images", result["timings"]):
-        codec = ctx.codec(case.codec)
-        images = ctx.images(case.dataset)
-    result["codec"] = codec_record(codec)
-    report.describe_test(params, codec.info)
+    result.update(kind="case", params=case.parameters, attack_params=case.attack.params, seed=seeds[0], timings={})
+    codec, images = load_subject(case.codec, case.dataset, ctx, result)
     measure_case(case, codec, images, ctx, seeds, defense, result)
-    main = result["modes"][case.gated_modes[-1]]
-    result["per_image"] = main["per_image"]
-    finish_means(result)
-    result["mean"] = main["mean"]
+    finish_means(result, case.gated_modes)
     raise_errors(case.name, result)
     ctx.measured[case_key(case, seeds)] = {m: b["per_image"] for m, b in result["modes"].items()}
     conclude(case.name, result, gate_modes(result, case.gated_modes, ctx))
@@ -387,9 +393,6 @@ def run_case(case, ctx: RunContext, result: dict, defense=None) -> None:
 
 def gate_modes(result: dict, modes, ctx) -> list:
     """The limits of thresholds.toml on each gated mode, then the allowed changes against the baseline."""
-    from .baseline import compare
-    from .gates import check
-
     gates = []
     for mode in modes:
         means = result["mean"] if mode == "transfer" else result["modes"][mode]["mean"]

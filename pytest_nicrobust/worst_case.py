@@ -51,15 +51,10 @@ def worst_rows(members: list[tuple[str, list[dict]]]) -> list[dict]:
 
 def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
     """Fill ``result`` for a :class:`~pytest_nicrobust.suite.WorstCase`; gate it like any case."""
-    from .runner import case_key, case_seeds, codec_record, finish_means, gate_modes, measure_case, raise_errors
+    from .runner import case_key, case_seeds, finish_means, gate_modes, load_subject, measure_case, raise_errors
 
-    params = wc.parameters
-    result.update(kind="worst-case", params=params, members=[m.name for m in wc.members], timings={})
-    with report.step("load codec and images", result["timings"]):
-        codec = ctx.codec(wc.codec)
-        images = ctx.images(wc.dataset)
-    result["codec"] = codec_record(codec)
-    report.describe_test(params, codec.info)
+    result.update(kind="worst-case", params=wc.parameters, members=[m.name for m in wc.members], timings={})
+    codec, images = load_subject(wc.codec, wc.dataset, ctx, result)
     measured = []
     for member in wc.members:
         seeds = case_seeds(ctx.run_seed, member)
@@ -73,10 +68,8 @@ def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
         measured.append((attack_label(member), rows))
     result["modes"] = {mode: {"per_image": worst_rows([(label, rows[mode]) for label, rows in measured])}
                        for mode in wc.gated_modes}
-    finish_means(result)
-    main = result["modes"][wc.gated_modes[-1]]
-    result["per_image"], result["mean"] = main["per_image"], main["mean"]
-    result["winners"] = _win_counts(main["per_image"])
+    finish_means(result, wc.gated_modes)
+    result["winners"] = _win_counts(result["per_image"])
     conclude(wc.name, result, gate_modes(result, wc.gated_modes, ctx))
 
 
