@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from . import NicrobustError
 from .gates import GateResult
-from .thresholds import GATES, ThresholdsError
+from .thresholds import GATES, ThresholdsError, match_labels
 
 CLI = "--nicrobust-compare-fail"
 
@@ -149,28 +149,25 @@ def _means(result: dict, mode: str) -> dict:
     return (result["modes"].get(mode) or {}).get("mean") or {}
 
 
-def regression_gates(result: dict, base: dict, modes, allowed: dict[str, Allowed]):
-    """GateResults of the allowed changes (value = change, limit = allowed change), and the changes."""
+def regression_gates(result: dict, base: dict, mode: str, allowed: dict[str, Allowed]):
+    """GateResults of the allowed changes in one mode (value = change, limit = allowed change), and the changes."""
     gates, changes = [], {}
-    for mode in modes:
-        now, before = _means(result, mode), _means(base, mode)
-        for name, allow in allowed.items():
-            metric = name.removeprefix("transfer_")  # delta_psnr applies to every test, transfer_* to transfer cells
-            if metric not in now or metric not in before or (name.startswith("transfer_") and mode != "transfer"):
-                continue
-            change = float(now[metric]) - float(before[metric])
-            limit = allow.absolute(float(before[metric]))
-            changes[metric if mode == modes[-1] else f"{metric} [{mode}]"] = change
-            gates.append(GateResult(name, change, limit, f"{allow.source}: allowed {allow.text()}",
-                                    not math.isnan(change) and change <= limit, mode, kind="regression",
-                                    baseline=float(before[metric]), current=float(now[metric])))
+    now, before = _means(result, mode), _means(base, mode)
+    for name, allow in allowed.items():
+        metric = name.removeprefix("transfer_")  # delta_psnr applies to every test, transfer_* to transfer cells
+        if metric not in now or metric not in before or (name.startswith("transfer_") and mode != "transfer"):
+            continue
+        change = float(now[metric]) - float(before[metric])
+        limit = allow.absolute(float(before[metric]))
+        changes[metric] = change
+        gates.append(GateResult(name, change, limit, f"{allow.source}: allowed {allow.text()}",
+                                not math.isnan(change) and change <= limit, mode, kind="regression",
+                                baseline=float(before[metric]), current=float(now[metric])))
     return gates, changes
 
 
 def compare(result: dict, modes, thresholds, baseline: Baseline | None, cli: dict[str, Allowed]) -> list:
     """Regression gates of a test against its baseline; records ``result["comparison"]``."""
-    from .thresholds import match_labels
-
     if baseline is None:
         return []
     base = baseline.find(result)
@@ -180,7 +177,7 @@ def compare(result: dict, modes, thresholds, baseline: Baseline | None, cli: dic
     gates, changes = [], {}
     for mode in modes:
         allowed = {**thresholds.regression_for(match_labels(result["params"], mode)), **cli}
-        g, c = regression_gates(result, base, (mode,), allowed)
+        g, c = regression_gates(result, base, mode, allowed)
         gates += g
         changes.update({k if mode == modes[-1] else f"{k} [{mode}]": v for k, v in c.items()})
     main = _means(base, modes[-1])
