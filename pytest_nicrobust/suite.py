@@ -63,6 +63,13 @@ def quality_tag(quality) -> str:
     return f"q{quality}" if isinstance(quality, int) else str(quality)
 
 
+def attack_label(params: dict) -> str:
+    """How reports name a test's attack: "pgd[eps7]:recon_error", or "noise[eps7]" and "worst-case" alone."""
+    if params["attack"] == WORST_CASE or params["objective"] in ("none", "all"):
+        return params["attack"]
+    return f"{params['attack']}:{params['objective']}"
+
+
 def _value_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 

@@ -17,16 +17,12 @@ import math
 
 from . import report
 from .gates import conclude
+from .suite import attack_label
 
 
 def worse_is_higher(metric: str) -> bool:
     """Columns where a larger value means the attack hurt more (the gated deltas)."""
     return metric.startswith(("delta_", "amp_")) or metric == "bitrate_increase"
-
-
-def attack_label(case) -> str:
-    params = case.parameters
-    return params["attack"] if params["objective"] == "none" else f"{params['attack']}:{params['objective']}"
 
 
 def worst_rows(members: list[tuple[str, list[dict]]]) -> list[dict]:
@@ -65,7 +61,7 @@ def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
                 measure_case(member, codec, images, ctx, seeds, defense, scratch, pictures=False)
                 raise_errors(member.name, scratch)
                 rows = {m: b["per_image"] for m, b in scratch["modes"].items()}
-        measured.append((attack_label(member), rows))
+        measured.append((attack_label(member.parameters), rows))
     result["modes"] = {mode: {"per_image": worst_rows([(label, rows[mode]) for label, rows in measured])}
                        for mode in wc.gated_modes}
     finish_means(result, wc.gated_modes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 
-from ..suite import WORST_CASE
+from ..suite import WORST_CASE, attack_label
 from ..thresholds import GATES
 
 HEADLINE = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
@@ -21,12 +21,6 @@ UNITS = {m: u for m, u in GATES.items() if u}
 
 def codec_of(params: dict) -> str:
     return params["codec"] + (f"[{params['bitrate']}]" if params.get("bitrate") else "")
-
-
-def attack_of(params: dict) -> str:
-    if params["attack"] == WORST_CASE or params["objective"] in ("none", "all"):
-        return params["attack"]
-    return f"{params['attack']}:{params['objective']}"
 
 
 def headroom(gate: dict) -> float:
@@ -60,7 +54,7 @@ def gate_matrix(results: list[dict]) -> dict:
         if r.get("kind") not in ("case", "worst-case") or "params" not in r:
             continue
         p = r["params"]
-        row, col = f"{codec_of(p)} · {p['dataset']} · {p['defense']}", attack_of(p)
+        row, col = f"{codec_of(p)} · {p['dataset']} · {p['defense']}", attack_label(p)
         gate = binding_gate(r)
         cell = {"test": r["name"], "outcome": r.get("outcome")}
         if gate:
@@ -101,7 +95,7 @@ def defense_table(results: list[dict]) -> list[dict]:
             continue
         m = {mode: block.get("mean", {}) for mode, block in r["modes"].items()}
         cost = r["defense"].get("cost", {})
-        rows.append({"codec": codec_of(r["params"]), "attack": attack_of(r["params"]), "defense": r["params"]["defense"],
+        rows.append({"codec": codec_of(r["params"]), "attack": attack_label(r["params"]), "defense": r["params"]["defense"],
                      "delta_psnr_undefended": m["undefended"].get("delta_psnr"),
                      "delta_psnr_non_adaptive": m["non-adaptive"].get("delta_psnr"),
                      "delta_psnr_adaptive": m["adaptive"].get("delta_psnr"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+from ..suite import attack_label
 from ..thresholds import match_labels
-from .summary import attack_of, binding_gate, codec_of, headroom
+from .summary import binding_gate, codec_of, headroom
+
 
 def _row(r: dict) -> list[str]:
     p = r["params"]
@@ -20,7 +22,7 @@ def _row(r: dict) -> list[str]:
     comparison = r.get("comparison") or {}
     change = (comparison.get("change") or {}).get(gate["metric"].removeprefix("transfer_")) if gate else None
     versus = "new" if comparison.get("status") == "new" else "" if change is None else f"{change:+.3g}"
-    return [codec_of(p), attack_of(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else ""),
+    return [codec_of(p), attack_label(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else ""),
             p["dataset"], p.get("defense", ""), *cells, versus, (r.get("outcome") or "").upper()]
 
 
