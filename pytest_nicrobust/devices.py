@@ -18,6 +18,15 @@ from __future__ import annotations
 import os
 
 
+def check_device(text: str) -> str:
+    """``--nicrobust-device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:I``; anything else is refused here,
+    before a test hands it to torch."""
+    kind, sep, index = text.partition(":")
+    if text in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isdigit()):
+        return text
+    raise ValueError(f"--nicrobust-device {text!r}: expected auto, cpu, cuda or cuda:I (I a visible device index)")
+
+
 def visible_gpus(env: dict, device_count: int) -> list[str]:
     """Physical ids of the CUDA devices this process may use (``CUDA_VISIBLE_DEVICES`` order)."""
     mask = env.get("CUDA_VISIBLE_DEVICES")

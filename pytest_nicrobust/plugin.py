@@ -97,14 +97,15 @@ def _settings(config) -> dict:
         folder = os.path.dirname(os.path.abspath(json_path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise pytest.UsageError(f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable")
-    shard = config.getoption("nicrobust_shard")
-    if shard:
-        from .shards import parse_shard
+    from .devices import check_device
+    from .shards import parse_shard
 
-        try:
-            parse_shard(shard)
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
+    try:
+        check_device(config.getoption("nicrobust_device"))
+        if config.getoption("nicrobust_shard"):
+            parse_shard(config.getoption("nicrobust_shard"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     for option in ("nicrobust_batch_size", "nicrobust_eot_samples", "nicrobust_threads"):
         value = config.getoption(option)
         if value is not None and value < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_nicrobust.devices import auto_workers, threads_per_process, visible_gpus, worker_gpu
+from pytest_nicrobust.devices import auto_workers, check_device, threads_per_process, visible_gpus, worker_gpu
 
 
 @pytest.mark.parametrize("env, count, expected", [
@@ -50,3 +50,14 @@ def test_pinning_follows_the_device_option():
     assert worker_gpu(None, four, "auto") is None  # one process uses the device as named
     with pytest.raises(ValueError, match="only 2 CUDA device"):
         worker_gpu("gw0", ["0", "1"], "cuda:2")
+
+
+@pytest.mark.parametrize("text", ["auto", "cpu", "cuda", "cuda:0", "cuda:12"])
+def test_device_option_accepts_what_torch_and_the_pinning_understand(text):
+    assert check_device(text) == text
+
+
+@pytest.mark.parametrize("text", ["gpu", "cuda:", "cuda:x", "cuda:-1", "cpu:0", "CUDA", ""])
+def test_device_option_refuses_anything_else_by_name(text):
+    with pytest.raises(ValueError, match="--nicrobust-device"):
+        check_device(text)
