@@ -6,7 +6,7 @@
 
 Each attack runs its default preset (first one in the registry) on the codec's differentiable
 pass; x' is rounded to 8 bits, then x and x' go through the codec's real ``roundtrip`` and
-:func:`pytest_nicrobust.evaluate.evaluate` (DESIGN §2 definitions). Printed: a Markdown table
+:func:`pytest_nicrobust.metrics.deltas.evaluate` (the README's Definitions). Printed: a Markdown table
 of means over images, plus the perturbation's own PSNR(x, x') (visibility) and seconds per attack.
 """
 
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from pytest_nicrobust.codecs import load_codec
     from pytest_nicrobust.codecs.base import round_to_8bit
     from pytest_nicrobust.datasets import load_dataset, to_tensor
-    from pytest_nicrobust.evaluate import evaluate, mean_of
+    from pytest_nicrobust.metrics.deltas import evaluate, mean_of
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,7 +25,7 @@ from pytest_nicrobust.attacks.objectives import evaluate_objective
 from pytest_nicrobust.codecs import load_codec
 from pytest_nicrobust.codecs.base import round_to_8bit
 from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
-from pytest_nicrobust.evaluate import evaluate
+from pytest_nicrobust.metrics.deltas import evaluate
 
 
 def sync(device):

@@ -27,3 +27,16 @@ class DataError(NicrobustError):
 
 class CodecError(NicrobustError):
     category = "codec error"
+
+
+def lazy_attribute(package: str, submodule: str, attr: str):
+    """``attr`` of ``package.submodule``, imported on first use: the torch-free faces of the extension
+    points (``metrics``, ``defenses``) hand out their heavy halves through this."""
+    import importlib
+
+    if attr.startswith("__"):
+        raise AttributeError(attr)
+    try:
+        return getattr(importlib.import_module(f"{package}.{submodule}"), attr)
+    except AttributeError:
+        raise AttributeError(f"module {package!r} has no attribute {attr!r}") from None

@@ -113,7 +113,7 @@ def center_crop(pixels: np.ndarray, size: int, name: str) -> np.ndarray:
 def load_dataset(name: str, folder: str, count: int | None = None, crop: int | None = None,
                  metrics=()) -> list[Image]:
     """The images of a data set; ``metrics`` (names) refuse images too small to be measured."""
-    from .metric_names import min_side
+    from .metrics.registry import min_side
 
     side, metric = min_side(metrics) if metrics else (1, "")
     paths = list_images(folder, name)

@@ -1,6 +1,6 @@
 """Attack objectives (all maximised), one value per image.
 
-Names are ours (DESIGN §3). With x the clean image, x' the attacked one, C(.) the
+Names are ours (docs/attacks.md). With x the clean image, x' the attacked one, C(.) the
 codec's differentiable reconstruction:
 
 =============== =====================================================
@@ -31,7 +31,7 @@ def _msssim_loss(a, b):
     # any channel count (RGB, YCbCr or luma), same window rule as metrics.ms_ssim
     from pytorch_msssim import ms_ssim
 
-    from ..metrics import ms_ssim_window_size
+    from ..metrics.full_reference import ms_ssim_window_size
 
     win = ms_ssim_window_size(*a.shape[-2:])
     return 1 - ms_ssim(a.clamp(0, 1), b.clamp(0, 1), data_range=1.0, size_average=False, win_size=win)

@@ -3,7 +3,7 @@
 Keys per attack: module, class, paper, presets, and optionally ``uses_objective = False``
 (the noise baseline: it ignores the codec, so one test, not one per objective).
 
-Budgets follow ../DESIGN §3 and NIC-RobustBench's published presets. A suite entry may
+Budgets follow the paper (arXiv 2411.11795) and NIC-RobustBench's published presets. A suite entry may
 override any preset parameter by name (``steps = 2`` for a quick run); :data:`PARAMETERS`
 says what each parameter accepts, so a budget such as ``eps = 1000`` is refused at collection.
 """
@@ -110,7 +110,7 @@ ATTACKS = {
     },
 }
 
-# The objective aligned with each gateable metric (DESIGN §3): the one that maximises it.
+# The objective aligned with each gateable metric (docs/attacks.md): the one that maximises it.
 # recon_error for ΔPSNR/ΔMSE is what the JPEG AI paper's authors report NIC results under;
 # the amplification δ measures how far C(x') moves from C(x), which recon_shift maximises.
 GATE_OBJECTIVES = {

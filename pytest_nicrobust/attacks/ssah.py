@@ -12,7 +12,7 @@ Loss maximised: objective(x') − lambda_lf · ‖LL(x') − LL(x)‖₂ / sqrt(
 
 Budget: soft (the penalty) plus a hard L∞ cap ``eps`` (default 8/255) so that a preset
 cannot drift into a visibly different image: with Adam in tanh space every pixel moves by
-up to ~lr/2 per step whatever the gradient's size, so lr 0.2 (DESIGN / NIC-RobustBench) ×
+up to ~lr/2 per step whatever the gradient's size, so lr 0.2 (NIC-RobustBench's preset) ×
 50 steps would otherwise repaint the image; the cap keeps SSAH next to the L∞ 7/255 attacks
 (PSNR(x, x') ≈ 29–31 dB) while the LL penalty decides where inside the cap the change goes.
 x' ∈ [0,1].

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 
 from .. import CodecError
-from .registry import (ARCHITECTURES, ENTRY_POINT_GROUP, WEIGHT_SOURCES, call_factory, external_codecs,  # noqa: F401
-                       is_import_path, known_models, parse_spec, resolve_factory)
+from .registry import (ARCHITECTURES, ENTRY_POINT_GROUP, KINDS, WEIGHT_SOURCES, call_factory, codec_kind,  # noqa: F401
+                       external_codecs, is_import_path, known_models, parse_spec, resolve_factory)
 
 
 def load_codec(model: str, weights: str | None, quality, device="cpu", label: str | None = None,
@@ -32,25 +32,32 @@ def load_codec(model: str, weights: str | None, quality, device="cpu", label: st
     ``search`` folders are put on ``sys.path`` before an import path is imported.
     """
     label = label or model
+    kind = codec_kind(model)
+    if kind is not None:
+        return _checked_codec(kind.load(model, weights, quality, device, label, options or {}), model)
     if model not in ARCHITECTURES:
         factory = resolve_factory(model, search)
         codec = call_factory(factory, model, name=label, quality=quality, weights=weights, device=device,
                              **(options or {}))
-        from .base import Codec
-
-        if not isinstance(codec, Codec):
-            raise CodecError(f"codec {model!r}: its factory returned {type(codec).__name__}, "
-                             "not a pytest_nicrobust.codecs.base.Codec")
-        return codec
+        return _checked_codec(codec, model)
     if options:
         raise CodecError(f"{label}: CompressAI models take no options ({', '.join(options)})")
     return _load_compressai(model, weights or "nicrobust", quality, device, label)
 
 
+def _checked_codec(codec, model: str):
+    from .base import Codec
+
+    if not isinstance(codec, Codec):
+        raise CodecError(f"codec {model!r}: its factory returned {type(codec).__name__}, "
+                         "not a pytest_nicrobust.codecs.base.Codec")
+    return codec
+
+
 def _load_compressai(model, weights, quality, device, label):
     from .base import CodecInfo
     from .compressai_models import CompressAICodec, load_state_dict_file, model_from_state_dict, random_model
-    from .zoo import sha256_of
+    from ..files import sha256_of
 
     what = f"{label}[q{quality}]"
     details = {}
@@ -84,7 +91,7 @@ def _load_compressai(model, weights, quality, device, label):
 
 
 def load_entry(entry, device="cpu", search: tuple[str, ...] = ()):
-    """The codec of a suite's :class:`~pytest_nicrobust.suite.CodecEntry`."""
+    """The codec of a suite's :class:`~pytest_nicrobust.config.cases.CodecEntry`."""
     return load_codec(entry.model, entry.weights, entry.quality, device, entry.label, entry.options,
                       tuple(search) + ((entry.home,) if entry.home else ()))
 

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import CodecError
-from .zoo import sha256_of
+from ..files import sha256_of
 
 
 @dataclass

@@ -1,21 +1,14 @@
-"""Does a codec keep the contract of :mod:`pytest_nicrobust.codecs.base`? Run it before trusting its numbers.
+"""Does a codec keep the contract of :mod:`pytest_nicrobust.codecs.base`? Check it before trusting its numbers.
 
-    python -m pytest_nicrobust check-codec ourcodec.nicrobust:make_codec@3 [--weights w.pt] [--device cuda]
-    python -m pytest_nicrobust check-codec nicrobust:mbt2018-mean@q2
-    python -m pytest_nicrobust check-codec path/to/checkpoint.pth.tar [--model mbt2018-mean]
-
-or, from Python, ``pytest_nicrobust.codecs.check(codec)`` (a list of :class:`Check`, one per
-property). Every property prints one PASS/FAIL line; the exit status is 1 if any failed.
+``pytest_nicrobust.codecs.check(codec)`` returns a list of :class:`Check`, one per property (the
+command line is ``python -m pytest_nicrobust check-codec``, :mod:`pytest_nicrobust.cli.check_codec`).
 Photos bundled with scikit-image, cropped to an odd size, are the test images.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import sys
 from dataclasses import dataclass
 
 RATE_TOLERANCE = 0.25        # |estimated − real| / real bpp
@@ -34,7 +27,7 @@ class Check:
         return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {self.detail}"
 
 
-def test_images(size=(75, 101), n=2):
+def sample_images(size=(75, 101), n=2):
     """``n`` photos as (n, 3, H, W), an odd size so that padding and cropping are exercised."""
     from ..datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
 
@@ -55,7 +48,7 @@ def check(codec, size=(75, 101), n=2) -> list[Check]:
 
     from ..timeguard import time_limit
 
-    x = test_images(size, n).to(codec.device)
+    x = sample_images(size, n).to(codec.device)
     h, w = size
     results: list[Check] = []
 
@@ -169,47 +162,3 @@ def check(codec, size=(75, 101), n=2) -> list[Check]:
     run("non-finite values are caught", non_finite)
     run("identity pins weights and code (cache key)", identity)
     return results
-
-
-def load_spec(spec: str, weights: str | None, device: str, model: str | None):
-    """A codec from a check-codec SPEC (see the module docstring)."""
-    from . import load_codec
-    from .registry import ARCHITECTURES, parse_spec
-
-    if os.path.isfile(spec):
-        from .compressai_models import infer_architecture, load_state_dict_file
-
-        arch = model or infer_architecture(load_state_dict_file(spec, spec), spec)
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"--model {arch}: not one of {', '.join(ARCHITECTURES)}")
-        return load_codec(arch, spec, None, device, os.path.basename(spec))
-    keys = parse_spec(spec, os.getcwd())
-    quality = keys.get("qualities", [None])[0]
-    weights = keys.get("weights") or (os.path.abspath(weights) if weights else None)
-    return load_codec(keys["model"], weights, quality, device, keys["model"].rpartition(":")[2],
-                      search=(os.getcwd(),))
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pytest_nicrobust check-codec", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("spec", help="as in a suite: nicrobust:mbt2018-mean@q2, package.module:factory@3, or a checkpoint")
-    ap.add_argument("--weights", help="weights file passed to an external factory")
-    ap.add_argument("--model", help="the CompressAI architecture of a checkpoint (default: read from its keys)")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
-    from .. import NicrobustError
-
-    try:
-        codec = load_spec(args.spec, args.weights, args.device, args.model)
-    except (NicrobustError, ValueError) as exc:
-        print(f"check-codec: {exc}", file=sys.stderr)
-        return 2
-    print(f"checking {args.spec} ({type(codec).__name__}, label {codec.label}, device {codec.device})")
-    results = check(codec)
-    for r in results:
-        print(r.line())
-    failed = [r for r in results if not r.passed]
-    print(f"{len(results) - len(failed)} of {len(results)} properties hold" + (f"; failed: {', '.join(r.name for r in failed)}"
-                                                                              if failed else ""))
-    return 1 if failed else 0

@@ -28,7 +28,48 @@ ARCHITECTURES = (
 WEIGHT_SOURCES = ("nicrobust", "zoo", "random")
 ENTRY_POINT_GROUP = "pytest_nicrobust.codecs"
 
+# Codec kinds with suite keys of their own (JPEG AI's tree and profile, a class and its options, ...):
+# model name -> (torch-free module with check_table, module with load). ``class = "module:Class"``
+# in a [[codecs]] table selects the kind "class". See :class:`CodecKind`.
+KINDS: dict[str, tuple[str, str]] = {}
+
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+class TableError(ValueError):
+    """A [[codecs]] key that a codec kind refuses; the suite parser names the file and ``key``."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+class CodecKind:
+    """A codec kind's two halves, imported when a suite names it.
+
+    ``check_table(table, base_dir) -> dict`` (torch-free, at collection): ``table`` is the
+    [[codecs]] table as written, without ``name``; returns ``{"weights": str | None, "qualities":
+    [...], "options": {...JSON-serialisable...}, "label": default label}`` or raises
+    :class:`TableError`. Paths in it are resolved against ``base_dir`` (the suite's folder).
+
+    ``load(model, weights, quality, device, label, options) -> Codec`` (on a worker).
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.check_module, self.load_module = KINDS[name]
+
+    def check_table(self, table: dict, base_dir: str) -> dict:
+        return importlib.import_module(self.check_module).check_table(table, base_dir)
+
+    def load(self, *args, **kwargs):
+        return importlib.import_module(self.load_module).load(*args, **kwargs)
+
+
+def codec_kind(model: str | None) -> CodecKind | None:
+    """The :class:`CodecKind` a [[codecs]] ``model`` names (``class`` for a class key), or None."""
+    return CodecKind(model) if model in KINDS else None
 
 
 def external_codecs() -> dict:
@@ -38,7 +79,7 @@ def external_codecs() -> dict:
 
 
 def known_models() -> list[str]:
-    return list(ARCHITECTURES) + sorted(external_codecs())
+    return list(ARCHITECTURES) + sorted(k for k in KINDS if k != "class") + sorted(external_codecs())
 
 
 def is_import_path(model: str) -> bool:

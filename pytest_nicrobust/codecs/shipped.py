@@ -36,7 +36,7 @@ def shipped_entry(architecture: str, quality: int) -> dict:
 
 def shipped_path(entry: dict) -> str:
     """Path of a shipped checkpoint whose SHA-256 matches the manifest."""
-    from .zoo import sha256_of
+    from ..files import sha256_of
 
     path = os.path.join(CHECKPOINT_DIR, entry["file"])
     if not os.path.exists(path):

@@ -7,11 +7,11 @@ before the file is loaded. A missing file is downloaded only when the network al
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
 from .. import CodecError
+from ..files import sha256_of
 
 _HASH = re.compile(r"-([0-9a-f]{8,64})\.")
 
@@ -33,12 +33,6 @@ def cache_path(url: str) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch(architecture: str, quality: int, metric: str = "mse") -> str:

@@ -14,29 +14,15 @@ Only the JSON is essential: every extra is isolated, and its failure is a warnin
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 import traceback
 
-from ..baseline import run_comparison
+from ..files import write_json_atomic
+from ..verdict.baseline import run_comparison
 from . import allure_run, provenance, summary, terminal, transfer_matrix
 
 PROGRESS_EVERY_S = 5.0
-
-
-def write_json_atomic(path: str, doc: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nicrobust-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run_document(prov: dict, results: list[dict], complete: bool, extras: dict | None = None) -> dict:
@@ -117,10 +103,10 @@ def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files
 class RunWriter(Outputs):
     """The plugin's writer: the partial JSON as results arrive, everything at the end, the terminal."""
 
-    def __init__(self, config, settings):
+    def __init__(self, config, session):
         super().__init__()
-        self.thresholds = settings["thresholds"]
-        self.baseline = settings["baseline"]
+        self.thresholds = session.thresholds
+        self.baseline = session.baseline
         self.json_path = config.getoption("nicrobust_json")
         self.alluredir = getattr(config.option, "allure_report_dir", None)
         self.shard = config.getoption("nicrobust_shard")

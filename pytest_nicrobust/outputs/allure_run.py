@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 
-from ..thresholds import GATES
+from ..metrics.registry import GATES
 
 def categories() -> list[dict]:
     """Allure puts a result in the first category whose pattern matches (allure2 #3330): a failed

@@ -7,23 +7,16 @@ any command); the plugin's own commit is read from its checkout's ``.git`` files
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 
+from ..files import sha256_or_none
+
 PACKAGES = ("pytest-nicrobust", "torch", "torchvision", "compressai", "pytest", "pytest-xdist", "numpy",
             "pytorch-msssim", "vmaf-torch", "allure-pytest")
-
-
-def sha256_of(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except OSError:
-        return None
 
 
 def _version(dist: str) -> str:
@@ -93,14 +86,14 @@ def run_facts(config, thresholds) -> dict:
         "plugin": {"version": __version__, "commit": plugin_commit()},
         "command": ["pytest", *config.invocation_params.args],
         "cwd": str(config.invocation_params.dir),
-        "thresholds": {"path": os.path.abspath(thresholds.path), "sha256": sha256_of(thresholds.path),
+        "thresholds": {"path": os.path.abspath(thresholds.path), "sha256": sha256_or_none(thresholds.path),
                        "plugin_default": thresholds.is_default},
         "seed": config.getoption("nicrobust_seed"),
-        "metrics": list(config.getoption("nicrobust_metrics").split(",")),
+        "metrics": list(config.getoption("nicrobust_metrics")),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
-        "shard": config.getoption("nicrobust_shard", None),
+        "shard": _shard_text(config.getoption("nicrobust_shard", None)),
     }
 
 
@@ -110,7 +103,7 @@ def collect(facts: dict, suite_hashes: dict, results: list[dict], started: float
     ``suite_hashes`` caches each suite file's SHA-256 from the first time a result names it.
     """
     for path in {r["suite"] for r in results if r.get("suite")} - set(suite_hashes):
-        suite_hashes[path] = sha256_of(path)
+        suite_hashes[path] = sha256_or_none(path)
     devices = sorted({r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "")
                       for r in results if r.get("device")})
     workers = sorted({r["worker"] for r in results if r.get("worker")})
@@ -124,3 +117,8 @@ def collect(facts: dict, suite_hashes: dict, results: list[dict], started: float
         "workers": len(workers) or 1,
         "worker_ids": workers,
     }
+
+
+def _shard_text(shard) -> str | None:
+    """``(2, 3)`` -> ``"2/3"``: how a shard reads in the JSON."""
+    return f"{shard[0]}/{shard[1]}" if shard else None

@@ -12,22 +12,17 @@ from __future__ import annotations
 import html
 import math
 
-from ..suite import WORST_CASE, attack_label
-from ..thresholds import GATES
+from ..metrics.registry import GATES
+from ..names import WORST_CASE, attack_label, codec_of, mode_suffix
+from ..verdict.gates import headroom as _headroom
 
 HEADLINE = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
 UNITS = {m: u for m, u in GATES.items() if u}
 
 
-def codec_of(params: dict) -> str:
-    return params["codec"] + (f"[{params['bitrate']}]" if params.get("bitrate") else "")
-
-
 def headroom(gate: dict) -> float:
-    """(limit − value) / |limit|: 1 = far below, 0 = at the limit, negative = over; NaN = -inf."""
-    if math.isnan(gate["value"]):
-        return -math.inf
-    return (gate["limit"] - gate["value"]) / max(abs(gate["limit"]), 1e-9)
+    """Headroom of a recorded gate (see :func:`pytest_nicrobust.verdict.gates.headroom`)."""
+    return _headroom(gate["value"], gate["limit"])
 
 
 def binding_gate(result: dict) -> dict | None:
@@ -132,7 +127,7 @@ def _cell_html(cell: dict | None) -> str:
         return (f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
                 f"{'error (see the test)' if failed else 'no limit'}</td>")
     unit = UNITS.get(cell["metric"], "")
-    mode = f" [{cell['mode']}]" if cell["mode"] not in ("", "undefended") else ""
+    mode = mode_suffix(cell["mode"])
     text = (f"{html.escape(cell['metric'])}{mode}<br><b>{cell['value']:.3g}</b> / {cell['limit']:g} {unit}"
             f"<br>headroom {100 * cell['headroom']:.0f} %" if math.isfinite(cell["headroom"]) else
             f"{html.escape(cell['metric'])}{mode}<br><b>NaN</b>")

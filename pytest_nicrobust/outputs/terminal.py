@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from ..suite import attack_label
-from ..thresholds import match_labels
-from .summary import binding_gate, codec_of, headroom
+from ..config.thresholds import match_labels
+from ..names import attack_label, codec_of, mode_suffix
+from .summary import binding_gate, headroom
 
 
 def _row(r: dict) -> list[str]:
@@ -16,7 +16,7 @@ def _row(r: dict) -> list[str]:
         cells = ["-", "error" if r.get("outcome") in ("failed", "error") else "no limit", "", ""]
     else:
         h = headroom(gate)
-        mode = f" [{gate['mode']}]" if gate.get("mode") not in ("", "undefended", "transfer") else ""
+        mode = mode_suffix(gate.get("mode") or "") if gate.get("mode") != "transfer" else ""
         cells = [f"{gate['metric']}{mode}", f"{gate['value']:.4g}", f"{gate['limit']:g}",
                  f"{100 * h:.0f}%" if math.isfinite(h) else "NaN"]
     comparison = r.get("comparison") or {}

@@ -14,7 +14,7 @@ import json
 import math
 import re
 
-from ..transfer import CLASSICAL
+from ..names import CLASSICAL, codec_of
 
 METRICS = ("delta_psnr", "delta_vmaf", "bitrate_increase")
 
@@ -42,7 +42,7 @@ def assemble(results: list[dict]) -> dict:
         if r.get("kind") == "transfer":
             source, target = r["source"], r["target"]
         elif r.get("kind") == "case" and p.get("defense") == "none":
-            source = target = p["codec"] + (f"[{p['bitrate']}]" if p.get("bitrate") else "")
+            source = target = codec_of(p)
         else:
             continue
         cells.setdefault(_group(p), {})[(source, target)] = r

@@ -1,0 +1,307 @@
+"""Suite files: which codecs, attacks, datasets and defenses to combine.
+
+Every combination becomes one :class:`Case` (one pytest item); every (codec, dataset, defense)
+also gets a :class:`WorstCase` item gating the per-image worst over the suite's attacks. Errors
+name the suite file and the key, and are raised at collection, never inside a run.
+
+.. code-block:: toml
+
+    defenses = ["none"]          # top-level keys come before the tables
+    transfer = true              # also test each codec's x' on the others (default true)
+    worst_case = true            # one worst-case item per (codec, dataset, defense) (default true)
+    images = 2                   # default image count per dataset (omit: all)
+    crop = 128                   # default central crop (omit: full images)
+
+    [[codecs]]
+    model = "bmshj2018-hyperprior"
+    weights = "nicrobust"        # nicrobust | zoo | random | path/to/ckpt-q{quality}.pth.tar
+    qualities = [1, 3]
+    # name = "mycodec-v2"        # label in test ids (default: the model name)
+
+    [[attacks]]
+    name = "pgd"
+    presets = ["eps7"]
+    # objectives = ["recon_error"]  # default: the objectives aligned with the gated metrics
+    # proxy = "noise"            # or "ste"
+    # steps = 4                  # any preset parameter may be overridden (shown in the id)
+
+    [[datasets]]
+    name = "kodak"
+    images = 4
+    crop = 256
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from itertools import product
+
+from ..attacks.presets import (ALIGNED_ORDER, ATTACKS, DEFAULT_OBJECTIVE, GATE_OBJECTIVES, NO_OBJECTIVE, PARAMETERS,
+                               PROXIES, check_parameter, parse_objective, uses_objective)
+from ..codecs.registry import (ARCHITECTURES, WEIGHT_SOURCES, TableError, codec_kind, is_import_path, known_models,
+                               parse_spec)
+from ..defenses.registry import DEFENSES
+from ..metrics.registry import METRICS, min_side
+from .errors import SuiteError, read_toml
+from .cases import AttackEntry, Case, CodecEntry, DatasetEntry, WorstCase
+from .thresholds import base_metric, match_labels
+
+_LABEL_BAD = re.compile(r"[\s,=()'\"\[\]]|::")
+
+
+@dataclass
+class Suite:
+    path: str
+    transfer: bool = True    # also generate the transfer tests (x' of each codec on the others)
+    worst_case: bool = True  # one worst-case item per (codec, dataset, defense)
+    cases: list[Case] = field(default_factory=list)
+
+    @property
+    def worst_cases(self) -> list[WorstCase]:
+        groups: dict = {}
+        for case in self.cases:
+            groups.setdefault((case.codec, case.dataset, case.defense), []).append(case)
+        return [WorstCase(tuple(members)) for members in groups.values()] if self.worst_case else []
+
+
+def _fail(path, key, message):
+    raise SuiteError(f"{path}: {key}: {message}")
+
+
+def _get(table, key, types, path, where, default=None, required=False):
+    """``table[key]`` checked against ``types``; ``where`` is the table's place ("" at the top)."""
+    name = f"{where}.{key}" if where else key
+    if key not in table:
+        if required:
+            _fail(path, where or "suite", f"missing required key {key!r}")
+        return default
+    value = table[key]
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        _fail(path, name, f"expected {_typename(types)}, got {value!r}")
+    if isinstance(value, list) and not value:
+        _fail(path, name, "must not be empty (leave the key out for the default)")
+    return value
+
+
+def _typename(types):
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join({int: "an integer", str: "a string", list: "a list", bool: "true/false", dict: "a table"}[t] for t in types)
+
+
+def _positive(value, path, key):
+    if value is not None and value <= 0:
+        _fail(path, key, f"must be a positive integer, got {value}")
+    return value
+
+
+def _check_keys(table, allowed, path, where):
+    for key in table:
+        if key not in allowed:
+            _fail(path, f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+_CODEC_KEYS = {"spec", "model", "weights", "qualities", "name"}
+
+
+def _resolve_weights(weights, base_dir):
+    if weights is None or weights in WEIGHT_SOURCES or os.path.isabs(weights):
+        return weights
+    return os.path.normpath(os.path.join(base_dir, weights))
+
+
+def _parse_codecs(doc, path, base_dir):
+    entries = []
+    for i, t in enumerate(_get(doc, "codecs", list, path, "", required=True)):
+        where = f"codecs[{i}]"
+        if not isinstance(t, dict):
+            _fail(path, where, "expected a [[codecs]] table")
+        if "spec" in t:
+            clash = sorted(k for k in ("model", "weights", "qualities") if k in t)
+            if clash:
+                _fail(path, f"{where}.spec", f"give either spec or {', '.join(clash)}, not both")
+            try:
+                spec = parse_spec(_get(t, "spec", str, path, where), base_dir)
+            except ValueError as exc:
+                _fail(path, f"{where}.spec", str(exc))
+            t = {**{k: v for k, v in t.items() if k != "spec"}, **spec}
+        kind = codec_kind("class" if "class" in t else t.get("model"))
+        if kind is not None:
+            entries += _parse_codec_kind(kind, t, path, where, base_dir)
+            continue
+        model = _get(t, "model", str, path, where, required=True)
+        builtin = model in ARCHITECTURES
+        if not builtin and not is_import_path(model) and model not in known_models():
+            _fail(path, f"{where}.model", f"unknown model {model!r}; known: {', '.join(known_models())}, "
+                  "or an import path 'package.module:factory'")
+        if builtin:
+            _check_keys(t, _CODEC_KEYS, path, where)
+        options = {k: v for k, v in t.items() if k not in _CODEC_KEYS}
+        weights = _resolve_weights(_get(t, "weights", str, path, where, default="nicrobust" if builtin else None), base_dir)
+        if builtin and weights not in WEIGHT_SOURCES and "{quality}" not in weights and not os.path.exists(weights):
+            _fail(path, f"{where}.weights", f"checkpoint {weights} does not exist (or use one of {', '.join(WEIGHT_SOURCES)})")
+        qualities = _get(t, "qualities", list, path, where, required=builtin) or [None]
+        for q in qualities:
+            if builtin and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
+                _fail(path, f"{where}.qualities", f"qualities of CompressAI models are integers 1..8, got {q!r}")
+            if not builtin and q is not None and (isinstance(q, bool) or not isinstance(q, (int, str)) or _LABEL_BAD.search(str(q))):
+                _fail(path, f"{where}.qualities", f"qualities are integers or strings without spaces, commas or '=', got {q!r}")
+        if len(set(qualities)) != len(qualities):
+            _fail(path, f"{where}.qualities", f"repeated quality in {qualities}")
+        # a random-init codec says so in every test id
+        label = _get(t, "name", str, path, where, default=f"random-{model}" if weights == "random" else model)
+        if not builtin and "name" not in t:
+            label = model.rpartition(":")[2] if is_import_path(model) else model
+        _check_label(label, path, where)
+        options_json = json.dumps(options, sort_keys=True, default=str)
+        entries += [CodecEntry(label, model, weights, q, options_json, base_dir) for q in qualities]
+    return entries
+
+
+def _check_label(label, path, where):
+    if not label or _LABEL_BAD.search(label):
+        _fail(path, f"{where}.name", f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, "
+              "'=' or '::'")
+    return label
+
+
+def _parse_codec_kind(kind, t, path, where, base_dir):
+    """A [[codecs]] table of a codec kind with keys of its own: the kind checks them (no torch)."""
+    name = _get(t, "name", str, path, where)
+    try:
+        checked = kind.check_table({k: v for k, v in t.items() if k != "name"}, base_dir)
+    except TableError as exc:
+        _fail(path, f"{where}.{exc.key}", exc.message)
+    qualities = checked["qualities"] or [None]
+    for q in qualities:
+        if q is not None and (isinstance(q, bool) or not isinstance(q, (int, str)) or _LABEL_BAD.search(str(q))):
+            _fail(path, f"{where}.qualities", f"qualities are integers or strings without spaces, commas or '=', got {q!r}")
+    if len(set(qualities)) != len(qualities):
+        _fail(path, f"{where}.qualities", f"repeated quality in {qualities}")
+    label = _check_label(name or checked["label"], path, where)
+    options_json = json.dumps(checked["options"], sort_keys=True, default=str)
+    return [CodecEntry(label, kind.name, checked["weights"], q, options_json, base_dir) for q in qualities]
+
+
+def _parse_overrides(t, name, presets, path, where):
+    spec = ATTACKS[name]
+    overrides = {k: v for k, v in t.items() if k not in {"name", "presets", "objectives", "proxy"}}
+    allowed = set().union(*(spec["presets"][p] for p in presets))
+    for key, value in overrides.items():
+        if key not in allowed:
+            _fail(path, f"{where}.{key}", f"unknown key; {name} presets take {', '.join(sorted(allowed))}")
+        wanted = check_parameter(key, value)
+        if wanted:
+            _fail(path, f"{where}.{key}", f"must be {wanted}, got {value!r}")
+    return tuple(sorted((k, int(v) if PARAMETERS[k][1] == "a positive integer" else v) for k, v in overrides.items()))
+
+
+def _parse_attacks(doc, path):
+    """[(name, preset, objectives or None for the gate-aligned set, proxy, overrides)]."""
+    specs = []
+    for i, t in enumerate(_get(doc, "attacks", list, path, "", required=True)):
+        where = f"attacks[{i}]"
+        name = _get(t, "name", str, path, where, required=True)
+        if name not in ATTACKS:
+            _fail(path, f"{where}.name", f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+        presets = _get(t, "presets", list, path, where, default=[next(iter(ATTACKS[name]["presets"]))])
+        for p in presets:
+            if p not in ATTACKS[name]["presets"]:
+                _fail(path, f"{where}.presets", f"unknown preset {p!r} for {name}; choose from {', '.join(ATTACKS[name]['presets'])}")
+        objectives = _get(t, "objectives", list, path, where)
+        if not uses_objective(name):
+            if objectives is not None:
+                _fail(path, f"{where}.objectives", f"{name} ignores the codec, so it takes no objectives")
+            objectives = [NO_OBJECTIVE]
+        for o in objectives or ():
+            if o == NO_OBJECTIVE:
+                continue
+            try:
+                parse_objective(o if isinstance(o, str) else repr(o))
+            except ValueError as exc:
+                _fail(path, f"{where}.objectives", str(exc))
+        if objectives is not None and len(set(objectives)) != len(objectives):
+            _fail(path, f"{where}.objectives", f"repeated objective in {objectives}")
+        proxy = _get(t, "proxy", str, path, where, default=PROXIES[0])
+        if proxy not in PROXIES:
+            _fail(path, f"{where}.proxy", f"unknown proxy {proxy!r}; choose from {', '.join(PROXIES)}")
+        overrides = _parse_overrides(t, name, presets, path, where)
+        specs += [(name, p, objectives, proxy, overrides) for p in presets]
+    return specs
+
+
+def _parse_datasets(doc, path, base_dir, metrics):
+    default_images = _positive(_get(doc, "images", int, path, ""), path, "images")
+    default_crop = _positive(_get(doc, "crop", int, path, ""), path, "crop")
+    side, metric = min_side(metrics)
+    entries = []
+    for i, t in enumerate(_get(doc, "datasets", list, path, "", required=True)):
+        where = f"datasets[{i}]"
+        _check_keys(t, {"name", "images", "crop", "path", "heavy"}, path, where)
+        name = _get(t, "name", str, path, where, required=True)
+        images = _positive(_get(t, "images", int, path, where, default=default_images), path, f"{where}.images")
+        crop = _positive(_get(t, "crop", int, path, where, default=default_crop), path, f"{where}.crop")
+        if crop is not None and crop < side:
+            _fail(path, f"{where}.crop" if "crop" in t else "crop",
+                  f"{crop} px is too small for {metric} (it needs images of at least {side}x{side})")
+        folder = _get(t, "path", str, path, where)
+        if folder and not os.path.isabs(folder):
+            folder = os.path.normpath(os.path.join(base_dir, folder))
+        heavy = _get(t, "heavy", bool, path, where, default=images is None and crop is None)
+        entries.append(DatasetEntry(name, images, crop, folder, heavy))
+    return entries
+
+
+def aligned_objectives(params: dict, modes, thresholds, metrics) -> list[str]:
+    """The objectives aligned with the metrics gated for a case (docs/attacks.md), in ALIGNED_ORDER.
+
+    An objective runs when, for a test with that objective, a limit applies to a metric it is
+    aligned with; with nothing gated the default (ΔPSNR's) still runs, and reports "no limit".
+    """
+    chosen = []
+    for objective in ALIGNED_ORDER:
+        labels = [match_labels({**params, "objective": objective}, mode) for mode in modes]
+        gated = {m for lab in labels for m in thresholds.limits_for(lab)}
+        if any(GATE_OBJECTIVES.get(m) == objective and base_metric(m) in metrics + (None,) for m in gated):
+            chosen.append(objective)
+    return chosen or [DEFAULT_OBJECTIVE]
+
+
+def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=METRICS) -> Suite:
+    """Parse and validate a suite; ``display`` is the name errors use (default: the path).
+
+    ``thresholds`` (a :class:`~pytest_nicrobust.config.thresholds.Thresholds`) decides the objectives of
+    attacks that name none; ``metrics`` the smallest crop allowed.
+    """
+    path = display or file
+    doc = read_toml(file, path, SuiteError)
+    _check_keys(doc, {"description", "defenses", "images", "crop", "transfer", "worst_case",
+                      "codecs", "attacks", "datasets"}, path, "suite")
+    base_dir = os.path.dirname(os.path.abspath(file))
+    codecs = _parse_codecs(doc, path, base_dir)
+    attacks = _parse_attacks(doc, path)
+    datasets = _parse_datasets(doc, path, base_dir, tuple(metrics))
+    defenses = _get(doc, "defenses", list, path, "", default=["none"])
+    for d in defenses:
+        if d not in DEFENSES:
+            _fail(path, "defenses", f"unknown defense {d!r}; choose from {', '.join(DEFENSES)}")
+    suite = Suite(file, transfer=_get(doc, "transfer", bool, path, "", default=True),
+                  worst_case=_get(doc, "worst_case", bool, path, "", default=True))
+    for c, (name, preset, objectives, proxy, overrides), d, df in product(codecs, attacks, datasets, defenses):
+        probe = Case(file, c, AttackEntry(name, preset, DEFAULT_OBJECTIVE, proxy, overrides), d, df)
+        if objectives is not None:
+            chosen = objectives
+        elif thresholds is None:
+            chosen = [DEFAULT_OBJECTIVE]
+        else:
+            chosen = aligned_objectives(probe.parameters, probe.gated_modes, thresholds, tuple(metrics))
+        for o in chosen:
+            suite.cases.append(Case(file, c, AttackEntry(name, preset, o, proxy, overrides), d, df))
+    names = [case.name for case in suite.cases]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        _fail(path, "codecs", f"two entries give the same test id {dupes[0]}; give one codec a distinct name")
+    return suite

@@ -1,0 +1,160 @@
+"""Allure attachments for one test: parameters, steps with times, metric table, pictures.
+
+Everything here is a no-op when allure-pytest is not installed or not active.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import time
+
+import numpy as np
+
+from ..names import mode_suffix
+
+try:  # optional dependency
+    import allure
+except ImportError:  # pragma: no cover - exercised only without allure-pytest
+    allure = None
+
+
+TABLE_CSS = "body{font:12px sans-serif} table{border-collapse:collapse} td,th{border:1px solid #999;padding:2px 5px}"
+
+
+@contextlib.contextmanager
+def step(title: str, timings: dict):
+    """An Allure step that also records its wall time in ``timings[title]``."""
+    start = time.perf_counter()
+    ctx = allure.step(title) if allure else contextlib.nullcontext()
+    with ctx:
+        yield
+    timings[title] = timings.get(title, 0.0) + time.perf_counter() - start
+
+
+def describe_test(parameters: dict, codec_info) -> None:
+    if not allure:
+        return
+    for key, value in parameters.items():
+        allure.dynamic.parameter(key, value)
+        allure.dynamic.label(f"nicrobust_{key}", value)
+    allure.dynamic.tag(*(parameters[k].split("[")[0] for k in ("codec", "attack", "dataset") if parameters.get(k)))
+    allure.dynamic.parent_suite("nicrobust")
+    allure.dynamic.suite(parameters["codec"])
+    allure.dynamic.sub_suite(parameters["attack"])
+    allure.dynamic.story(parameters["codec"] + (f"[{parameters['bitrate']}]" if parameters.get("bitrate") else ""))
+    allure.dynamic.label("nicrobust_weights", "RANDOM INIT (not a trained codec)" if codec_info.random_init
+                         else str(codec_info.weights))
+
+
+def attach_text(name: str, text: str) -> None:
+    if allure:
+        allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+
+
+def gates_html(result: dict, gates: list) -> str:
+    """What a test page leads with: each gated mean with its unit, limit and headroom, and the
+    baseline. A list: Allure sanitises descriptions (no styles, unstyled tables run together)."""
+    from ..metrics.registry import GATES
+
+    items = []
+    if result.get("codec", {}).get("random_init"):
+        items.append("<b>Codec weights: random initialisation</b>: these numbers say nothing about a trained model.")
+    if not gates:
+        items.append("<b>No limit in thresholds.toml applies</b>: measured, not gated (reported as skipped).")
+    for g in sorted(gates, key=lambda g: g.passed):  # failures first
+        unit = f" {GATES[g.metric]}" if GATES.get(g.metric) else ""
+        mode = html.escape(mode_suffix(g.mode))
+        room = "NaN" if g.value != g.value else f"{100 * (g.limit - g.value) / max(abs(g.limit), 1e-9):.0f} %"
+        verdict = "pass" if g.passed else "<b>FAIL</b>"
+        if g.kind == "regression":
+            items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode} {g.baseline:.4g} → {g.current:.4g}{unit}, "
+                         f"worse by {g.value:.3g}, allowed {g.limit:.3g} ({html.escape(g.source)})")
+        else:
+            items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode} = <b>{g.value:.4g}</b>{unit}, limit {g.limit:g}"
+                         f"{unit}, headroom {room} ({html.escape(g.source)})")
+    comparison = result.get("comparison")
+    if comparison and comparison.get("status") == "new":
+        items.append(f"New test: not in the baseline {html.escape(comparison['baseline'])}.")
+    elif comparison:
+        change = ", ".join(f"{html.escape(m)} {v:+.3g}" for m, v in comparison["change"].items())
+        items.append(f"Against the baseline {html.escape(comparison['baseline'])}: {change}")
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def label_outcome(gates: list) -> None:
+    """Behaviors tab: epic = the outcome, one feature per failed (or gated) metric, story = the codec.
+    A test failing two metrics is listed under both."""
+    if not allure:
+        return
+    failed = [g.metric for g in gates if not g.passed]
+    allure.dynamic.epic("over the limit" if failed else "within the limits" if gates else "no limit applies")
+    allure.dynamic.feature(*dict.fromkeys(failed or [g.metric for g in gates] or ["not gated"]))
+
+
+def _columns(means: dict) -> list[str]:
+    return [k for k in means if k.startswith(("delta_", "amp_", "bitrate", "cost_", "quality"))
+            or k.endswith(("_clean", "_adv", "_inputs"))]
+
+
+def _table(records: list[dict], means: dict) -> str:
+    keys = _columns(means)
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = [f"<tr><td>{html.escape(r['image'])}</td>" + "".join(f"<td>{r.get(k, float('nan')):.4g}</td>" for k in keys)
+            + "</tr>" for r in records]
+    rows.append("<tr><th>mean</th>" + "".join(f"<th>{means[k]:.4g}</th>" for k in keys) + "</tr>")
+    return f"<table border=1><tr><th>image</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def metric_table_html(result: dict, gates: list) -> str:
+    """One table per mode (undefended / non-adaptive / adaptive), the defense's clean cost, the gates."""
+    parts = []
+    for mode, block in (result.get("modes") or {"": result}).items():
+        parts.append(f"<h4>{html.escape(mode or 'values')}</h4>" + _table(block["per_image"], block["mean"]))
+    defense = result.get("defense")
+    if defense and defense.get("per_image"):
+        parts.append(f"<h4>cost of {html.escape(defense['draw'])} on clean images (positive = worse)</h4>"
+                     + _table(defense["per_image"], defense["cost"]))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{TABLE_CSS}</style></head><body>"
+            + gates_html(result, gates) + "".join(parts) + "</body></html>")
+
+
+def attach_metric_table(result: dict, gates) -> None:
+    if allure:
+        allure.dynamic.description_html(gates_html(result, gates))
+        label_outcome(gates)
+        allure.attach(metric_table_html(result, gates), name="metrics", attachment_type=allure.attachment_type.HTML)
+
+
+DIFF_GAIN = 10  # fixed, so pictures of different tests compare: a change of 7/255 shows as 70/255
+
+
+def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:
+    """JPEG: x | x' | C(x) | C(x') | |x'−x| and |C(x')−C(x)| at a fixed gain. Inputs: (3,H,W) tensors in [0,1].
+
+    JPEG (quality 90), not PNG: the row is for the eye (the measured images are in the cache, lossless),
+    and it keeps a whole run's Allure results small.
+    """
+    from PIL import Image, ImageDraw
+
+    panels = [(x, "x"), (x_adv, "x'"), (rec_clean, "C(x)"), (rec_adv, "C(x')"),
+              (((x_adv - x).abs() * DIFF_GAIN).clamp(0, 1), f"|x'-x| x{DIFF_GAIN}"),
+              (((rec_adv - rec_clean).abs() * DIFF_GAIN).clamp(0, 1), f"|C(x')-C(x)| x{DIFF_GAIN}")]
+    h, w = x.shape[-2:]
+    label_h = 14
+    row = Image.new("RGB", (len(panels) * (w + 4) - 4, h + label_h), "white")
+    draw = ImageDraw.Draw(row)
+    for i, (t, caption) in enumerate(panels):
+        arr = (t.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        left = i * (w + 4)
+        row.paste(Image.fromarray(arr), (left, label_h))
+        draw.text((left + 2, 1), caption, fill="black")
+    buf = io.BytesIO()
+    row.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def attach_picture(name: str, jpeg: bytes) -> None:
+    if allure:
+        allure.attach(jpeg, name=name, attachment_type=allure.attachment_type.JPG)

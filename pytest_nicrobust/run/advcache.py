@@ -1,0 +1,116 @@
+"""Content-addressed cache of adversarial images, shared by xdist workers.
+
+Key: hash of the codec's identity (:meth:`Codec.identity`: class, its source, weights), the
+device, the attack (name, preset, objective, proxy, parameters), the seed, the defense attacked
+through (adaptive), the batch the image was attacked in (a batch shares one random stream) and
+the image's name and pixels. Values: lossless 8-bit PNG files written atomically (tmp +
+os.replace), so a transfer or worst-case test fetches x' instead of repeating the attack.
+
+An entry is not trusted blindly: one that cannot be read, or that breaks the attack's budget
+against the clean image (a file replaced by another image), is a miss, with a warning, and the
+attack runs again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import warnings
+
+import numpy as np
+
+from .. import NicrobustWarning
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, at worst two workers make the same x'
+    fcntl = None
+
+
+def cache_key(codec, attack_entry, seed: int, image, batch: list[str], defense: str | None = None) -> str:
+    doc = {
+        "codec": codec.identity_digest(),
+        "device": codec.device.type,  # x' made on a GPU differs slightly from the CPU one
+        "attack": [attack_entry.name, attack_entry.preset, attack_entry.objective, attack_entry.proxy,
+                   sorted(attack_entry.params.items())],
+        "seed": seed,
+        "defense": defense,
+        "batch": batch,
+        "image": [image.name, hashlib.sha256(np.ascontiguousarray(image.pixels).tobytes()).hexdigest(),
+                  list(image.pixels.shape)],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def private_folder(path: str) -> str | None:
+    """``path`` created with mode 0700; None (with a warning) if it exists and others could write to it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+        warnings.warn(NicrobustWarning(f"adversarial-image cache {path} is not private to this user "
+                                       "(owner or permissions); caching is off for this run"))
+        return None
+    return path
+
+
+class AdvCache:
+    def __init__(self, root: str | None):
+        self.root = root
+        if root:
+            os.makedirs(root, exist_ok=True)
+
+    def _path(self, key):
+        return os.path.join(self.root, key[:2], key + ".png")
+
+    def get(self, key, check=None) -> np.ndarray | None:
+        """(H, W, 3) uint8, or None when missing, unreadable or failing ``check`` (no cache: None).
+
+        ``check(pixels)`` returns None for a valid entry, else why it is not.
+        """
+        from PIL import Image
+
+        if not self.root or not os.path.exists(self._path(key)):
+            return None
+        try:
+            with Image.open(self._path(key)) as im:
+                pixels = np.asarray(im.convert("RGB")).copy()
+        except Exception as exc:  # truncated or foreign file
+            return self._reject(key, f"cannot be read ({type(exc).__name__}: {exc})")
+        problem = check(pixels) if check else None
+        return self._reject(key, problem) if problem else pixels
+
+    def _reject(self, key, why):
+        warnings.warn(NicrobustWarning(f"cached adversarial image {self._path(key)} {why}; made again"))
+        return None
+
+    @contextlib.contextmanager
+    def making(self, key):
+        """Held while one process makes the entry ``key``: another xdist worker that needs the same
+        x' waits for it and then reads it, instead of attacking twice (POSIX file lock)."""
+        if not self.root or fcntl is None:
+            yield
+            return
+        path = self._path(key) + ".lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # a time limit's signal interrupts the wait
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def put(self, key, pixels: np.ndarray) -> None:
+        from PIL import Image
+
+        if not self.root:
+            return
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(pixels).save(f, format="PNG")
+        os.replace(tmp, path)

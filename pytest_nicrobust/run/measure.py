@@ -1,0 +1,241 @@
+"""Measuring a test's images: x' from the cache or the attack, encode + decode, metrics, per mode.
+
+Everything measured is put into the result record as it is computed, so a failure half-way keeps
+the images done, and an image the codec fails on is named while the others are still measured.
+
+An undefended case has one mode, ``undefended``. A defended case has three: ``undefended``
+(x' against the bare codec, measured on it: for reference), ``non-adaptive`` (the same x',
+measured through the defense) and ``adaptive`` (x' made through the defense, measured through
+it). Both defended modes are gated. The adaptive attacker knows the defense but not its secret
+draw. Against a random defense it uses expectation over transformation (EOT): at every step it
+averages its objective over ``eot_samples`` fresh draws, each compared with the clean C(x) of
+the same draw (a reference from another draw made the attack weaker than no adaptation at all).
+Against a deterministic defense it attacks through the defense itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+
+import torch
+
+from .. import CodecError, datasets
+from ..attacks import build_attack
+from ..codecs.base import NonFiniteError, RoundTrip, non_finite_images, round_to_8bit
+from ..metrics.deltas import defense_cost, evaluate, mean_of
+from ..outputs import test_page as report
+from ..seeding import attack_seed, defense_seed
+from .advcache import cache_key
+
+
+def batches(images, size):
+    """Groups of at most ``size`` images of equal shape, in data-set order."""
+    by_shape: dict = {}
+    for im in images:
+        by_shape.setdefault(im.pixels.shape, []).append(im)
+    for group in by_shape.values():
+        for i in range(0, len(group), size):
+            yield group[i:i + size]
+
+
+def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None):
+    """x' (8-bit) for a batch, from the cache when every image is there, else by running the attack."""
+    attack = build_attack(attack_entry.name, codec, attack_entry.preset, attack_entry.objective, seed,
+                          attack_entry.proxy, dict(attack_entry.overrides))
+    names = [im.name for im in group]
+    keys = [cache_key(codec, attack_entry, seed, im, names, defense_name) for im in group]
+
+    def within_budget(i):
+        return lambda pixels: attack.budget_violation(x[i:i + 1].cpu(), datasets.to_tensor([datasets.Image("", pixels)]))
+
+    def from_cache():
+        cached = [ctx.cache.get(k, within_budget(i)) for i, k in enumerate(keys)]
+        if all(c is not None for c in cached):
+            return datasets.to_tensor([datasets.Image(im.name, c) for im, c in zip(group, cached)]).to(x.device)
+        return None
+
+    found = from_cache()
+    if found is not None:
+        return found
+    with ctx.cache.making(keys[0]):
+        found = from_cache()  # another worker may have made it while this one waited
+        if found is not None:
+            return found
+        x_adv = round_to_8bit(attack(x))  # an attacker delivers an 8-bit image file
+        broken = set(non_finite_images(x_adv))  # NaN gradients: the round trip names these images
+        for i, (key, im) in enumerate(zip(keys, x_adv)):
+            if i not in broken:
+                ctx.cache.put(key, (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+        return x_adv
+
+
+def case_modes(codec, defense, draw_seed, eot_samples=4):
+    """[(mode, codec attacked, codec measured, cache tag)] for a case, and the draws used."""
+    modes = [("undefended", codec, codec, None)]
+    if defense is None:
+        return modes, {}
+    from ..defenses.transforms import FRESH, DefendedCodec
+
+    draw = defense.sample(torch.Generator().manual_seed(draw_seed))  # the secret draw, for x and x'
+    defended = DefendedCodec(codec, defense, draw)
+    if defense.random:  # the attacker cannot know the draw: EOT over fresh draws of its own
+        attacked_codec = DefendedCodec(codec, defense, FRESH, eot_samples)
+        tag = f"adaptive:{defense.name}:{sorted(vars(defense).items())}:eot{eot_samples}"
+    else:
+        attacked_codec = defended
+        tag = f"adaptive:{defense.name}:{sorted(vars(defense).items())}"
+    modes += [("non-adaptive", codec, defended, None), ("adaptive", attacked_codec, defended, tag)]
+    return modes, {"draw": defense.describe(draw), "eot_samples": eot_samples if defense.random else 0}
+
+
+def codec_record(codec) -> dict:
+    info = codec.info
+    return {"label": info.label, "architecture": info.architecture, "quality": info.quality,
+            "weights": info.weights, "random_init": info.random_init, **info.details,
+            "identity": codec.identity_digest()}
+
+
+def roundtrip_each(codec, x, bad: set) -> dict:
+    """{index: (x_hat, bpp)} for the images of ``x`` not in ``bad``; images the codec fails on join ``bad``."""
+    keep = [i for i in range(len(x)) if i not in bad]
+    while keep:
+        try:
+            rt = codec.roundtrip(x[keep])
+            return {i: (rt.x_hat[j], rt.bpp[j]) for j, i in enumerate(keep)}
+        except NonFiniteError as exc:
+            failed = {keep[j] for j in exc.images} or set(keep)
+            bad |= failed
+            keep = [i for i in keep if i not in failed]
+    return {}
+
+
+def image_key(image) -> tuple:
+    return (image.name, image.pixels.shape, hashlib.sha256(image.pixels.tobytes()).hexdigest())
+
+
+def stack(coded: dict, keep: list[int]) -> RoundTrip:
+    return RoundTrip(torch.stack([coded[i][0] for i in keep]), [], torch.stack([coded[i][1] for i in keep]))
+
+
+def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: bool = True) -> None:
+    """Attack (or fetch x') and measure every image of a case; fill ``out``.
+
+    Batches are measured in parallel on CPU (:meth:`RunContext.map`); their rows are put into
+    ``out["modes"][mode]["per_image"]`` in data-set order. Images the codec fails on are listed in
+    ``out["errors"]`` (the others are still measured).
+    """
+    a_seed, d_seed = seeds
+    names, draws = case_modes(codec, defense, d_seed, ctx.eot_samples)
+    out["modes"] = {mode: {"per_image": []} for mode, *_ in names}
+    out["errors"] = []
+    if defense is not None:
+        out["defense"] = {"name": defense.name, "random": defense.random, "reversible": defense.reversible,
+                          **draws, "seed": d_seed, "per_image": []}
+    timings = out.setdefault("timings", {})
+
+    def work(group):
+        mine = ctx.replica(codec)  # each thread measures with its own copy of the model
+        modes, _ = case_modes(mine, defense, d_seed, ctx.eot_samples)
+        return _measure_group(case, group, modes, ctx, a_seed, pictures)
+
+    groups = list(batches(images, ctx.batch_size))
+    with report.step(f"attack, encode + decode, metrics ({len(images)} images)", {}):
+        done = ctx.map(work, groups, parallel=ctx.replicable(codec))
+    attached: dict = {}  # pictures per mode
+    for group, (rows, keep, bad, shown, spent, error) in zip(groups, done):
+        for key, seconds in spent.items():
+            timings[key] = timings.get(key, 0.0) + seconds
+        for mode, mode_rows in rows.items():
+            out["modes"][mode]["per_image"] += [{"image": group[i].name, **mode_rows[i]} for i in keep]
+        if "defense" in out and keep:
+            out["defense"]["per_image"] += defense_cost(
+                [rows["undefended"][i] | {"image": group[i].name} for i in keep], [rows["non-adaptive"][i] for i in keep])
+        for (title, mode), tensors in shown:
+            if attached.get(mode, 0) < ctx.keep_pictures:
+                attached[mode] = attached.get(mode, 0) + 1
+                report.attach_picture(title, report.picture_row(*tensors))
+        if error is not None:  # this batch's failing images are named; the others were measured
+            which = getattr(error, "images", None) or range(len(group))
+            out["errors"].append({"images": [group[i].name for i in which], "error": f"{error.category}: {error}"})
+
+
+@contextlib.contextmanager
+def _timed(title: str, timings: dict):
+    start = time.perf_counter()
+    yield
+    timings[title] = timings.get(title, 0.0) + time.perf_counter() - start
+
+
+def _measure_group(case, group, modes, ctx, seed, pictures):
+    """(rows per mode, images kept, images failed, pictures, timings, CodecError or None) of one batch.
+
+    Runs in a worker thread: no Allure calls here (the main thread attaches the pictures).
+    """
+    x = datasets.to_tensor(group).to(ctx.device)
+    x_adv, clean, rows, bad, shown, spent = {}, {}, {}, set(), [], {}
+    try:
+        for mode, attack_codec, eval_codec, tag in modes:
+            with _timed(f"attack ({mode})", spent):
+                if tag not in x_adv:
+                    x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag)
+            with _timed(f"encode + decode ({mode})", spent):
+                if id(eval_codec) not in clean:
+                    clean[id(eval_codec)] = ctx.clean(eval_codec, group, x, bad, cached=eval_codec is modes[0][2])
+                adv = roundtrip_each(eval_codec, x_adv[tag], bad)
+            keep = [i for i in range(len(group)) if i not in bad]
+            if not keep:
+                break
+            ref, known = clean[id(eval_codec)]
+            ref_rt, adv_rt = stack(ref, keep), stack(adv, keep)
+            with _timed(f"metrics ({mode})", spent):
+                scores = {m: v[keep] for m, v in known.items()} if known else None
+                rows[mode] = dict(zip(keep, evaluate(x[keep], x_adv[tag][keep], ref_rt, adv_rt, ctx.metrics, scores)))
+            if pictures and ctx.pictures and mode in case.gated_modes:
+                shown += [((f"{group[i].name} ({mode})", mode), (x[i], x_adv[tag][i], ref_rt.x_hat[j], adv_rt.x_hat[j]))
+                          for j, i in enumerate(keep)]
+        if bad:
+            raise NonFiniteError(f"codec {case.codec.display} gives NaN or infinite values", sorted(bad))
+        error = None
+    except CodecError as exc:
+        error = exc
+    keep = [i for i in range(len(group)) if i not in bad]  # an image failing in any mode is dropped from all
+    return rows, keep, bad, shown, spent, error
+
+
+def load_subject(entry, dataset, ctx, result: dict):
+    """(codec, images) of a case or worst case, loaded once per worker; the codec is recorded in ``result``."""
+    with report.step("load codec and images", result["timings"]):
+        codec = ctx.codec(entry)
+        images = ctx.images(dataset)
+    result["codec"] = codec_record(codec)
+    report.describe_test(result["params"], codec.info)
+    return codec, images
+
+
+def finish_means(out: dict, gated_modes) -> None:
+    """Means of every mode (and the defense's cost); the last gated mode's rows and means are the headline."""
+    for block in out["modes"].values():
+        block["mean"] = mean_of(block["per_image"])
+    if out.get("defense"):
+        out["defense"]["cost"] = mean_of(out["defense"]["per_image"])
+    main = out["modes"][gated_modes[-1]]
+    out["per_image"], out["mean"] = main["per_image"], main["mean"]
+
+
+def raise_errors(name: str, out: dict) -> None:
+    """After every image was tried: a CodecError naming the images that failed, if any did."""
+    if out["errors"]:
+        lines = [f"{', '.join(e['images'])}: {e['error']}" for e in out["errors"]]
+        measured = len(next(iter(out["modes"].values()))["per_image"])
+        raise CodecError(f"{name}: {sum(len(e['images']) for e in out['errors'])} image(s) failed, "
+                         f"{measured} measured (kept in the results):\n  " + "\n  ".join(lines))
+
+
+def case_key(case, seeds) -> tuple:
+    return (case.suite, case.name, seeds)
+
+
+def case_seeds(run_seed: int, case) -> tuple[int, int]:
+    return attack_seed(run_seed, case), defense_seed(run_seed, case)

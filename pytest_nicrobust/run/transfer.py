@@ -1,0 +1,63 @@
+"""A transfer cell on a worker: adversarial images made for a source codec, measured on another codec.
+
+For every (codec, attack, dataset) of a suite, x' (made against the bare codec) is taken
+from the adversarial-image cache — or made, if no test has made it yet — and coded by
+every other codec of the suite (other architectures, bitrates, checkpoint versions) and
+by JPEG, WebP and JPEG 2000 at the source codec's clean bitrate. One test per
+(source, target), marked ``transfer``; thresholds gate them by ``transfer_*`` limits.
+The cells themselves are :class:`~pytest_nicrobust.config.cases.TransferCase`.
+"""
+
+from __future__ import annotations
+
+from .. import datasets
+from ..codecs import classical
+from ..metrics.deltas import evaluate, mean_of
+from ..outputs import test_page as report
+from .measure import attacked, batches, case_seeds, codec_record, stack
+from .verdict import conclude, gate_modes
+
+
+def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
+    """Fill ``result`` for one (source, target) cell; raise GateFailure on a passed transfer_* limit."""
+    src = tcase.source
+    params = tcase.parameters
+    seed = case_seeds(ctx.run_seed, src)[0]
+    result.update(kind="transfer", params=params, attack_params=src.attack.params, seed=seed,
+                  source=src.codec.display, target=tcase.target_label, per_image=[], timings={})
+    timings = result["timings"]
+    with report.step("load codecs and images", timings):
+        source = ctx.codec(src.codec)
+        target = None if isinstance(tcase.target, str) else ctx.codec(tcase.target)
+        images = ctx.images(src.dataset)
+    result["codec"] = codec_record(source)
+    if target is not None:
+        result["target_codec"] = codec_record(target)
+    report.describe_test(params, source.info)
+    for group in batches(images, ctx.batch_size):
+        x = datasets.to_tensor(group).to(ctx.device)
+        with report.step("adversarial images (cache or attack)", timings):
+            x_adv = attacked(source, src.attack, seed, group, x, ctx)
+        with report.step("encode + decode on the target", timings):
+            extra, known = [{} for _ in group], None
+            if target is None:  # classical: match the source codec's clean bitrate
+                coded, _ = ctx.clean(source, group, x, set(), cached=True)
+                source_bpp = [float(coded[i][1]) for i in range(len(group))]
+                qualities = [classical.match_quality(classical.to_pixels(xi), tcase.target, b)
+                             for xi, b in zip(x, source_bpp)]
+                clean = classical.roundtrip(x, tcase.target, qualities)
+                adv = classical.roundtrip(x_adv, tcase.target, qualities)
+                extra = [{"quality": q, "bpp_source": b} for q, b in zip(qualities, source_bpp)]
+            else:
+                coded, known = ctx.clean(target, group, x, set(), cached=True)
+                clean, adv = stack(coded, list(range(len(group)))), target.roundtrip(x_adv)
+        with report.step("metrics", timings):
+            rows = evaluate(x, x_adv, clean, adv, ctx.metrics, known)
+        if not result["per_image"]:  # the first image's pictures, attached if the cell fails
+            first = (group[0].name, x[0], x_adv[0], clean.x_hat[0], adv.x_hat[0])
+        result["per_image"] += [{"image": image.name, **row, **extra[i]} for i, (image, row) in enumerate(zip(group, rows))]
+    result["mean"] = mean_of(result["per_image"])
+    gates = gate_modes(result, ("transfer",), ctx)
+    if not all(g.passed for g in gates):
+        report.attach_picture(first[0], report.picture_row(*first[1:]))
+    conclude(tcase.name, result, gates)

@@ -1,0 +1,171 @@
+"""The run's session object: settings checked once, devices, the tests' records, the run's files.
+
+One :class:`NicrobustSession` per pytest process (controller and each xdist worker), kept in
+``config.stash[SESSION]``; the plugin's hooks are a few lines each that call into it (the
+pattern of pytest-benchmark's ``BenchmarkSession`` and syrupy's ``SnapshotSession``). Torch is
+imported only when a test runs or a GPU could be used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from . import NicrobustError
+from .config.thresholds import DEFAULT_PATH, load_thresholds
+
+RESULT_KEY = "nicrobust_result"  # the record travels on the report's user_properties under this key
+RECORD = pytest.StashKey[dict]()
+
+
+class NicrobustSession:
+    """Settings of the run, checked before collection; a mistake is one clear error, no traceback."""
+
+    def __init__(self, config):
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        self.metrics = config.getoption("nicrobust_metrics")
+        self.compare_fail = config.getoption("nicrobust_compare_fail")
+        self.pinned_gpu: str | None = None
+        self.results: dict[str, dict] = {}
+        self.writer = None
+        from .verdict.baseline import load_baseline
+
+        try:
+            compare = config.getoption("nicrobust_compare")
+            self.baseline = load_baseline(compare, config.getoption("nicrobust_compare_map")) if compare else None
+            if self.compare_fail and not self.baseline:
+                raise ValueError("--nicrobust-compare-fail needs --nicrobust-compare BASELINE.json")
+            path = config.getoption("nicrobust_thresholds")
+            rootdir_file = os.path.join(str(config.rootpath), "thresholds.toml")
+            if path is None and not os.path.exists(rootdir_file):
+                self.thresholds = load_thresholds(DEFAULT_PATH, is_default=True)
+            else:
+                self.thresholds = load_thresholds(path or rootdir_file)
+            self.thresholds.check_computed(self.metrics)
+        except (NicrobustError, ValueError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+        json_path = config.getoption("nicrobust_json")
+        if json_path and not self.is_worker:
+            folder = os.path.dirname(os.path.abspath(json_path))
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise pytest.UsageError(f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable")
+
+    # -- devices ---------------------------------------------------------------
+
+    def visible_gpus(self) -> list[str]:
+        """The CUDA devices this run may use; asks torch only when a GPU could be used."""
+        from .run.devices import visible_gpus
+
+        if self.config.getoption("nicrobust_device") == "cpu":
+            return []
+        import torch
+
+        return visible_gpus(dict(os.environ), torch.cuda.device_count())
+
+    def pin_device(self) -> None:
+        """On an xdist worker: narrow CUDA_VISIBLE_DEVICES to this worker's GPU before CUDA starts."""
+        from .run.devices import worker_gpu
+
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is None or "nicrobust_gpus" not in workerinput:
+            return
+        try:
+            gpu = worker_gpu(workerinput["workerid"], workerinput["nicrobust_gpus"],
+                             self.config.getoption("nicrobust_device"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            self.pinned_gpu = gpu
+
+    def header(self) -> list[str]:
+        note = "  (no thresholds.toml in the rootdir: the plugin's default limits)" if self.thresholds.is_default else ""
+        return [f"nicrobust: thresholds {self.thresholds.path}{note}; seed {self.config.getoption('nicrobust_seed')}"]
+
+    # -- on a worker: one test ---------------------------------------------------
+
+    def context(self):
+        """The per-worker :class:`~pytest_nicrobust.run.context.RunContext` (the session fixture)."""
+        from .run.context import build_context
+
+        return build_context(self)
+
+    def new_record(self, request, case, ctx) -> dict:
+        """The result record of a test (keys: :mod:`pytest_nicrobust.record`), carried on its report."""
+        result = {"id": request.node.nodeid, "name": case.name, "suite": os.path.abspath(case.suite),
+                  "device": ctx.device, "worker": getattr(self.config, "workerinput", {}).get("workerid")}
+        if ctx.device.startswith("cuda"):
+            import torch
+
+            result["device_name"] = torch.cuda.get_device_name(torch.device(ctx.device))
+            result["gpu"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        request.node.stash[RECORD] = result
+        return result
+
+    def run_test(self, request, case, ctx, defense) -> None:
+        """Run ``case`` under --nicrobust-timeout; under xdist, never twice after it ended a worker."""
+        import contextlib
+        import tempfile
+
+        from .run.dispatch import run_test
+        from .timeguard import once_per_run, time_limit
+
+        result = self.new_record(request, case, ctx)
+        seconds = self.config.getoption("nicrobust_timeout")
+        workerinput = getattr(self.config, "workerinput", None)
+        guard = contextlib.nullcontext()
+        if seconds and workerinput:  # the markers sit beside the x' cache, shared by the workers
+            folder = os.path.join(ctx.cache.root or tempfile.gettempdir(), "running")
+            guard = once_per_run(folder, workerinput.get("testrunuid", ""), request.node.nodeid)
+        with guard, time_limit(seconds, request.node.name):
+            run_test(case, ctx, result, defense)
+
+    def attach_record(self, item, call, report) -> None:
+        """Put the test's record (with its outcome and error) on its report, so it reaches the controller."""
+        if call.when == "call" and RECORD in item.stash:
+            result = dict(item.stash[RECORD], outcome=report.outcome)
+            if call.excinfo is not None and not hasattr(call.excinfo.value, "__notes__"):
+                result["error"] = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"[:2000]
+            report.user_properties.append((RESULT_KEY, json.dumps(result, default=float)))
+
+    # -- on the controller: the run's records and files ------------------------------
+
+    def start(self) -> None:
+        if not self.is_worker:
+            from .outputs import RunWriter
+
+            self.writer = RunWriter(self.config, self)
+
+    def collect_report(self, report) -> None:
+        """Keep a test's record; a robustness test that crashed or errored without one is recorded too.
+
+        The JSON is rewritten (atomically) as results arrive, so a run that is killed keeps what it measured.
+        """
+        found = [json.loads(v) for k, v in report.user_properties if k == RESULT_KEY]
+        for result in found:
+            self.results[result["id"]] = result
+        # a worker's crash report carries no keywords: a robustness test is one from a suite file
+        ours = "nicrobust" in report.keywords or report.nodeid.split("::")[0].endswith(".toml")
+        if not found and report.failed and ours and report.nodeid not in self.results:
+            name = report.nodeid.rpartition("::")[2]
+            self.results[report.nodeid] = {"id": report.nodeid, "name": name, "kind": "crashed",
+                                           "outcome": "failed", "error": report.longreprtext[-2000:]}
+        if self.writer and (found or report.failed):
+            self.writer.progress(self.sorted())
+
+    def sorted(self) -> list[dict]:
+        return sorted(self.results.values(), key=lambda r: r["id"])
+
+    def finish(self) -> None:
+        if self.writer:
+            self.writer.finish(self.sorted())
+
+    def terminal_summary(self, terminalreporter) -> None:
+        if self.writer:
+            self.writer.terminal_summary(terminalreporter, self.sorted())
+
+
+SESSION = pytest.StashKey[NicrobustSession]()

@@ -1,0 +1,93 @@
+"""Compare a test's mean metrics with its limits and build the failure message (pure: no files,
+no Allure, no pytest; :mod:`pytest_nicrobust.run.verdict` concludes a test with these).
+
+A test to which no limit applies is not a pass: it is skipped with :data:`UNGATED` as the
+reason, its numbers still in the JSON and the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..config.thresholds import Limit
+from ..metrics.registry import GATES
+from ..names import mode_suffix
+
+
+class GateFailure(AssertionError):
+    """A metric passed its limit (or came out NaN), or got worse than the baseline allows.
+
+    ``str()`` is one short line that groups alike failures (the worst gate's metric and the codec:
+    what Allure's categories match and group by); ``details`` is the whole report, one line per gate.
+    """
+
+    def __init__(self, summary: str, details: str):
+        super().__init__(summary)
+        self.details = details
+
+
+def headroom(value: float, limit: float) -> float:
+    """(limit − value) / |limit|: 1 = far below, 0 = at the limit, negative = over; NaN = -inf."""
+    return -math.inf if math.isnan(value) else (limit - value) / max(abs(limit), 1e-9)
+
+
+def failure_summary(codec: str, gates: list[GateResult]) -> str:
+    """``delta_psnr [adaptive] over its limit: codec[q3]`` for the gate most over its limit."""
+    worst = min((g for g in gates if not g.passed), key=lambda g: headroom(g.value, g.limit))
+    mode = mode_suffix(worst.mode)
+    what = "worse than the baseline allows" if worst.kind == "regression" else "over its limit"
+    return f"{worst.metric}{mode} {what}: {codec}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A limit (``value`` the mean, ``limit`` its limit) or a regression gate against a baseline
+    (``value`` the change in the direction "worse", ``limit`` the allowed change)."""
+
+    metric: str
+    value: float
+    limit: float
+    source: str
+    passed: bool
+    mode: str = ""
+    kind: str = "limit"  # or "regression"
+    baseline: float | None = None
+    current: float | None = None
+
+    def describe(self) -> str:
+        unit = f" {GATES[self.metric]}" if GATES.get(self.metric) else ""
+        mode = mode_suffix(self.mode)
+        if self.kind == "regression":
+            return (f"{self.metric}{mode} {self.baseline:.3g} → {self.current:.3g}{unit}, worse by {self.value:.3g} "
+                    f"> allowed {self.limit:.3g} ({self.source})")
+        if math.isnan(self.value):
+            return f"{self.metric}{mode} = NaN (limit {self.limit:g}{unit}): the codec produced NaN  ({self.source})"
+        over = self.value - self.limit
+        return (f"{self.metric}{mode} = {self.value:.4g}{unit} > limit {self.limit:g}{unit} "
+                f"(over by {over:.3g})  ({self.source})")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check(means: dict, limits: dict[str, Limit], mode: str = "", prefix: str = "") -> list[GateResult]:
+    """Gate ``means``; ``prefix`` maps a limit name to a mean (``transfer_delta_psnr`` -> ``delta_psnr``)."""
+    results = []
+    for metric, limit in limits.items():
+        if not metric.startswith(prefix) or metric[len(prefix):] not in means:
+            continue  # metric not computed in this run (e.g. VMAF switched off), or not of this kind
+        value = float(means[metric[len(prefix):]])
+        passed = not math.isnan(value) and value <= limit.value
+        results.append(GateResult(metric, value, limit.value, limit.source, passed, mode))
+    return results
+
+
+def failure_message(test_name: str, n_images: int, results: list[GateResult]) -> str:
+    failed = [r for r in results if not r.passed]
+    lines = [f"{test_name}: {len(failed)} limit(s) passed (mean over {n_images} image(s)):"]
+    lines += [f"  {r.describe()}" for r in failed]
+    return "\n".join(lines)
+
+
+UNGATED = "measured, no limit in thresholds.toml applies"

@@ -1,0 +1,158 @@
+"""The Allure output: run-level files from the controller only, and the generated HTML report.
+
+The HTML checks need the Allure command line (``npm install --prefix .tools allure-commandline``,
+plus Java) and Chromium; they are skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers import tiny_checkpoint
+
+pytest.importorskip("allure_commons", reason="allure-pytest is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = """
+images = 1
+crop = 64
+defenses = ["none", "flip"]
+
+[[codecs]]
+model = "bmshj2018-factorized"
+name = "tiny"
+weights = "tiny.pt"
+qualities = [1, 2]
+
+[[attacks]]
+name = "pgd"
+presets = ["eps7"]
+steps = 2
+
+[[datasets]]
+name = "skimage-photos"
+
+[[datasets]]
+name = "mine"
+path = "no-such-folder"
+"""
+THRESHOLDS = """
+[defaults]
+delta_psnr = 100.0
+
+[overrides.strict-adaptive]
+match = { codec = "tiny[q1]", mode = "adaptive" }
+delta_psnr = -50.0
+
+[overrides.bits]
+match = { codec = "tiny*", defense = "flip" }
+bitrate_increase = -5.0
+"""
+CATEGORIES = ["over the limit: delta_psnr", "over the limit: bitrate_increase", "data error", "run verdict"]
+
+
+def allure_cli() -> str | None:
+    local = ROOT / ".tools" / "node_modules" / ".bin" / "allure"
+    return os.environ.get("NICROBUST_ALLURE") or (str(local) if local.exists() else shutil.which("allure"))
+
+
+def chromium() -> str | None:
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("allure")
+    (root / "suites").mkdir()
+    tiny_checkpoint(root / "suites" / "tiny.pt")
+    (root / "suites" / "report.toml").write_text(textwrap.dedent(SUITE))
+    (root / "thresholds.toml").write_text(THRESHOLDS)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-n", "2", "-p", "no:randomly",
+                           "--nicrobust-metrics", "psnr,mse", "--alluredir", "allure-results"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert "failed" in proc.stdout, proc.stdout[-3000:]
+    return root / "allure-results"
+
+
+def test_controller_writes_environment_categories_and_summary_once(results):
+    env = (results / "environment.properties").read_text()
+    for key in ("torch=", "compressai=", "pytest-nicrobust=", "device=cpu", "nicrobust.seed=0", "codec.tiny[1].sha256=",
+                "nicrobust.thresholds.sha256=", "suite.report.toml.sha256="):
+        assert key in env
+    assert json.loads((results / "executor.json").read_text())["name"] == "pytest-nicrobust"
+    names = [c["name"] for c in json.loads((results / "categories.json").read_text())]
+    assert all(c in names for c in CATEGORIES)
+    assert len(list(results.glob("*environment.properties*"))) == 1
+    summaries = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    summaries = [r for r in summaries if r["name"] == "nicrobust run summary"]
+    assert len(summaries) == 1
+    assert summaries[0]["status"] == "failed", "a failing run's summary must not count as a passed test"
+    kinds = {a["type"] for a in summaries[0]["attachments"]}
+    assert {"image/png", "text/html", "application/json"} == kinds
+
+
+def _generate(results, out, *extra):
+    cli = allure_cli()
+    if not cli or not shutil.which("java"):
+        pytest.skip("needs the Allure command line (npm install --prefix .tools allure-commandline) and Java")
+    proc = subprocess.run([cli, "generate", str(results), "-o", str(out), "--clean", *extra],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def test_generated_report_lists_tests_parameters_categories_pictures(results, tmp_path):
+    report = _generate(results, tmp_path / "report")
+    cases = [json.loads(p.read_text()) for p in (report / "data" / "test-cases").glob("*.json")]
+    by_name = {c["name"]: c for c in cases}
+    assert "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]" in by_name
+    assert "tiny[q2-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-jpeg]" in by_name
+    flip = by_name["tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"]
+    params = {p["name"]: p["value"].strip("'") for p in flip["parameters"]}  # allure repr()s values
+    assert params["defense"] == "flip" and params["bitrate"] == "q1" and flip["status"] == "failed"
+
+    def attachments(case):
+        steps = case["testStage"]["steps"] + [case["testStage"]]
+        return [a for s in steps for a in s.get("attachments", [])]
+
+    assert any(a["type"] == "image/jpg" for a in attachments(flip)), "picture rows"
+    summary = by_name["nicrobust run summary"]
+    assert any(a["name"].endswith(".png") and a["name"].startswith("transfer-") for a in attachments(summary))
+    tree = json.loads((report / "data" / "categories.json").read_text())
+    assert set(CATEGORIES) <= {c["name"] for c in tree["children"]}
+    # categories group failures by codec (the message), not one group per test
+    over = next(c for c in tree["children"] if c["name"] == "over the limit: bitrate_increase")
+    (group,) = over["children"]  # q1's flip tests are further over their ΔPSNR limit: they are in that category
+    assert group["name"] == "pytest_nicrobust.verdict.gates.GateFailure: bitrate_increase [non-adaptive] over its limit: tiny[q2]"
+    assert len(group["children"]) == 3  # recon_error, bitrate and the worst case
+    # a test failing two metrics is counted under both in Behaviors
+    behaviors = json.loads((report / "data" / "behaviors.json").read_text())
+    failed = next(e for e in behaviors["children"] if e["name"] == "over the limit")
+    features = {f["name"]: {t["name"] for story in f["children"] for t in story["children"]} for f in failed["children"]}
+    both = "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"
+    assert both in features["delta_psnr"] and both in features["bitrate_increase"]
+
+
+def test_report_page_renders_categories_in_chromium(results, tmp_path):
+    browser = chromium()
+    if not browser:
+        pytest.skip("needs Chromium (apt-get install -y chromium)")
+    report = _generate(results, tmp_path / "single", "--single-file")
+    profile = tempfile.mkdtemp()
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom",
+                           (report / "index.html").as_uri() + "#categories"],
+                          capture_output=True, text=True, timeout=120)
+    shutil.rmtree(profile, ignore_errors=True)
+    for name in CATEGORIES:
+        assert f'class="node__name">{name}<' in proc.stdout, f"category {name!r} not rendered"
