@@ -185,10 +185,10 @@ def main():
             t_plain, plain, threads = run_plain(args)
             t_plugin, test = run_plugin(args, folder)
             t = test["timings"]
-            parts = {"load": sum(v for k2, v in t.items() if k2.startswith("load")),
-                     "attack": sum(v for k2, v in t.items() if k2.startswith("attack")),
-                     "coding": sum(v for k2, v in t.items() if k2.startswith("encode")),
-                     "metrics": sum(v for k2, v in t.items() if k2.startswith("metrics"))}
+            parts = {"load": sum(v for k2, v in t.items() if k2 == "load"),  # keys: run.measure.STEPS
+                     "attack": sum(v for k2, v in t.items() if k2.startswith(("attack:", "cache_hit:", "cache_wait:"))),
+                     "coding": sum(v for k2, v in t.items() if k2.startswith("coding:")),
+                     "metrics": sum(v for k2, v in t.items() if k2.startswith("metrics:"))}
             work = sum(parts.values())
             ratios.append(t_plain / t_plugin)
             print(f"round {k + 1}: plain loop {t_plain:.1f} s ({threads} thread(s)), plugin {t_plugin:.1f} s "
@@ -197,7 +197,8 @@ def main():
             print("   plugin's measured work (busy time, summed over its image threads): "
                   + ", ".join(f"{k2} {v:.2f} s" for k2, v in parts.items())
                   + f"; coding + metrics {100 * (parts['coding'] + parts['metrics']) / work:.0f} % of it")
-        ours = {r["image"]: r for r in test["per_image"]}
+        rows = test.get("per_image") or test["modes"][test["headline_mode"]]["per_image"]  # format 3: once, in modes
+        ours = {r["image"]: r for r in rows}
         print("same numbers (plain | plugin):")
         for row in plain:
             mine = ours[row["image"]]

@@ -7,9 +7,11 @@ which runs the case on a worker (:mod:`pytest_nicrobust.run.dispatch`).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from . import NicrobustError
+from . import DataError, NicrobustError
 from .config.cases import KINDS, transfer_cases
 from .config.shards import assign
 from .config.suite import parse_suite
@@ -30,14 +32,36 @@ def _display_path(node) -> str:
         return str(node.path)
 
 
+def suite_tests(config, path: str, display: str) -> list:
+    """The tests a suite file makes (cases, worst cases, transfer cells), before ordering and selection."""
+    session = config.stash[SESSION]
+    suite = parse_suite(path, display=display, thresholds=session.thresholds, metrics=session.metrics)
+    tests = suite.cases + suite.worst_cases
+    if suite.transfer and not config.getoption("nicrobust_no_transfer"):
+        tests += transfer_cases(suite.cases)
+    return tests
+
+
+def check_data_root(config, tests, display: str) -> None:
+    """A suite's data-root datasets (kodak, bsds, nips2017, ...: no ``path``, not bundled) need
+    --nicrobust-data: one error at collection, not one failure per test. The dataset's own checks
+    (training-only, image counts) stay with :func:`pytest_nicrobust.datasets.dataset_folder`."""
+    root = config.getoption("nicrobust_data")
+    for entry in dict.fromkeys(case.dataset for case in tests):
+        if entry.path or entry.name in ("skimage-photos", "cityscapes"):
+            continue
+        if not root:
+            raise DataError(f"{display}: dataset {entry.name!r} needs the data root: pass --nicrobust-data DIR or set "
+                            f"NICROBUST_DATA to a folder holding {entry.name}/ (in this repository: ../shared/data)")
+        if not os.path.isdir(os.path.join(root, entry.name)):
+            raise DataError(f"{display}: dataset {entry.name!r}: folder {os.path.join(root, entry.name)} does not exist "
+                            f"(data root {root})")
+
+
 class SuiteFile(pytest.File):
     def collect(self):
-        session = self.config.stash[SESSION]
-        suite = parse_suite(str(self.path), display=_display_path(self), thresholds=session.thresholds,
-                            metrics=session.metrics)
-        tests = suite.cases + suite.worst_cases
-        if suite.transfer and not self.config.getoption("nicrobust_no_transfer"):
-            tests += transfer_cases(suite.cases)
+        tests = suite_tests(self.config, str(self.path), _display_path(self))
+        check_data_root(self.config, tests, _display_path(self))
         for case in tests:
             yield RobustnessItem.from_parent(self, name=case.name, callobj=_nicrobust_test, case=case)
 
@@ -64,8 +88,11 @@ class RobustnessItem(pytest.Function):
         return super().repr_failure(excinfo) if style is None else super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        # no domain: pytest's -v line would otherwise turn dots of a label into "::" (ourcodec.v2)
-        return self.path, None, ""
+        # The domain is the failure section's header (``___ name ___``). pytest's -v line turns dots
+        # before "[" of a domain that ends the node id into "::" (ourcodec.v2 -> ourcodec::v2): for such
+        # a name, a trailing space keeps the header and leaves the -v line as the node id.
+        head = self.name.split("[", 1)[0]
+        return self.path, None, self.name + " " if "." in head else self.name
 
 
 def _nicrobust_test(request, nicrobust_case, nicrobust_context, nicrobust_defense):
@@ -85,9 +112,23 @@ def mark(item) -> None:
         item.add_marker("heavy")
 
 
+def run_order(item) -> tuple:
+    """Cases (the costliest first), then worst cases, then transfer cells (both reuse the cases' x').
+
+    Costly first, so the run's last minutes are cheap tests the workers share out, and the x'
+    that worst cases and transfer cells read are made early (:mod:`.scheduling` hands a test out
+    only once no other worker is still making an x' it needs).
+    """
+    if not isinstance(item, RobustnessItem):
+        return (0, 0.0)
+    case = item.nicrobust_case
+    kind = KINDS.index(case.kind)
+    return (kind, -case.cost if kind == 0 else 0.0)
+
+
 def order_and_select(config, items) -> None:
-    """Cases, then worst cases, then transfer cells; heavy items and other shards deselected."""
-    items.sort(key=lambda item: KINDS.index(item.nicrobust_case.kind) if isinstance(item, RobustnessItem) else 0)
+    """Items in :func:`run_order` (stable); heavy items and other shards deselected."""
+    items.sort(key=run_order)
     if not config.getoption("nicrobust_heavy"):
         _deselect(config, items, lambda item: item.get_closest_marker("heavy"))
     shard = config.getoption("nicrobust_shard")

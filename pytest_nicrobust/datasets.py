@@ -11,7 +11,9 @@ Training-only folders (bsds_train, sunhays80, wikiphotos) are refused: the model
 shipped with this project were trained on them.
 
 Every image becomes 8-bit RGB: grayscale is replicated, alpha dropped, palettes
-expanded, 16-bit scaled to 8 bits. Crops are central; images are never resized.
+expanded, 16-bit scaled to 8 bits, 32-bit float read as [0, 1]; a mode with no known white
+level (32-bit integers, float beyond [0, 1]) is refused with the file named (see
+:func:`read_rgb`). Crops are central; images are never resized.
 """
 
 from __future__ import annotations
@@ -83,21 +85,57 @@ def list_images(folder: str, name: str) -> list[str]:
     return found
 
 
+EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr")
+
+
+def _bits(im) -> int | None:
+    """Bits per sample a TIFF declares (tag 258), else None."""
+    tags = getattr(im, "tag_v2", None)
+    value = tags.get(258) if tags is not None else None
+    if isinstance(value, (tuple, list)):
+        value = value[0] if value else None
+    return int(value) if value else None
+
+
+def _gray(arr: np.ndarray, white: float) -> np.ndarray:
+    gray = np.clip(np.round(arr.astype(np.float64) / white * 255), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
 def read_rgb(path: str) -> np.ndarray:
-    """Any common image file as (H, W, 3) uint8."""
+    """Any common image file as (H, W, 3) uint8, each mode scaled by its own white level.
+
+    8-bit modes (grayscale, palette, RGB, RGBA, CMYK, ...) convert directly (alpha dropped);
+    16-bit integer samples (PNG or TIFF) divide by 65535; 32-bit float samples (TIFF mode ``F``)
+    are taken as [0, 1] and refused when they leave it (or are NaN). Any other mode (32-bit
+    integers, LAB, HSV) is refused with the file named: no white level is known for it.
+    """
     from PIL import Image as PILImage
 
     try:
         with PILImage.open(path) as im:
             im.load()
-            if im.mode == "P":
-                im = im.convert("RGBA")
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            mode, bits = im.mode, _bits(im)
+            if mode in EIGHT_BIT_MODES:
+                if mode in ("P", "PA"):
+                    im = im.convert("RGBA")
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            if mode.startswith("I;16") or (mode == "I" and (im.format == "PNG" or bits == 16)):
+                return _gray(np.asarray(im), 65535.0)
+            if mode == "I" and bits == 8:
+                return _gray(np.asarray(im), 255.0)
+            if mode == "F":
                 arr = np.asarray(im, dtype=np.float64)
-                scale = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
-                gray = np.clip(np.round(arr / scale * 255), 0, 255).astype(np.uint8)
-                return np.repeat(gray[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+                if not np.isfinite(arr).all():
+                    raise DataError(f"image {path}: 32-bit float pixels hold NaN or infinity")
+                if arr.min() < 0 or arr.max() > 1:
+                    raise DataError(f"image {path}: 32-bit float pixels outside [0, 1] (from {arr.min():.4g} to "
+                                    f"{arr.max():.4g}): no known white level; save it as 8- or 16-bit")
+                return _gray(arr, 1.0)
+            raise DataError(f"image {path}: pixel mode {mode}{f' ({bits}-bit samples)' if bits else ''} has no "
+                            "known white level; save it as 8- or 16-bit RGB or grayscale")
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
 

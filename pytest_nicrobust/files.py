@@ -29,10 +29,14 @@ def sha256_or_none(path: str) -> str | None:
 
 
 def write_json_atomic(path: str, doc: dict) -> None:
-    """Write ``doc`` to ``path`` through a temporary file in the same folder, then rename."""
+    """Write ``doc`` to ``path`` through a temporary file in the same folder, then rename; the mode
+    follows the umask (0644 under 022), as for the other files of a run."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nicrobust-", suffix=".json.tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # like any file the user writes (0644 under umask 022), not mkstemp's 0600
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, default=float)
         os.replace(tmp, path)

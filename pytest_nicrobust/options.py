@@ -53,6 +53,16 @@ def parse_seed(text: str) -> int:
     return _number(text, int, "an integer")
 
 
+SUMMARY_CHOICES = ("failed", "worst", "all")
+
+
+def parse_summary(text: str) -> str:
+    """--nicrobust-summary: how much of the gate table the terminal shows."""
+    if text not in SUMMARY_CHOICES:
+        raise ValueError(f"expected one of {', '.join(SUMMARY_CHOICES)}, got {text!r}")
+    return text
+
+
 def add_options(parser) -> None:
     group = parser.getgroup("nicrobust", "neural image codec robustness (pytest-nicrobust)")
     add = group.addoption
@@ -88,6 +98,8 @@ def add_options(parser) -> None:
     add("--nicrobust-shard", type=_checked(parse_shard), metavar="K/N", default=None,
         help="run the K-th of N deterministic parts of the suites (whole models per part); "
              "python -m pytest_nicrobust merge joins their JSON")
+    add("--nicrobust-summary", type=_checked(parse_summary), default="worst", metavar="failed|worst|all",
+        help="terminal gate table: failing tests only, failures and the closest passes (default), or every test")
     add("--nicrobust-compare", metavar="BASELINE.json", default=None,
         help="compare with a previous run's --nicrobust-json (tests matched by parameters)")
     add("--nicrobust-compare-fail", type=_checked(parse_cli), metavar="LIMITS", default={},

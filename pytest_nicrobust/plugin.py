@@ -42,6 +42,14 @@ def pytest_xdist_auto_num_workers(config):
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist load``: one test at a time, never one that would wait on another worker's x' (:mod:`.scheduling`)."""
+    from .scheduling import make_scheduler
+
+    return make_scheduler(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """Tell each xdist worker which GPUs exist, so it can pin itself before importing CUDA."""
     node.workerinput["nicrobust_gpus"] = node.config.stash[SESSION].visible_gpus()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 
 import pytest
 
@@ -31,6 +33,8 @@ class NicrobustSession:
         self.pinned_gpu: str | None = None
         self.results: dict[str, dict] = {}
         self.writer = None
+        self.stderr_fd = _terminal_stderr()
+        self._marker_folder: str | None = None
         from .verdict.baseline import load_baseline
 
         try:
@@ -106,27 +110,36 @@ class NicrobustSession:
         return result
 
     def run_test(self, request, case, ctx, defense) -> None:
-        """Run ``case`` under --nicrobust-timeout; under xdist, never twice after it ended a worker."""
+        """Run ``case`` under --nicrobust-timeout; under xdist, never twice after it ended a worker.
+
+        Under xdist the marker names the test and its limit, for the controller to report a worker
+        the watchdog ended (:meth:`collect_report`); without xdist the results JSON names the test
+        running, and the watchdog's dump goes to the terminal's stderr.
+        """
         import contextlib
-        import tempfile
 
         from .run.dispatch import run_test
         from .timeguard import once_per_run, time_limit
 
         result = self.new_record(request, case, ctx)
+        result.update(kind=case.kind, params=case.parameters)  # a test that never ends still says what it is
         seconds = self.config.getoption("nicrobust_timeout")
         workerinput = getattr(self.config, "workerinput", None)
         guard = contextlib.nullcontext()
         if seconds and workerinput:  # the markers sit beside the x' cache, shared by the workers
-            folder = os.path.join(ctx.cache.root or tempfile.gettempdir(), "running")
-            guard = once_per_run(folder, workerinput.get("testrunuid", ""), request.node.nodeid)
-        with guard, time_limit(seconds, request.node.name):
+            about = {k: result[k] for k in ("name", "suite", "kind", "params")}
+            guard = once_per_run(self.marker_folder(), workerinput.get("testrunuid", ""),
+                                 request.node.nodeid, seconds, about)
+        if self.writer:
+            self.writer.running(self.sorted(), request.node.nodeid, seconds)
+        with guard, time_limit(seconds, request.node.nodeid, stderr_fd=self.stderr_fd):
             run_test(case, ctx, result, defense)
 
     def attach_record(self, item, call, report) -> None:
         """Put the test's record (with its outcome and error) on its report, so it reaches the controller."""
         if call.when == "call" and RECORD in item.stash:
-            result = dict(item.stash[RECORD], outcome=report.outcome)
+            # started/stopped: Unix times of the test's call (a run's timeline: benchmarks/job_efficiency.py)
+            result = dict(item.stash[RECORD], outcome=report.outcome, started=call.start, stopped=call.stop)
             if call.excinfo is not None and not hasattr(call.excinfo.value, "__notes__"):
                 result["error"] = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"[:2000]
             report.user_properties.append((RESULT_KEY, json.dumps(result, default=float)))
@@ -134,15 +147,20 @@ class NicrobustSession:
     # -- on the controller: the run's records and files ------------------------------
 
     def start(self) -> None:
+        """On the controller: the writer, and the skeleton JSON (``"complete": false``, provenance)."""
         if not self.is_worker:
             from .outputs import RunWriter
 
             self.writer = RunWriter(self.config, self)
+            self.writer.skeleton()
 
     def collect_report(self, report) -> None:
         """Keep a test's record; a robustness test that crashed or errored without one is recorded too.
 
-        The JSON is rewritten (atomically) as results arrive, so a run that is killed keeps what it measured.
+        The JSON is rewritten (atomically) as each record arrives, before the next report, so a run
+        that is killed keeps every test that finished. A worker the time limit's watchdog ended
+        (its marker names the test and the limit) is a "time limit" failure of that test, with one
+        line on the terminal, not a bare crash.
         """
         found = [json.loads(v) for k, v in report.user_properties if k == RESULT_KEY]
         for result in found:
@@ -151,10 +169,42 @@ class NicrobustSession:
         ours = "nicrobust" in report.keywords or report.nodeid.split("::")[0].endswith(".toml")
         if not found and report.failed and ours and report.nodeid not in self.results:
             name = report.nodeid.rpartition("::")[2]
-            self.results[report.nodeid] = {"id": report.nodeid, "name": name, "kind": "crashed",
-                                           "outcome": "failed", "error": report.longreprtext[-2000:]}
+            self.results[report.nodeid] = (self._ended_by_limit(report) or
+                                           {"id": report.nodeid, "name": name, "kind": "crashed",
+                                            "outcome": "failed", "error": report.longreprtext[-2000:]})
         if self.writer and (found or report.failed):
             self.writer.progress(self.sorted())
+
+    def marker_folder(self) -> str:
+        """Where a running test's marker lies: beside the x' cache, shared by the workers and the controller."""
+        if self._marker_folder is None:
+            import tempfile
+
+            from .run.context import cache_dir  # only under a time limit with xdist
+
+            self._marker_folder = os.path.join(cache_dir(self.config) or tempfile.gettempdir(), "running")
+        return self._marker_folder
+
+    def _ended_by_limit(self, report) -> dict | None:
+        """The record of a test whose worker died past its time limit (xdist), from its marker."""
+        from .timeguard import native_message, read_marker
+
+        node = getattr(report, "node", None)
+        run_id = (getattr(node, "workerinput", None) or {}).get("testrunuid")
+        if run_id is None or not self.config.getoption("nicrobust_timeout"):
+            return None
+        marker = read_marker(self.marker_folder(), run_id, report.nodeid)
+        if not marker or time.time() - float(marker.get("started", 0)) < float(marker.get("limit_s", 0)):
+            return None  # died before its limit: a crash
+        seconds = float(marker["limit_s"])
+        line = f"TimeLimitExceeded: {native_message(report.nodeid, seconds)} (worker {getattr(node.gateway, 'id', '?')})"
+        report.longrepr = line  # the failure and the short summary read this line, not "worker crashed"
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"nicrobust: {line}", red=True)
+        about = {k: v for k, v in (marker.get("record") or {}).items() if k in ("name", "suite", "kind", "params")}
+        return {"id": report.nodeid, "name": report.nodeid.rpartition("::")[2], "kind": "crashed", **about,
+                "outcome": "failed", "error": line}  # Allure's "time limit" category matches the error
 
     def sorted(self) -> list[dict]:
         return sorted(self.results.values(), key=lambda r: r["id"])
@@ -162,10 +212,22 @@ class NicrobustSession:
     def finish(self) -> None:
         if self.writer:
             self.writer.finish(self.sorted())
+        if self.stderr_fd is not None:
+            os.close(self.stderr_fd)
+            self.stderr_fd = None
 
     def terminal_summary(self, terminalreporter) -> None:
         if self.writer:
             self.writer.terminal_summary(terminalreporter, self.sorted())
+
+
+def _terminal_stderr() -> int | None:
+    """A copy of the terminal's stderr, taken at configure time while pytest's capture is suspended:
+    the time limit's watchdog prints there, not into captured output that dies with the process."""
+    try:
+        return os.dup(sys.__stderr__.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 SESSION = pytest.StashKey[NicrobustSession]()

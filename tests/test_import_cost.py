@@ -8,11 +8,13 @@ import pytest
 
 TORCH_FREE = [
     "pytest_nicrobust.plugin", "pytest_nicrobust.options", "pytest_nicrobust.session", "pytest_nicrobust.collection",
+    "pytest_nicrobust.scheduling",
     "pytest_nicrobust.config.suite", "pytest_nicrobust.config.cases", "pytest_nicrobust.config.thresholds",
     "pytest_nicrobust.config.regression", "pytest_nicrobust.config.shards",
     "pytest_nicrobust.names", "pytest_nicrobust.record", "pytest_nicrobust.files",
     "pytest_nicrobust.verdict.gates", "pytest_nicrobust.verdict.baseline",
     "pytest_nicrobust.attacks", "pytest_nicrobust.codecs", "pytest_nicrobust.codecs.registry",
+    "pytest_nicrobust.codecs.evc", "pytest_nicrobust.codecs.hific", "pytest_nicrobust.codecs.qres_vae",
     "pytest_nicrobust.defenses", "pytest_nicrobust.metrics", "pytest_nicrobust.run.devices",
     "pytest_nicrobust.cli",
 ]

@@ -22,7 +22,8 @@ ROOMS = [
     ("verdict", ("pytest_nicrobust.verdict",)),
     ("outputs", ("pytest_nicrobust.outputs",)),
     ("run", ("pytest_nicrobust.run",)),
-    ("session", ("pytest_nicrobust.options", "pytest_nicrobust.session", "pytest_nicrobust.collection")),
+    ("session", ("pytest_nicrobust.options", "pytest_nicrobust.session", "pytest_nicrobust.collection",
+                 "pytest_nicrobust.scheduling")),
     ("entry points", ("pytest_nicrobust.plugin", "pytest_nicrobust.cli", "pytest_nicrobust.__main__")),
 ]
 # Within the extension points the order matters too: datasets check sizes against metrics, codecs are

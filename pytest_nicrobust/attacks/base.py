@@ -1,11 +1,41 @@
-"""Shared machinery of all attacks: objective, gradient, seeding, projection."""
+"""Shared machinery of all attacks: objective, gradient, seeding, projection.
+
+A NaN or infinite objective or gradient never weakens an attack in silence (a NaN step is
+never "better", so the attack would quietly return its start): :meth:`Attack.gradient` and
+:func:`~pytest_nicrobust.attacks.constraints.adam_ascent` raise :class:`AttackNonFiniteError`,
+naming the attack, the step and the images, and the batch is reported as not measured.
+"""
 
 from __future__ import annotations
 
 import torch
 
+from .. import CodecError
+
 from .objectives import evaluate_objective
 from .presets import DEFAULT_OBJECTIVE, PROXIES, USES_REFERENCE, parse_objective
+
+
+class AttackNonFiniteError(CodecError):
+    """The objective or its gradient was NaN or infinite during an attack.
+
+    ``images``: every image of the batch (its attack stopped; none of them is measured with a
+    weaker x'); the message names the positions that went non-finite and the step.
+    """
+
+    def __init__(self, message: str, images: list[int]):
+        super().__init__(message)
+        self.images = images
+
+
+def check_finite_step(what: str, step: int, tensor: torch.Tensor) -> None:
+    """Raise :class:`AttackNonFiniteError` when ``tensor`` (batch first) holds NaN or infinity."""
+    flat = tensor.detach().reshape(tensor.shape[0], -1) if tensor.ndim else tensor.detach().reshape(1, 1)
+    bad = (~torch.isfinite(flat)).any(dim=1)
+    if bool(bad.any()):
+        where = bad.nonzero().flatten().tolist()
+        raise AttackNonFiniteError(f"the {what} is NaN or infinite at step {step} for image(s) {where} of the "
+                                   f"batch; its attack stopped (no weaker x' is measured)", list(range(flat.shape[0])))
 
 
 class Attack:
@@ -33,8 +63,12 @@ class Attack:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name}: expected images (N,3,H,W), got shape {tuple(x.shape)}")
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        with torch.enable_grad():
-            x_adv = self.perturb(x.detach())
+        self.steps_done = 0
+        try:
+            with torch.enable_grad():
+                x_adv = self.perturb(x.detach())
+        except AttackNonFiniteError as exc:
+            raise AttackNonFiniteError(f"attack {self.name} (objective {self.objective}): {exc}", exc.images) from None
         return x_adv.detach().clamp(0, 1).to(x.dtype)
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
@@ -74,7 +108,11 @@ class Attack:
         """(objective per image, d objective / d x_adv)."""
         x_adv = x_adv.detach().requires_grad_(True)
         value = self.objective_value(x, x_adv, rec_clean)
+        step = getattr(self, "steps_done", 0)
+        check_finite_step("objective", step, value if value.ndim else value.reshape(1))
         (grad,) = torch.autograd.grad(value.sum(), x_adv)
+        check_finite_step("objective's gradient", step, grad)
+        self.steps_done = step + 1
         return value.detach(), grad
 
     def budget_violation(self, x: torch.Tensor, x_adv: torch.Tensor) -> str | None:

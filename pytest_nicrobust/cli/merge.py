@@ -6,17 +6,30 @@ comparison with a baseline, and Allure's run files (environment, executor, categ
 into ``--alluredir``; give that folder to ``allure generate`` together with the shards' own
 ``allure-results``. Shards from different suites, thresholds, seeds or plugin versions, repeated or
 missing shards, and a shard that did not finish are refused with a message naming the files.
-Exit status: 0 when the merged verdict passed, 1 when it failed, 2 on bad input.
+
+The merge re-gates, it never trusts a shard's outcome: every test's gates are computed again from
+its means and the thresholds file whose SHA-256 the shards recorded (read from the path they name,
+or --thresholds FILE; a file whose hash differs is refused), regression gates are checked again
+from their recorded change and allowance, and the outcome follows (a warning names each test whose
+recorded outcome disagreed). A value that is not a finite number, or a shard whose keys have the
+wrong type (tests not a list, a test without an id, params not a table, shard not K/N, ...), is
+refused with one line naming the file and the key.
+
+Exit status: 0 when the merged verdict passed, 1 when it failed, 2 on bad input (one line on
+stderr; nothing is written until every input is valid).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 
 from ..outputs import Outputs, terminal, write_outputs
+from ..record import from_json, means_of
 
 SAME = ("seed", "metrics")
 
@@ -35,7 +48,150 @@ def _load(path: str) -> dict:
         raise MergeError(f"{path}: not a --nicrobust-json file of this plugin (no tests or provenance)")
     if not doc.get("complete"):
         raise MergeError(f"{path}: the run that wrote it did not finish (\"complete\": false); run that shard again")
+    check_doc(path, doc)
     return doc
+
+
+# -- the shape of a shard: every key the merge reads, with its type ---------------------------
+
+OUTCOMES = ("passed", "failed", "skipped", "error")
+_SHARD = re.compile(r"(\d+)/(\d+)")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _need(ok: bool, path: str, where: str, what: str, value) -> None:
+    if not ok:
+        shown = json.dumps(value, default=str)
+        raise MergeError(f"{path}: {where}: expected {what}, got {shown[:80]}")
+
+
+def _means(path: str, where: str, means) -> None:
+    _need(isinstance(means, dict), path, where, "a table of numbers", means)
+    for metric, value in means.items():
+        _need(_number(value), path, f"{where}.{metric}", "a finite number", value)
+
+
+def check_doc(path: str, doc: dict) -> None:
+    """Refuse a shard with a key of the wrong type or a value that is not a finite number (one line)."""
+    prov, tests = doc["provenance"], doc["tests"]
+    _need(isinstance(prov, dict), path, "provenance", "a table", prov)
+    _need(isinstance(prov.get("plugin"), dict), path, "provenance.plugin", "a table", prov.get("plugin"))
+    _need(isinstance(prov.get("thresholds"), dict), path, "provenance.thresholds", "a table", prov.get("thresholds"))
+    for key in ("path", "sha256"):
+        value = prov["thresholds"].get(key)
+        _need(isinstance(value, str), path, f"provenance.thresholds.{key}", "a string", value)
+    suites = prov.get("suites")
+    _need(isinstance(suites, dict) and all(isinstance(k, str) and isinstance(v, (str, type(None)))
+                                           for k, v in suites.items()), path, "provenance.suites",
+          "a table of file hashes", suites)
+    shard = prov.get("shard")
+    if shard is not None:
+        m = _SHARD.fullmatch(shard) if isinstance(shard, str) else None
+        _need(bool(m) and 1 <= int(m.group(1)) <= int(m.group(2)), path, "provenance.shard", "'K/N' with 1 <= K <= N",
+              shard)
+    for key in ("timestamp", "finished"):
+        _need(isinstance(prov.get(key), str), path, f"provenance.{key}", "a time string", prov.get(key))
+    _need(_number(prov.get("duration_s")), path, "provenance.duration_s", "a finite number", prov.get("duration_s"))
+    _need(isinstance(prov.get("workers"), int) and not isinstance(prov.get("workers"), bool), path,
+          "provenance.workers", "an integer", prov.get("workers"))
+    _need(isinstance(prov.get("devices"), list) and all(isinstance(d, str) for d in prov["devices"]), path,
+          "provenance.devices", "a list of strings", prov.get("devices"))
+    _need(isinstance(tests, list), path, "tests", "a list of test records", tests)
+    for i, t in enumerate(tests):
+        where = f"tests[{i}]"
+        _need(isinstance(t, dict), path, where, "a test record (a table)", t)
+        _need(isinstance(t.get("id"), str) and bool(t["id"]), path, f"{where}.id", "the test's id (a string)", t.get("id"))
+        where = f"tests[{i}] ({t['id']})"
+        _need(isinstance(t.get("name", ""), str), path, f"{where}.name", "a string", t.get("name"))
+        _need(t.get("outcome") in OUTCOMES, path, f"{where}.outcome", " or ".join(OUTCOMES), t.get("outcome"))
+        if "params" in t:
+            params = t["params"]
+            _need(isinstance(params, dict) and all(isinstance(v, (str, int, float, type(None))) for v in params.values()),
+                  path, f"{where}.params", "a table of labels", params)
+            for key in ("codec", "attack", "objective", "dataset"):
+                _need(isinstance(params.get(key), str), path, f"{where}.params.{key}", "a string", params.get(key))
+        if "mean" in t:
+            _means(path, f"{where}.mean", t["mean"])
+        if "modes" in t:
+            _need(isinstance(t["modes"], dict), path, f"{where}.modes", "a table of modes", t["modes"])
+            for mode, block in t["modes"].items():
+                _need(isinstance(block, dict), path, f"{where}.modes.{mode}", "a table", block)
+                if "mean" in block:
+                    _means(path, f"{where}.modes.{mode}.mean", block["mean"])
+                _need(isinstance(block.get("per_image", []), list), path, f"{where}.modes.{mode}.per_image",
+                      "a list of rows", block.get("per_image"))
+        _need(isinstance(t.get("gates", []), list), path, f"{where}.gates", "a list of gates", t.get("gates"))
+        for j, g in enumerate(t.get("gates", [])):
+            _need(isinstance(g, dict) and isinstance(g.get("metric"), str), path, f"{where}.gates[{j}]",
+                  "a gate (metric, value, limit)", g)
+            for key in ("value", "limit"):
+                _need(_number(g.get(key)), path, f"{where}.gates[{j}].{key}", "a finite number", g.get(key))
+        _need(isinstance(t.get("errors", []), list), path, f"{where}.errors", "a list", t.get("errors"))
+        for key in ("comparison", "codec", "timings"):
+            if key in t:
+                _need(isinstance(t[key], dict), path, f"{where}.{key}", "a table", t[key])
+
+
+# -- re-gating ------------------------------------------------------------------------------
+
+def load_gate_thresholds(prov: dict, given: str | None):
+    """The thresholds the shards were gated with: their recorded path (or ``given``), same SHA-256."""
+    from ..config.errors import ThresholdsError
+    from ..config.thresholds import DEFAULT_PATH, load_thresholds
+    from ..files import sha256_or_none
+
+    recorded = prov["thresholds"]
+    path = given or recorded["path"]
+    if not given and recorded.get("plugin_default") and sha256_or_none(path) != recorded["sha256"]:
+        path = DEFAULT_PATH  # another install of the plugin: its default file, if it is the same
+    digest = sha256_or_none(path)
+    if digest is None:
+        raise MergeError(f"thresholds file {path} (the shards were gated with it) cannot be read; re-gating needs "
+                         "it: pass --thresholds FILE")
+    if digest != recorded["sha256"]:
+        raise MergeError(f"thresholds file {path} has SHA-256 {digest[:12]}…, the shards were gated with "
+                         f"{recorded['sha256'][:12]}…; pass --thresholds with the file they used")
+    try:
+        return load_thresholds(path, is_default=bool(recorded.get("plugin_default")))
+    except ThresholdsError as exc:
+        raise MergeError(str(exc)) from None
+
+
+def regate(test: dict, thresholds) -> str | None:
+    """Gates and outcome of ``test`` again from its values; returns what changed (None: nothing)."""
+    from ..config.cases import gated_modes
+    from ..config.thresholds import match_labels
+    from ..verdict.gates import check
+
+    params = test.get("params")
+    if test.get("kind") not in ("case", "worst-case", "transfer") or not isinstance(params, dict):
+        if test["outcome"] == "passed":
+            return "a passed test without measurements: failed"
+        return None
+    modes = ("transfer",) if test["kind"] == "transfer" else gated_modes(params.get("defense") or "none")
+    gates = []
+    for mode in modes:
+        means = means_of(test, mode)
+        gates += [g.as_dict() for g in check(means, thresholds.limits_for(match_labels(params, mode)), mode,
+                                             "transfer_" if mode == "transfer" else "")]
+    for g in test.get("gates", []):
+        if g.get("kind") == "regression":
+            gates.append({**g, "passed": g["value"] <= g["limit"]})
+    failed_otherwise = bool(test.get("errors")) or (
+        test["outcome"] in ("failed", "error") and test.get("error") and not str(test["error"]).startswith("GateFailure"))
+    outcome = ("failed" if failed_otherwise else "skipped" if not gates
+               else "passed" if all(g["passed"] for g in gates) else "failed")
+    changed = []
+    if gates != test.get("gates", []):
+        changed.append("gates recomputed")
+        test["gates"], test["gated"] = gates, bool(gates)
+    if outcome != test["outcome"]:
+        changed.append(f"recorded {test['outcome']}, its values say {outcome}")
+        test["outcome"] = outcome
+    return "; ".join(changed) or None
 
 
 def _identity(prov: dict) -> dict:
@@ -59,7 +215,7 @@ def check_shards(docs: dict[str, dict]) -> None:
         spec = doc["provenance"].get("shard")
         if not spec:
             raise MergeError(f"{path}: not a shard (run with --nicrobust-shard K/N)")
-        k, n = (int(v) for v in spec.split("/"))
+        k, n = (int(v) for v in _SHARD.fullmatch(spec).groups())
         if k in shards:
             raise MergeError(f"{path} and {shards[k][0]} are both shard {spec}")
         shards[k] = (path, n)
@@ -82,7 +238,7 @@ def merge_docs(docs: dict[str, dict]) -> tuple[dict, list[dict], dict | None]:
             if t["id"] in seen:
                 raise MergeError(f"test {t['id']} is in both {seen[t['id']]} and {path}")
             seen[t["id"]] = path
-            tests.append(t)
+            tests.append(from_json(t))  # the headline back beside its modes (the JSON keeps it once)
     tests.sort(key=lambda t: t["id"])
     provs = [doc["provenance"] for doc in docs.values()]
     prov = dict(provs[0])
@@ -114,6 +270,8 @@ def main(argv=None) -> int:
     ap.add_argument("shards", nargs="+", metavar="SHARD.json", help="the shards' --nicrobust-json files")
     ap.add_argument("-o", "--output", required=True, metavar="PATH", help="merged results JSON")
     ap.add_argument("--alluredir", metavar="DIR", help="write Allure's run files (summary, environment, ...) here")
+    ap.add_argument("--thresholds", metavar="FILE", help="the thresholds file the shards were gated with, when it "
+                    "is not at the path they recorded (its SHA-256 must match)")
     args = ap.parse_args(argv)
     try:
         twice = sorted({p for p in args.shards if args.shards.count(p) > 1})
@@ -121,11 +279,15 @@ def main(argv=None) -> int:
             raise MergeError(f"{twice[0]} given twice")
         docs = {path: _load(path) for path in args.shards}
         prov, tests, comparison = merge_docs(docs)
+        thresholds = load_gate_thresholds(prov, args.thresholds)
+        changes = [(t["id"], why) for t in tests for why in [regate(t, thresholds)] if why]
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
             raise MergeError(f"-o {args.output}: its folder does not exist")
     except MergeError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 2
+    for test_id, why in changes:
+        print(f"merge: warning: {test_id}: re-gated from its values: {why}", file=sys.stderr)
     out = Outputs()
     write_outputs(out, prov, tests, comparison, args.output, args.alluredir)
     for line in terminal.gate_table(tests):

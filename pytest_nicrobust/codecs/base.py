@@ -118,6 +118,52 @@ def check_finite(t: torch.Tensor, what: str, label: str) -> None:
         raise NonFiniteError(f"codec {label}: {what} is NaN or infinite for image(s) {bad} of the batch", bad)
 
 
+DECODED_RANGE = (-0.5, 1.5)  # a decoded image beyond this is in the wrong units (0-255?), not a clamp away
+
+
+def _whole(b) -> bool:
+    """An int >= 0 (Python, NumPy or a one-element integer tensor): a byte count."""
+    if isinstance(b, bool):
+        return False
+    try:
+        value = float(b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return value >= 0 and value.is_integer()
+
+
+def check_decoded(x: torch.Tensor, x_hat, nbytes, codec) -> None:
+    """What ``_roundtrip_padded`` returned keeps the contract: one byte count per image, an image
+    per image at least the input's size, values in [0, 1] (a little beyond is clamped with a
+    warning, once per codec; beyond :data:`DECODED_RANGE`, a CodecError naming the images)."""
+    import warnings
+
+    from .. import NicrobustWarning
+
+    n, label = x.shape[0], codec.label
+    if not isinstance(x_hat, torch.Tensor) or x_hat.ndim != 4 or x_hat.shape[0] != n or x_hat.shape[1] != 3 \
+            or x_hat.shape[2] < x.shape[2] or x_hat.shape[3] < x.shape[3]:
+        shape = tuple(x_hat.shape) if isinstance(x_hat, torch.Tensor) else type(x_hat).__name__
+        raise CodecError(f"codec {label}: the decoded batch is {shape}, want ({n}, 3, {x.shape[2]}, {x.shape[3]}) or larger")
+    try:
+        counts = [b for b in nbytes]
+    except TypeError:
+        counts = None
+    if counts is None or len(counts) != n or not all(_whole(b) for b in counts):
+        raise CodecError(f"codec {label}: the round trip gave byte counts {str(nbytes)[:80]} for a batch of {n} "
+                         f"image(s); want one count (an int >= 0) per image")
+    lo = x_hat.detach().reshape(n, -1).amin(dim=1)
+    hi = x_hat.detach().reshape(n, -1).amax(dim=1)
+    wrong = ((lo < DECODED_RANGE[0]) | (hi > DECODED_RANGE[1])).nonzero().flatten().tolist()
+    if wrong:
+        raise NonFiniteError(f"codec {label}: the decoded image spans [{float(lo.min()):.4g}, {float(hi.max()):.4g}] "
+                             f"for image(s) {wrong} of the batch, not [0, 1] (wrong units?)", wrong)
+    if (float(lo.min()) < -0.5 / 255 or float(hi.max()) > 1 + 0.5 / 255) and not getattr(codec, "_warned_range", False):
+        codec._warned_range = True
+        warnings.warn(NicrobustWarning(f"codec {label}: the decoded image reaches [{float(lo.min()):.4g}, "
+                                       f"{float(hi.max()):.4g}]; clamped to [0, 1] (the contract asks for [0, 1])"))
+
+
 class Codec:
     """Base class. Subclasses implement ``_forward_padded`` and ``_roundtrip_padded`` (see above)."""
 
@@ -141,7 +187,9 @@ class Codec:
     def roundtrip(self, x: torch.Tensor) -> RoundTrip:
         h, w = x.shape[-2:]
         check_finite(x, "the input", self.label)
-        x_hat, nbytes = self._roundtrip_padded(pad_to_multiple(x, self.multiple))
+        padded = pad_to_multiple(x, self.multiple)
+        x_hat, nbytes = self._roundtrip_padded(padded)
+        check_decoded(padded, x_hat, nbytes, self)
         check_finite(x_hat, "the decoded image", self.label)
         x_hat = round_to_8bit(x_hat[..., :h, :w])
         bpp = torch.tensor([8.0 * n / (h * w) for n in nbytes], dtype=torch.float64)

@@ -16,7 +16,7 @@ import contextlib
 import torch
 
 from .. import CodecError
-from .base import Codec, CodecInfo, check_finite
+from .base import Codec, CodecInfo, NonFiniteError, check_finite
 
 PROXIES = ("noise", "ste")
 
@@ -62,29 +62,123 @@ def non_finite_weights(model) -> list[str]:
     return [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
 
 
+# CompressAI's rANS coder (compressai/cpp_exts/rans/rans_interface.cpp, v1.2.8 = commit 79e5187):
+# a symbol outside a CDF's support is escaped as raw_val = 2 * |symbol - offset| (uint32) and sent in
+# 4-bit chunks counted by ``while ((raw_val >> (n_bypass * 4)) != 0) ++n_bypass``. From raw_val >= 2**28
+# the shift reaches 32 bits (undefined; x86 masks it to 0) and the loop never ends, holding the GIL;
+# above 2**31 the float -> int32 cast of the symbol is undefined too. So a symbol (latent minus its mean
+# or median) must stay below 2**27 in magnitude; the guard allows 2**26, leaving room for the offsets
+# and CDF lengths (at most a few thousand). A trained model's latents are below 1e3.
+CODER_RANGE = 2 ** 26
+
+
+class CoderRangeError(NonFiniteError):
+    """A latent, mean or CDF index outside what CompressAI's entropy coder can code (see CODER_RANGE)."""
+
+
+def _out_of_range(t: torch.Tensor, bound: float) -> list[int]:
+    """Indices along dim 0 of the entries whose magnitude exceeds ``bound``."""
+    big = t.detach().reshape(t.shape[0], -1).abs().amax(dim=1) > bound
+    return big.nonzero().flatten().tolist()
+
+
+def _check_range(t: torch.Tensor, what: str, label: str, bound: float = CODER_RANGE) -> None:
+    bad = _out_of_range(t, bound)
+    if bad:
+        worst = float(t.detach().abs().max())
+        raise CoderRangeError(f"codec {label}: {what} is outside the entropy coder's range (|value| up to "
+                              f"{worst:.3g} > {bound:.3g}) for image(s) {bad} of the batch", bad)
+
+
+def _medians(module, inputs):
+    try:
+        med = module._get_medians().detach()
+        return med.reshape(1, -1, *([1] * (inputs.dim() - 2)))
+    except Exception:  # another entropy model: no medians
+        return None
+
+
 @contextlib.contextmanager
 def _guarded(model, label: str):
-    """Check what reaches the entropy coders: a NaN latent sends CompressAI's rANS encoder
-    into an endless loop, so non-finite inputs (or means) raise NonFiniteError instead."""
+    """Check what reaches the entropy coders, before the native coder runs: a NaN latent, or one
+    beyond :data:`CODER_RANGE` (huge but finite), sends CompressAI's rANS encoder into an endless
+    loop, and a CDF index outside the table reads past it. Non-finite inputs or means raise
+    :class:`NonFiniteError`, out-of-range ones :class:`CoderRangeError`, naming the images.
+
+    Scales never reach the coder: ``build_indexes`` maps every scale onto the scale table (a NaN
+    scale included), so the indexes are checked instead.
+    """
     modules = _entropy_modules(model)
 
-    def make(original):
+    def make(module, original):
         def compress(inputs, *args, **kwargs):  # (inputs) or (inputs, indexes, means=None)
             check_finite(inputs, "the latent", label)
             means = kwargs.get("means", args[1] if len(args) > 1 else None)
+            indexes = kwargs.get("indexes", args[0] if args else None)
             if isinstance(means, torch.Tensor):
                 check_finite(means, "the predicted mean", label)
+                _check_range(means, "the predicted mean", label)
+                _check_range(inputs - means, "the latent minus its mean", label)
+            else:
+                _check_range(inputs, "the latent", label)
+                med = _medians(module, inputs)
+                if med is not None and med.shape[1] == inputs.shape[1]:
+                    _check_range(inputs - med, "the latent minus its median", label)
+            if isinstance(indexes, torch.Tensor) and getattr(module, "_cdf_length", None) is not None:
+                n = module._cdf_length.numel()
+                wrong = ((indexes < 0) | (indexes >= n)).reshape(indexes.shape[0], -1).any(dim=1)
+                if n and wrong.any():
+                    bad = wrong.nonzero().flatten().tolist()
+                    raise CoderRangeError(f"codec {label}: the scales give CDF indexes outside 0..{n - 1} "
+                                          f"for image(s) {bad} of the batch", bad)
             return original(inputs, *args, **kwargs)
 
         return compress
 
     for module in modules:
-        module.compress = make(module.compress)
+        module.compress = make(module, module.compress)
     try:
         yield
     finally:
         for module in modules:
             del module.compress
+
+
+def known_quality(sha256: str, architecture: str) -> tuple[str, int] | None:
+    """(where, quality) of a checkpoint this plugin knows by content: a shipped one (manifest
+    SHA-256) or one of CompressAI's zoo (the SHA-256 prefix in its URL), else None."""
+    from .shipped import manifest
+
+    for entry in manifest().get("models", []):
+        if entry.get("sha256") == sha256:
+            return f"the shipped {entry['architecture']}@q{entry['quality']} checkpoint", int(entry["quality"])
+    try:
+        from compressai.zoo.image import model_urls
+    except ImportError:
+        return None
+    for metric, urls in (model_urls.get(architecture) or {}).items():
+        for quality, url in urls.items():
+            tag = url.rsplit("-", 1)[-1].split(".")[0]
+            if len(tag) >= 8 and sha256.startswith(tag):
+                return f"CompressAI's zoo {architecture} ({metric}) q{quality} checkpoint", int(quality)
+    return None
+
+
+def warn_if_mislabelled(info: CodecInfo) -> None:
+    """A warning when the weights are a checkpoint known for another quality than the label says
+    (a q3 file under ``qualities = [1]``): the numbers would be reported under the wrong bitrate."""
+    import warnings
+
+    from .. import NicrobustWarning
+
+    sha = info.details.get("sha256")
+    if not sha or not isinstance(info.quality, int) or info.weights in ("nicrobust", "zoo", "random"):
+        return
+    known = known_quality(sha, info.architecture)
+    if known and known[1] != info.quality:
+        warnings.warn(NicrobustWarning(f"codec {info.label}[q{info.quality}]: its weights "
+                                       f"({info.details.get('file') or info.weights}) are {known[0]} "
+                                       f"(SHA-256 match), labelled q{info.quality}"))
 
 
 class CompressAICodec(Codec):
@@ -97,6 +191,7 @@ class CompressAICodec(Codec):
             where = info.details.get("file") or info.weights
             raise CodecError(f"codec {info.label}: the weights ({where}) hold NaN or infinite values in "
                              f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}")
+        warn_if_mislabelled(info)
         model.update(force=True)
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():

@@ -8,10 +8,18 @@
 
 External factories are called as ``factory(name=..., quality=..., weights=..., device=..., **options)``
 (see :func:`call_factory` and the README's "Bring your own codec").
+
+Trust: a suite file names code to import and call, as a ``conftest.py`` does, so it is as trusted
+as the code beside it. What the plugin refuses (:func:`refuse_non_factory`), before any suite key
+reaches the callable: standard-library and builtin callables (``os:system``, ``shutil:rmtree``,
+``builtins:exec``, a ``functools.partial`` of one, one re-exported by a user module) and the callables
+of the plugin's own dependencies (torch, numpy, PIL, pytest, ...), none of which makes a Codec;
+whatever a factory returns that is not a Codec is refused after the call.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import re
@@ -31,7 +39,18 @@ ENTRY_POINT_GROUP = "pytest_nicrobust.codecs"
 # Codec kinds with suite keys of their own (JPEG AI's tree and profile, a class and its options, ...):
 # model name -> (torch-free module with check_table, module with load). ``class = "module:Class"``
 # in a [[codecs]] table selects the kind "class". See :class:`CodecKind`.
-KINDS: dict[str, tuple[str, str]] = {}
+KINDS: dict[str, tuple[str, str]] = {
+    "evc": ("pytest_nicrobust.codecs.evc", "pytest_nicrobust.codecs.evc_codec"),
+    "hific": ("pytest_nicrobust.codecs.hific", "pytest_nicrobust.codecs.hific_codec"),
+    "qres-vae": ("pytest_nicrobust.codecs.qres_vae", "pytest_nicrobust.codecs.qres_vae_codec"),
+    "class": ("pytest_nicrobust.codecs.by_class", "pytest_nicrobust.codecs.by_class_load"),
+    "jpegai": ("pytest_nicrobust.codecs.jpegai.tree", "pytest_nicrobust.codecs.jpegai.codec"),
+}
+
+# top-level packages whose callables are never codec factories (besides the standard library)
+NOT_FACTORIES = frozenset({"torch", "torchvision", "numpy", "PIL", "pytest", "_pytest", "pluggy", "xdist",
+                           "execnet", "compressai", "scipy", "skimage", "allure", "allure_commons", "tomllib",
+                           "setuptools", "pip", "importlib_metadata"})
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -132,7 +151,43 @@ def import_factory(path: str, search: tuple[str, ...] = ()):
             raise CodecError(f"module {module_name!r} has no attribute {attr!r} (codec {path!r})")
     if not callable(obj):
         raise CodecError(f"codec {path!r} is not callable")
+    refuse_non_factory(path, obj)
     return obj
+
+
+def _home(obj) -> str:
+    """The module that defines ``obj`` (a function, class, bound method or other callable)."""
+    target = getattr(obj, "__func__", obj)
+    home = getattr(target, "__module__", None) if (inspect.isfunction(target) or inspect.isclass(target)
+                                                   or inspect.isbuiltin(target)) else None
+    return home or getattr(type(target), "__module__", "") or ""
+
+
+def _library(module: str) -> str | None:
+    top = (module or "").split(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return "Python's standard library"
+    if top in NOT_FACTORIES:
+        return f"the package {top!r}"
+    return None
+
+
+def refuse_non_factory(path: str, obj) -> None:
+    """Refuse, before it is called, a callable that cannot be a codec factory: one of the standard
+    library or a builtin (``os:system``, ``shutil:rmtree``), a ``functools.partial`` of one, or one
+    of the plugin's own dependencies. A suite key never reaches it."""
+    from .. import CodecError
+
+    inner = obj
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    named = _library(path.partition(":")[0])
+    kind = "builtin" if inspect.isbuiltin(inner) or inspect.ismethoddescriptor(inner) else None
+    where = named or _library(_home(inner)) or (kind and "Python's builtins")
+    if where:
+        raise CodecError(f"codec {path!r}: {getattr(inner, '__qualname__', type(inner).__name__)} comes from {where}, "
+                         "not a codec factory (a factory is your own code that returns a Codec); refused before "
+                         "any suite key reached it")
 
 
 def resolve_factory(model: str, search: tuple[str, ...] = ()):
@@ -144,7 +199,9 @@ def resolve_factory(model: str, search: tuple[str, ...] = ()):
     plugins = external_codecs()
     if model not in plugins:
         raise CodecError(f"unknown codec model {model!r}; known: {', '.join(known_models())}")
-    return plugins[model].load()
+    factory = plugins[model].load()
+    refuse_non_factory(plugins[model].value, factory)
+    return factory
 
 
 def call_factory(factory, model: str, **kwargs):

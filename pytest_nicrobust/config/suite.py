@@ -242,6 +242,9 @@ def _parse_datasets(doc, path, base_dir, metrics):
         where = f"datasets[{i}]"
         _check_keys(t, {"name", "images", "crop", "path", "heavy"}, path, where)
         name = _get(t, "name", str, path, where, required=True)
+        if not name or _LABEL_BAD.search(name):  # it becomes part of every test id and label
+            _fail(path, f"{where}.name", f"{name!r}: a dataset name has no spaces, quotes, commas, brackets, "
+                                         "parentheses, '=' or '::' (it is part of every test id)")
         images = _positive(_get(t, "images", int, path, where, default=default_images), path, f"{where}.images")
         crop = _positive(_get(t, "crop", int, path, where, default=default_crop), path, f"{where}.crop")
         if crop is not None and crop < side:

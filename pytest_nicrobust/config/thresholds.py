@@ -139,6 +139,9 @@ def _limits(table: dict, path: str, where: str) -> dict:
         if value is not False and (isinstance(value, bool) or not isinstance(value, (int, float))
                                    or not math.isfinite(value)):
             raise ThresholdsError(f"{path}: {where}.{key}: expected a finite number or false, got {value!r}")
+        if value is not False and value < 0:  # an attack makes images worse: only an improvement would pass
+            raise ThresholdsError(f"{path}: {where}.{key}: {value!r} is negative; a limit below 0 passes only when "
+                                  "the attack improves the image (write 0 for \"no degradation at all\")")
         limits[key] = value
     return limits
 

@@ -1,8 +1,9 @@
 """Run-level outputs, written by the controller (or the only process), never by xdist workers.
 
-* ``--nicrobust-json PATH``: provenance and every test's values first, written atomically and
-  refreshed while the run goes (``"complete": false``) so a killed run keeps what it measured;
-  then the summaries, transfer matrices and comparison. The matrices also go as CSV/JSON (and
+* ``--nicrobust-json PATH``: provenance and every test's values first, written atomically: a
+  skeleton (``"complete": false``, provenance, no tests) when the session starts, rewritten as each
+  test's record arrives (and with ``"running"`` naming the test under way, without xdist), so a
+  run killed in any way keeps every test that finished; then the summaries, transfer matrices and comparison. The matrices also go as CSV/JSON (and
   heatmap PNG, when matplotlib is installed) into ``PATH-stem-transfer/``.
 * ``--alluredir DIR``: environment.properties, executor.json, categories.json and a "run summary"
   result (see :mod:`.allure_run`); a shard writes only categories.json (the merge writes the rest).
@@ -19,14 +20,17 @@ import time
 import traceback
 
 from ..files import write_json_atomic
-from ..verdict.baseline import run_comparison
+from ..record import for_json
+from ..verdict.baseline import run_comparison, setup_warnings
 from . import allure_run, provenance, summary, terminal, transfer_matrix
 
-PROGRESS_EVERY_S = 5.0
+
+FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
 
 
 def run_document(prov: dict, results: list[dict], complete: bool, extras: dict | None = None) -> dict:
-    return {"format": 2, "complete": complete, "provenance": prov, "tests": results, **(extras or {})}
+    return {"format": FORMAT, "complete": complete, "provenance": prov, "tests": [for_json(r) for r in results],
+            **(extras or {})}
 
 
 class Outputs:
@@ -53,9 +57,13 @@ def write_outputs(out: Outputs, prov: dict, results: list[dict], comparison: dic
 
     ``run_files``: write Allure's environment, executor and run summary (a shard leaves them to the merge).
     """
-    if json_path:  # 1. the measurements, before anything that could fail
-        write_json_atomic(json_path, run_document(prov, results, complete=True))
-        out.written.append(json_path)
+    if json_path:  # 1. the measurements, before anything that could fail (a full disk: one warning)
+        if out.attempt("results JSON", lambda: write_json_atomic(json_path, run_document(prov, results, True))
+                       or True) is None:
+            json_path = None  # nothing more to add to a file that could not be written
+        else:
+            out.written.append(json_path)
+    setup_warnings(comparison, prov)
     matrices = out.attempt("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
     out.extras = {"summary": out.attempt("summary", lambda: summary.build(results)) or {}, "transfer": matrices,
                   "comparison": comparison}
@@ -68,6 +76,7 @@ def write_outputs(out: Outputs, prov: dict, results: list[dict], comparison: dic
 
 
 def _transfer_files(out: Outputs, matrices: dict, json_path: str | None) -> list:
+    """CSV, JSON and heatmaps of the transfer matrices beside the JSON; nothing when no transfer cell ran."""
     if not matrices:
         return []
     files = out.attempt("transfer tables", lambda: transfer_matrix.tables(matrices)) or []
@@ -76,9 +85,12 @@ def _transfer_files(out: Outputs, matrices: dict, json_path: str | None) -> list
         folder = os.path.splitext(json_path)[0] + "-transfer"
 
         def save():
+            if os.path.islink(folder):  # never follow a link planted where the run writes its files
+                raise OSError(f"{folder} is a symbolic link; remove it or choose another --nicrobust-json")
             os.makedirs(folder, exist_ok=True)
             for name, body in files:
-                with open(os.path.join(folder, name), "wb") as f:
+                fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "wb") as f:
                     f.write(body)
             out.written.append(folder + "/")
         out.attempt("transfer files", save)
@@ -90,7 +102,7 @@ def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files
     allure_run.write_json(alluredir, "categories.json", allure_run.categories())
     if run_files:
         allure_run.write_environment(alluredir, allure_run.environment(prov, results))
-        allure_run.write_json(alluredir, "executor.json", allure_run.executor(prov, int(time.time())))
+        allure_run.write_json(alluredir, "executor.json", allure_run.executor(prov, alluredir=alluredir))
         page = summary.summary_html(out.extras.get("summary", {}))
         status, message = summary.verdict(results)
         shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
@@ -111,20 +123,36 @@ class RunWriter(Outputs):
         self.alluredir = getattr(config.option, "allure_report_dir", None)
         self.shard = config.getoption("nicrobust_shard")
         self.started = time.time()
-        self.last_progress = 0.0
         self.facts = provenance.run_facts(config, self.thresholds)
         self.suite_hashes: dict = {}
+        self.partial_failed = False
 
     def provenance(self, results) -> dict:
         return provenance.collect(self.facts, self.suite_hashes, results, self.started, time.time())
 
-    def progress(self, results: list[dict]) -> None:
-        """Refresh the partial JSON (at most every few seconds)."""
-        if not self.json_path or time.time() - self.last_progress < PROGRESS_EVERY_S:
+    def skeleton(self) -> None:
+        """The JSON at the session's start: ``"complete": false``, the provenance, no tests yet."""
+        self.progress([])
+
+    def progress(self, results: list[dict], running: dict | None = None) -> None:
+        """Rewrite the partial JSON now (every finished test on disk before the next one reports).
+
+        A folder that turned read-only or full is one warning (the first failure), not a traceback;
+        the next record tries again."""
+        if not self.json_path:
             return
-        self.last_progress = time.time()
-        self.attempt("partial results JSON", lambda: write_json_atomic(
-            self.json_path, run_document(self.provenance(results), results, complete=False)))
+        extras = {"running": running} if running else None
+        doc = run_document(self.provenance(results), results, complete=False, extras=extras)
+        try:
+            write_json_atomic(self.json_path, doc)
+        except OSError as exc:
+            if not self.partial_failed:
+                self.problems.append(f"partial results JSON {self.json_path} not written: {type(exc).__name__}: {exc}")
+                self.partial_failed = True
+
+    def running(self, results: list[dict], test_id: str, seconds: float) -> None:
+        """The partial JSON, naming the test that starts now and its limit (a process that dies in it says so)."""
+        self.progress(results, {"id": test_id, "limit_s": seconds, "started": provenance.iso(time.time())})
 
     def finish(self, results: list[dict]) -> None:
         comparison = self.attempt("comparison", lambda: run_comparison(results, self.baseline))

@@ -58,10 +58,63 @@ def environment(prov: dict, results: list[dict]) -> dict:
     return env
 
 
-def executor(prov: dict, build_order: int) -> dict:
-    """executor.json: who ran the build (Allure shows it on the overview and orders trends by it)."""
-    return {"name": "pytest-nicrobust", "type": "pytest", "buildName": f"pytest-nicrobust {prov['timestamp']}",
-            "reportName": "nicrobust robustness gate", "buildOrder": build_order}
+def ci_build(env) -> dict | None:
+    """Build number, name and URLs of a CI run, from GitHub Actions' or GitLab CI's own variables."""
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_NUMBER", "").isdigit():
+        run = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/" \
+              f"{env.get('GITHUB_RUN_ID', '')}"
+        return {"type": "github", "buildOrder": int(env["GITHUB_RUN_NUMBER"]),
+                "buildName": f"{env.get('GITHUB_WORKFLOW', 'workflow')} #{env['GITHUB_RUN_NUMBER']}", "buildUrl": run,
+                "reportUrl": env.get("NICROBUST_REPORT_URL", "")}
+    if env.get("GITLAB_CI") == "true" and env.get("CI_PIPELINE_IID", "").isdigit():
+        return {"type": "gitlab", "buildOrder": int(env["CI_PIPELINE_IID"]),
+                "buildName": f"{env.get('CI_PROJECT_PATH', 'pipeline')} #{env['CI_PIPELINE_IID']}",
+                "buildUrl": env.get("CI_PIPELINE_URL", ""), "reportUrl": env.get("NICROBUST_REPORT_URL", "")}
+    return None
+
+
+def _counter_path(alluredir: str) -> str:
+    import hashlib
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(os.path.abspath(alluredir).encode()).hexdigest()[:16]
+    return os.path.join(cache, "pytest-nicrobust", f"allure-build-{key}")
+
+
+def next_build_order(alluredir: str) -> int:
+    """Outside CI: one more than the last build of this results folder (its history, or a counter
+    kept in the user's cache folder, since --clean-alluredir empties the results)."""
+    last = 0
+    try:
+        with open(os.path.join(alluredir, "history", "history-trend.json")) as f:
+            last = max((int(e.get("buildOrder") or 0) for e in json.load(f)), default=0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    path = _counter_path(alluredir)
+    try:
+        with open(path) as f:
+            last = max(last, int(f.read().strip() or 0))
+    except (OSError, ValueError):
+        pass
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(str(last + 1))
+    except OSError:
+        pass
+    return last + 1
+
+
+def executor(prov: dict, build_order: int | None = None, env=None, alluredir: str = "allure-results") -> dict:
+    """executor.json: who ran the build (Allure shows it on the overview and orders trends by
+    ``buildOrder``): the CI's build number, name and URL on GitHub or GitLab, else a counter."""
+    env = os.environ if env is None else env
+    ci = ci_build(env)
+    if ci:
+        return {"name": "pytest-nicrobust", "reportName": "nicrobust robustness gate", **ci}
+    order = build_order if build_order is not None else next_build_order(alluredir)
+    return {"name": "pytest-nicrobust", "type": "pytest", "buildName": f"run #{order} ({prov['timestamp']})",
+            "reportName": "nicrobust robustness gate", "buildOrder": order}
 
 
 def _property(text) -> str:

@@ -74,6 +74,15 @@ def plugin_commit() -> str | None:
     return git_commit(os.path.dirname(package))
 
 
+def platform_text() -> str:
+    """``Linux-6.8.0-x86_64``: system, release and machine from ``os.uname()``-style calls only.
+
+    ``platform.platform()`` and ``platform.processor()`` may run ``uname -p`` in a subprocess; these
+    three read the kernel's answer in-process.
+    """
+    return "-".join(part for part in (platform.system(), platform.release(), platform.machine()) if part)
+
+
 def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
@@ -91,7 +100,7 @@ def run_facts(config, thresholds) -> dict:
         "seed": config.getoption("nicrobust_seed"),
         "metrics": list(config.getoption("nicrobust_metrics")),
         "python": sys.version.split()[0],
-        "platform": platform.platform(),
+        "platform": platform_text(),
         "packages": {p: _version(p) for p in PACKAGES},
         "shard": _shard_text(config.getoption("nicrobust_shard", None)),
     }

@@ -1,5 +1,9 @@
 """Run-level summaries built on the controller: the verdict, the gate matrix, the score card.
 
+* verdict: counts (failed, regressions, errors, passed, ungated) and the run's worst gate, in one
+  line that the terminal prints first and last and Allure's run summary carries;
+* a gate as every output shows it (:func:`gate_view`): its ``kind`` (limit or regression), this
+  run's mean, the baseline's value and the change kept apart, the limit or the allowed change;
 * gate matrix: one row per (codec[q], dataset, defense), one column per attack (worst case
   first); each cell the test's binding gate (the metric with the least headroom): its mean,
   its limit and the headroom (limit − mean) / |limit|;
@@ -30,15 +34,95 @@ def binding_gate(result: dict) -> dict | None:
     return min(gates, key=headroom) if gates else None
 
 
-def verdict(results: list[dict]) -> tuple[str, str]:
-    """(Allure status, one line) of the whole run."""
+def unit(metric: str) -> str:
+    return UNITS.get(metric, "")
+
+
+def gate_view(result: dict, gate: dict) -> dict:
+    """A gate as every output shows it, whatever its kind: the current mean, the baseline's and the
+    change kept apart. ``kind`` "limit": ``limit`` is the limit on the mean; "regression": ``allowed``
+    is the allowed change (``limit`` is None). ``over`` > 0: how far past; < 0: the margin left."""
+    metric = gate["metric"]
+    comparison = result.get("comparison") or {}
+    base_metric = metric.removeprefix("transfer_")
+    view = {"kind": gate.get("kind", "limit"), "metric": metric, "mode": gate.get("mode") or "", "unit": unit(metric),
+            "headroom": headroom(gate), "over": gate["value"] - gate["limit"], "passed": gate["passed"],
+            "source": gate.get("source", "")}
+    if view["kind"] == "regression":
+        view.update(value=gate.get("current"), limit=None, allowed=gate["limit"], baseline=gate.get("baseline"),
+                    change=gate["value"])
+    else:
+        change = (comparison.get("change") or {}).get(base_metric)
+        before = (comparison.get("baseline_mean") or {}).get(base_metric)
+        view.update(value=gate["value"], limit=gate["limit"], allowed=None, baseline=before, change=change)
+    return view
+
+
+def room_text(view: dict) -> str:
+    """The headroom as a percentage; a limit (or allowance) of 0 has none: "limit 0"."""
+    if not math.isfinite(view["headroom"]):
+        return "NaN"
+    edge = view["allowed"] if view["kind"] == "regression" else view["limit"]
+    return "limit 0" if edge is not None and abs(edge) <= 1e-12 else f"{100 * view['headroom']:.0f} %"
+
+
+def _fmt_num(v, u: str = "") -> str:
+    return "NaN" if v != v else f"{v:.4g}{' ' + u if u else ''}"
+
+
+def gate_phrase(view: dict) -> str:
+    """``delta_psnr 7.31 dB > limit 6 dB, over by 1.31 dB``; ``delta_psnr 3.18 dB (baseline 2.18 dB,
+    change +1 dB > allowed 0.3 dB), over by 0.7 dB`` for a regression."""
+    u, mode = view["unit"], mode_suffix(view["mode"]) if view["mode"] != "transfer" else ""
+    name = f"{view['metric']}{mode}"
+    if view["value"] is None or view["value"] != view["value"]:
+        return f"{name} NaN"
+    how = f"over by {_fmt_num(view['over'], u)}" if view["over"] > 0 else f"margin {_fmt_num(-view['over'], u)}"
+    if view["kind"] == "regression":
+        sign = ">" if view["over"] > 0 else "<="
+        return (f"{name} {_fmt_num(view['value'], u)} (baseline {_fmt_num(view['baseline'], u)}, change "
+                f"{view['change']:+.3g} {sign} allowed {view['allowed']:.3g}{' ' + u if u else ''}), {how}")
+    sign = ">" if view["over"] > 0 else "<="
+    return f"{name} {_fmt_num(view['value'], u)} {sign} limit {view['limit']:g}{' ' + u if u else ''}, {how}"
+
+
+def verdict_facts(results: list[dict]) -> dict:
+    """Counts and the worst gate of the run: what the verdict line says."""
+    gated = [r for r in results if r.get("gates")]
     failed = [r for r in results if r.get("outcome") in ("failed", "error")]
-    passed = [r for r in results if r.get("outcome") == "passed"]
-    ungated = [r for r in results if r.get("outcome") == "skipped"]
-    line = f"{len(failed)} failed, {len(passed)} passed, {len(ungated)} measured without a limit"
-    if failed:
-        return "failed", "verdict: FAILED: " + line
-    return ("passed", "verdict: passed: " + line) if passed else ("skipped", "verdict: nothing gated: " + line)
+    facts = {"tests": len(results), "failed": len(failed),
+             "passed": sum(1 for r in results if r.get("outcome") == "passed"),
+             "ungated": sum(1 for r in results if r.get("outcome") == "skipped"),
+             "errors": sum(1 for r in failed if not r.get("gates")),
+             "regressions": sum(1 for r in results if any(g.get("kind") == "regression" and not g["passed"]
+                                                          for g in r.get("gates", []))),
+             "worst": None}
+    if gated:
+        r = min(gated, key=lambda r: headroom(binding_gate(r)))
+        facts["worst"] = {"test": r["name"], **gate_view(r, binding_gate(r))}
+    return facts
+
+
+def verdict_line(facts: dict) -> tuple[str, str]:
+    """(status, line): ``FAILED: 3 failed (1 regression), 54 passed, 3 without a limit; worst: …``."""
+    status = "failed" if facts["failed"] else "passed" if facts["passed"] else "skipped"
+    word = {"failed": "FAILED", "passed": "PASSED", "skipped": "NOTHING GATED"}[status]
+    counts = f"{facts['failed']} failed"
+    extra = [f"{facts['regressions']} regression(s)"] if facts["regressions"] else []
+    extra += [f"{facts['errors']} error(s)"] if facts["errors"] else []
+    counts += f" ({', '.join(extra)})" if extra else ""
+    counts += f", {facts['passed']} passed, {facts['ungated']} without a limit"
+    w = facts["worst"]
+    where = ""
+    if w:
+        where = f"; {'worst' if w['over'] > 0 else 'closest'}: {gate_phrase(w)} (headroom {room_text(w)}) in {w['test']}"
+    return status, f"{word}: {counts}{where}"
+
+
+def verdict(results: list[dict]) -> tuple[str, str]:
+    """(Allure status, one line) of the whole run: ``verdict: FAILED: …`` (Allure's "run verdict" category)."""
+    status, line = verdict_line(verdict_facts(results))
+    return status, "verdict: " + line
 
 
 def gate_matrix(results: list[dict]) -> dict:
@@ -53,11 +137,9 @@ def gate_matrix(results: list[dict]) -> dict:
         gate = binding_gate(r)
         cell = {"test": r["name"], "outcome": r.get("outcome")}
         if gate:
-            cell.update(metric=gate["metric"], mode=gate.get("mode", ""), value=gate["value"], limit=gate["limit"],
-                        headroom=headroom(gate))
-        change = (r.get("comparison", {}).get("change") or {}).get(gate["metric"].removeprefix("transfer_")) if gate else None
-        if change is not None:
-            cell["change"] = change
+            view = gate_view(r, gate)
+            cell.update({k: view[k] for k in ("kind", "metric", "mode", "value", "limit", "allowed", "headroom")})
+            cell.update({k: view[k] for k in ("baseline", "change") if view[k] is not None})
         cells.setdefault(row, {})[col] = cell
         if col not in columns:
             columns.append(col)
@@ -100,8 +182,10 @@ def defense_table(results: list[dict]) -> list[dict]:
 
 
 def build(results: list[dict]) -> dict:
-    status, line = verdict(results)
-    return {"verdict": status, "verdict_line": line, "gate_matrix": gate_matrix(results),
+    facts = verdict_facts(results)
+    status, line = verdict_line(facts)
+    return {"verdict": status, "verdict_line": "verdict: " + line, "counts": {k: v for k, v in facts.items() if k != "worst"},
+            "worst": facts["worst"], "gate_matrix": gate_matrix(results),
             "score_card": score_card(results), "defenses": defense_table(results),
             "ungated": sum(1 for r in results if r.get("outcome") == "skipped")}
 
@@ -126,13 +210,22 @@ def _cell_html(cell: dict | None) -> str:
         failed = cell.get("outcome") in ("failed", "error")
         return (f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
                 f"{'error (see the test)' if failed else 'no limit'}</td>")
-    unit = UNITS.get(cell["metric"], "")
+    u = UNITS.get(cell["metric"], "")
     mode = mode_suffix(cell["mode"])
-    text = (f"{html.escape(cell['metric'])}{mode}<br><b>{cell['value']:.3g}</b> / {cell['limit']:g} {unit}"
-            f"<br>headroom {100 * cell['headroom']:.0f} %" if math.isfinite(cell["headroom"]) else
-            f"{html.escape(cell['metric'])}{mode}<br><b>NaN</b>")
-    if "change" in cell:
-        text += f"<br>vs baseline {cell['change']:+.3g}"
+    name = f"{html.escape(cell['metric'])}{mode}"
+    value = cell.get("value")
+    if not math.isfinite(cell["headroom"]) or value is None:
+        text = f"{name}<br><b>NaN</b>"
+    elif cell.get("kind") == "regression":  # the mean, the baseline's and the change, each named
+        text = (f"{name} vs baseline<br><b>{value:.3g}</b> {u} (baseline {cell['baseline']:.3g})"
+                f"<br>change {cell['change']:+.3g}, allowed +{cell['allowed']:.3g}"
+                f"<br>headroom {100 * cell['headroom']:.0f} %")
+    else:
+        text = (f"{name}<br><b>{value:.3g}</b> / {cell['limit']:g} {u}"
+                f"<br>headroom {100 * cell['headroom']:.0f} %")
+        if "change" in cell:
+            text += f"<br>baseline {cell['baseline']:.3g}, change {cell['change']:+.3g}" if "baseline" in cell \
+                else f"<br>change {cell['change']:+.3g}"
     return f"<td style='background:{colour(cell['headroom'])}' title='{html.escape(cell['test'])}'>{text}</td>"
 
 

@@ -1,38 +1,91 @@
-"""The terminal summary: the gate table, what ran without a limit, what was written, what went wrong."""
+"""The terminal summary: the verdict line first and last, the gate table (failures first, then by
+headroom, units, "over by" / "margin"), the closest transfer gate, what ran without a limit, the
+comparison with a baseline, what was written and what went wrong.
+
+``--nicrobust-summary`` picks the table's length: ``failed`` (failing tests only), ``worst`` (the
+default: failures and the closest passes) or ``all`` (every test, transfer cells included).
+"""
 
 from __future__ import annotations
 
 import math
+import os
 
-from ..config.thresholds import match_labels
-from ..names import attack_label, codec_of, mode_suffix
-from .summary import binding_gate, headroom
+from ..config.thresholds import DEFAULT_PATH, match_labels
+from ..names import attack_label, codec_of
+from .summary import binding_gate, gate_phrase, gate_view, headroom, room_text, verdict_facts, verdict_line
+
+CLOSEST = 10  # passing rows shown by --nicrobust-summary=worst
 
 
-def _row(r: dict) -> list[str]:
+def _num(v, unit: str = "") -> str:
+    if v is None:
+        return ""
+    return "NaN" if v != v else f"{v:.4g}{' ' + unit if unit else ''}"
+
+
+def _sort_key(r: dict):
+    gate = binding_gate(r)
+    failed = r.get("outcome") in ("failed", "error")
+    return (not failed, headroom(gate) if gate else math.inf, r["name"])
+
+
+def _row(r: dict, show: dict, compared: bool) -> list[str]:
     p = r["params"]
+    outcome = {"failed": "FAIL", "error": "ERROR", "passed": "pass", "skipped": "no limit"}.get(r.get("outcome"), "")
+    test = [codec_of(p), attack_label(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else "")]
+    test += [p.get(k, "") for k in ("dataset", "defense") if show[k]]
     gate = binding_gate(r)
     if gate is None:
-        cells = ["-", "error" if r.get("outcome") in ("failed", "error") else "no limit", "", ""]
+        cells = ["-", "", "", "error (see the test)" if outcome in ("FAIL", "ERROR") else "", ""]
+        base = ["", ""]
     else:
-        h = headroom(gate)
-        mode = mode_suffix(gate.get("mode") or "") if gate.get("mode") != "transfer" else ""
-        cells = [f"{gate['metric']}{mode}", f"{gate['value']:.4g}", f"{gate['limit']:g}",
-                 f"{100 * h:.0f}%" if math.isfinite(h) else "NaN"]
-    comparison = r.get("comparison") or {}
-    change = (comparison.get("change") or {}).get(gate["metric"].removeprefix("transfer_")) if gate else None
-    versus = "new" if comparison.get("status") == "new" else "" if change is None else f"{change:+.3g}"
-    return [codec_of(p), attack_label(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else ""),
-            p["dataset"], p.get("defense", ""), *cells, versus, (r.get("outcome") or "").upper()]
+        v = gate_view(r, gate)
+        u = v["unit"]
+        mode = f" [{v['mode']}]" if v["mode"] not in ("", "undefended", "transfer") else ""
+        name = v["metric"] + mode + (" vs baseline" if v["kind"] == "regression" else "")
+        limit = f"change ≤ {_num(v['allowed'], u)}" if v["kind"] == "regression" else _num(v["limit"], u)
+        if v["value"] is None or v["value"] != v["value"]:
+            how = "NaN"
+        else:
+            how = f"over by {_num(v['over'], u)}" if v["over"] > 0 else f"margin {_num(-v['over'], u)}"
+        cells = [name, _num(v["value"], u), limit, how, room_text(v)]
+        change = "" if v["change"] is None else f"{v['change']:+.3g}"
+        base = [_num(v["baseline"], u), change]
+    if compared and (r.get("comparison") or {}).get("status") in ("new", "not comparable"):
+        base = [r["comparison"]["status"], ""]
+    return [outcome, *test, *cells, *(base if compared else [])]
 
 
-def gate_table(results: list[dict], include_transfer: bool = False) -> list[str]:
-    rows = [r for r in results if "params" in r and (r.get("kind") != "transfer" or include_transfer)]
-    rows.sort(key=lambda r: (codec_of(r["params"]), r.get("kind") != "worst-case", r["name"]))
-    head = ["codec", "attack", "dataset", "defense", "binding gate", "mean", "limit", "headroom", "vs baseline", "outcome"]
-    table = [head] + [_row(r) for r in rows]
+def gate_rows(results: list[dict], choice: str = "worst") -> tuple[list[str], list[bool], int]:
+    """(lines, which lines fail, rows left out) of the gate table for ``--nicrobust-summary`` ``choice``."""
+    rows = sorted((r for r in results if "params" in r), key=_sort_key)
+    failing = [r for r in rows if r.get("outcome") in ("failed", "error")]
+    if choice == "failed":
+        shown = failing
+    elif choice == "all":
+        shown = rows
+    else:  # failures, the closest passing cases and worst cases, the closest transfer cell
+        passing = [r for r in rows if r not in failing and r.get("gates")]
+        shown = failing + [r for r in passing if r.get("kind") != "transfer"][:CLOSEST]
+        transfer = [r for r in passing if r.get("kind") == "transfer"][:1]
+        shown += [r for r in transfer if r not in shown]
+        shown.sort(key=_sort_key)
+    show = {k: len({r["params"].get(k) for r in rows} - {None, ""}) > 1 for k in ("dataset", "defense")}
+    compared = any(r.get("comparison") for r in rows)
+    head = ["outcome", "codec", "attack"] + [k for k in ("dataset", "defense") if show[k]]
+    head += ["binding gate", "mean", "limit", "over by / margin", "headroom"]
+    head += ["baseline", "change"] if compared else []
+    table = [head] + [_row(r, show, compared) for r in shown]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    fails = [False] + [r.get("outcome") in ("failed", "error") for r in shown]
+    return lines, fails, len(rows) - len(shown)
+
+
+def gate_table(results: list[dict], choice: str = "worst") -> list[str]:
+    """The gate table's lines (header first), as ``merge`` prints them."""
+    return gate_rows(results, choice)[0]
 
 
 def _label_sets(results: list[dict]):
@@ -45,16 +98,71 @@ def _label_sets(results: list[dict]):
             yield match_labels(p, mode)
 
 
+def _is_shipped(path: str) -> bool:
+    """The plugin's own limits (directly, or through a link such as this repository's thresholds.toml)."""
+    try:
+        return os.path.realpath(path) == os.path.realpath(DEFAULT_PATH)
+    except OSError:
+        return False
+
+
+def unmatched_overrides(thresholds, results: list[dict]) -> list[str]:
+    """Override tables of the user's thresholds file that matched no test. The shipped file's
+    overrides (random-init codecs, transfer cells) are conditional by design: silent when they cannot apply."""
+    if _is_shipped(thresholds.path):
+        return []
+    return thresholds.unmatched(list(_label_sets(results)))
+
+
+def _verdict(tr, results: list[dict]) -> None:
+    status, line = verdict_line(verdict_facts(results))
+    colour = {"failed": {"red": True, "bold": True}, "passed": {"green": True, "bold": True}}.get(status, {"yellow": True})
+    tr.write_line(f"nicrobust verdict: {line}", **colour)
+
+
+def _comparison(tr, comparison: dict) -> None:
+    tr.write_line(f"compared with {comparison['baseline']}: {comparison['compared']} test(s) matched, "
+                  f"{len(comparison['regressions'])} got worse than allowed")
+    new = comparison.get("new") or []
+    if new:
+        tr.write_line(f"{len(new)} test(s) not in the baseline:", yellow=True)
+        for name in new[:10]:
+            tr.write_line(f"  {name}")
+        if len(new) > 10:
+            tr.write_line(f"  … and {len(new) - 10} more (listed in the JSON's comparison.new)")
+    missing = comparison.get("missing") or []
+    if missing:
+        tr.write_line(f"{len(missing)} baseline test(s) not in this run: {comparison.get('missing_reason', 'not run')}; "
+                      "listed in the JSON's comparison.missing", yellow=True)
+    for line in comparison.get("warnings") or []:
+        tr.write_line(f"warning: {line}", yellow=True)
+
+
 def write(tr, results: list[dict], writer) -> None:
     if not results:
         return
+    from ..verdict.baseline import setup_warnings
+
     tr.section("nicrobust summary")
+    _verdict(tr, results)
+    choice = tr.config.getoption("nicrobust_summary", "worst") or "worst"
+    lines, fails, left_out = gate_rows(results, choice)
+    for line, failed in zip(lines, fails):
+        tr.write_line(line, **({"red": True} if failed else {}))
+    if left_out:
+        tr.write_line(f"… {left_out} more test(s) within their limits: --nicrobust-summary=all lists every test")
     transfer = [r for r in results if r.get("kind") == "transfer"]
-    for line in gate_table(results):
-        tr.write_line(line)
     if transfer:
         failed = sum(1 for r in transfer if r.get("outcome") == "failed")
-        tr.write_line(f"transfer: {len(transfer)} tests, {failed} failed (matrices in the JSON and the report)")
+        gated = [r for r in transfer if r.get("gates")]
+        closest = ""
+        if gated:
+            r = min(gated, key=lambda r: headroom(binding_gate(r)))
+            v = gate_view(r, binding_gate(r))
+            closest = (f"; {'worst' if v['over'] > 0 else 'closest'}: {gate_phrase(v)} (headroom {room_text(v)}) "
+                       f"in {r['name']}")
+        tr.write_line(f"transfer: {len(transfer)} cells, {failed} failed{closest} (matrices in the JSON and the report)",
+                      **({"red": True} if failed else {}))
     ungated = sum(1 for r in results if r.get("outcome") == "skipped")
     if ungated:
         tr.write_line(f"{ungated} test(s) measured with no limit in {writer.thresholds.path} (skipped, not passed)",
@@ -62,19 +170,15 @@ def write(tr, results: list[dict], writer) -> None:
     if writer.thresholds.is_default:
         tr.write_line(f"no thresholds.toml in the rootdir: the plugin's default limits applied ({writer.thresholds.path})",
                       yellow=True)
-    for source in writer.thresholds.unmatched(list(_label_sets(results))):
+    for source in unmatched_overrides(writer.thresholds, results):
         tr.write_line(f"warning: {source} matched no test in this run", yellow=True)
     comparison = writer.extras.get("comparison")
     if comparison:
-        tr.write_line(f"compared with {comparison['baseline']}: {comparison['compared']} test(s) matched, "
-                      f"{len(comparison['regressions'])} got worse than allowed")
-        for what in ("new", "missing"):
-            if comparison[what]:
-                where = "not in the baseline" if what == "new" else "in the baseline, not in this run"
-                tr.write_line(f"{len(comparison[what])} test(s) {where}:", yellow=True)
-                for name in comparison[what]:
-                    tr.write_line(f"  {name}")
+        if hasattr(writer, "provenance"):
+            setup_warnings(comparison, writer.provenance(results))
+        _comparison(tr, comparison)
     for problem in writer.problems:
         tr.write_line(f"warning: {problem}", yellow=True)
     for path in writer.written:
         tr.write_line(f"written: {path}")
+    _verdict(tr, results)

@@ -33,17 +33,35 @@ def step(title: str, timings: dict):
     timings[title] = timings.get(title, 0.0) + time.perf_counter() - start
 
 
+class _AsWritten:
+    """A parameter value Allure shows as the user wrote it (allure-pytest shows ``repr()``: quotes on strings)."""
+
+    def __init__(self, text):
+        self.text = str(text)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def describe_test(parameters: dict, codec_info) -> None:
+    """Parameters and labels; the suites tree: nicrobust › codec › attack, and for transfer cells
+    nicrobust transfer › source codec[q] › attack · objective · dataset (a level of their own).
+    Tags come from the test's markers (codec_…, attack_…, dataset_…), once each."""
     if not allure:
         return
     for key, value in parameters.items():
-        allure.dynamic.parameter(key, value)
+        allure.dynamic.parameter(key, _AsWritten(value))
         allure.dynamic.label(f"nicrobust_{key}", value)
-    allure.dynamic.tag(*(parameters[k].split("[")[0] for k in ("codec", "attack", "dataset") if parameters.get(k)))
-    allure.dynamic.parent_suite("nicrobust")
-    allure.dynamic.suite(parameters["codec"])
-    allure.dynamic.sub_suite(parameters["attack"])
-    allure.dynamic.story(parameters["codec"] + (f"[{parameters['bitrate']}]" if parameters.get("bitrate") else ""))
+    codec_q = parameters["codec"] + (f"[{parameters['bitrate']}]" if parameters.get("bitrate") else "")
+    if parameters.get("target"):
+        allure.dynamic.parent_suite("nicrobust transfer")
+        allure.dynamic.suite(codec_q)
+        allure.dynamic.sub_suite(f"{parameters['attack']} · {parameters.get('objective', '')} · {parameters.get('dataset', '')}")
+    else:
+        allure.dynamic.parent_suite("nicrobust")
+        allure.dynamic.suite(parameters["codec"])
+        allure.dynamic.sub_suite(parameters["attack"])
+    allure.dynamic.story(codec_q)
     allure.dynamic.label("nicrobust_weights", "RANDOM INIT (not a trained codec)" if codec_info.random_init
                          else str(codec_info.weights))
 
@@ -56,29 +74,34 @@ def attach_text(name: str, text: str) -> None:
 def gates_html(result: dict, gates: list) -> str:
     """What a test page leads with: each gated mean with its unit, limit and headroom, and the
     baseline. A list: Allure sanitises descriptions (no styles, unstyled tables run together)."""
-    from ..metrics.registry import GATES
-
     items = []
     if result.get("codec", {}).get("random_init"):
         items.append("<b>Codec weights: random initialisation</b>: these numbers say nothing about a trained model.")
     if not gates:
         items.append("<b>No limit in thresholds.toml applies</b>: measured, not gated (reported as skipped).")
-    for g in sorted(gates, key=lambda g: g.passed):  # failures first
-        unit = f" {GATES[g.metric]}" if GATES.get(g.metric) else ""
-        mode = html.escape(mode_suffix(g.mode))
+    for g in sorted(gates, key=lambda g: (g.passed, g.value - g.limit if g.value == g.value else -1e300)):
+        mode = html.escape(mode_suffix(g.mode))  # failures first
         room = "NaN" if g.value != g.value else f"{100 * (g.limit - g.value) / max(abs(g.limit), 1e-9):.0f} %"
         verdict = "pass" if g.passed else "<b>FAIL</b>"
-        if g.kind == "regression":
-            items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode} {g.baseline:.4g} → {g.current:.4g}{unit}, "
-                         f"worse by {g.value:.3g}, allowed {g.limit:.3g} ({html.escape(g.source)})")
-        else:
-            items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode} = <b>{g.value:.4g}</b>{unit}, limit {g.limit:g}"
-                         f"{unit}, headroom {room} ({html.escape(g.source)})")
+        what = " against the baseline" if g.kind == "regression" else ""
+        items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode}{what}: {html.escape(g.numbers())}, "
+                     f"headroom {room} ({html.escape(g.source)})")
+    rows = result.get("per_image") or []
+    if gates and rows and rows[0].get("winner"):
+        metric = min(gates, key=lambda g: (g.limit - g.value) / max(abs(g.limit), 1e-9)).metric
+        won = ", ".join(f"{html.escape(str(r['image']))}: {html.escape(str((r.get('winner') or {}).get(metric, '?')))}"
+                        for r in rows)
+        items.append(f"Worst attack per image for {html.escape(metric)}: {won} (every metric: the metrics attachment)")
     comparison = result.get("comparison")
     if comparison and comparison.get("status") == "new":
         items.append(f"New test: not in the baseline {html.escape(comparison['baseline'])}.")
+    elif comparison and comparison.get("status") == "not comparable":
+        items.append(f"Not compared with the baseline: {html.escape(comparison.get('reason', ''))}.")
     elif comparison:
-        change = ", ".join(f"{html.escape(m)} {v:+.3g}" for m, v in comparison["change"].items())
+        before = comparison.get("baseline_mean") or {}
+        now = result.get("mean") or {}
+        change = ", ".join(f"{html.escape(m)} {now.get(m, float('nan')):.4g} (baseline {before.get(m, float('nan')):.4g}, "
+                           f"change {v:+.3g})" for m, v in comparison["change"].items())
         items.append(f"Against the baseline {html.escape(comparison['baseline'])}: {change}")
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
@@ -93,29 +116,74 @@ def label_outcome(gates: list) -> None:
     allure.dynamic.feature(*dict.fromkeys(failed or [g.metric for g in gates] or ["not gated"]))
 
 
-def _columns(means: dict) -> list[str]:
-    return [k for k in means if k.startswith(("delta_", "amp_", "bitrate", "cost_", "quality"))
-            or k.endswith(("_clean", "_adv", "_inputs"))]
+# The metric table's default columns (the rest of every row is in the "all metrics" CSV attachment).
+DEFAULT_COLUMNS = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase", "psnr_clean", "psnr_adv",
+                   "bpp_clean", "bpp_adv", "psnr_inputs", "cost_psnr", "cost_bpp", "quality")
+UNITS = {"psnr": "dB", "bpp": "bpp", "vmaf": "points", "cost_psnr": "dB", "cost_bpp": "bpp", "bitrate_increase": "×100 %",
+         "delta_bpp": "bpp", "quality": ""}
 
 
-def _table(records: list[dict], means: dict) -> str:
-    keys = _columns(means)
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+def unit_of(column: str) -> str:
+    """dB for PSNR columns, bpp for rates, points for VMAF; '' for MSE and MS-SSIM (no unit)."""
+    if column in UNITS:
+        return UNITS[column]
+    base = column.removeprefix("delta_").removeprefix("amp_").split("_")[0]
+    return UNITS.get(base, "")
+
+
+def _columns(means: dict, gated=()) -> list[str]:
+    return [k for k in means if k in DEFAULT_COLUMNS or k in gated]
+
+
+def _table(records: list[dict], means: dict, gated=()) -> str:
+    keys = _columns(means, gated)
+    head = "".join(f"<th>{html.escape(k)}" + (f"<br>({unit_of(k)})" if unit_of(k) else "") + "</th>" for k in keys)
     rows = [f"<tr><td>{html.escape(r['image'])}</td>" + "".join(f"<td>{r.get(k, float('nan')):.4g}</td>" for k in keys)
             + "</tr>" for r in records]
     rows.append("<tr><th>mean</th>" + "".join(f"<th>{means[k]:.4g}</th>" for k in keys) + "</tr>")
     return f"<table border=1><tr><th>image</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def metrics_csv(result: dict) -> str:
+    """Every column of every row, per mode (the metric table shows the main ones)."""
+    out = []
+    for mode, block in (result.get("modes") or {"": result}).items():
+        keys = [k for k in (block.get("mean") or {}) if k != "image"]
+        out.append(",".join(["mode", "image"] + [f"{k} ({unit_of(k)})" if unit_of(k) else k for k in keys]))
+        for r in block.get("per_image", []):
+            out.append(",".join([mode or "values", str(r.get("image", ""))] + [f"{r.get(k, float('nan')):.6g}"
+                                                                              if isinstance(r.get(k), (int, float)) else
+                                                                              str(r.get(k, "")) for k in keys]))
+    return "\n".join(out) + "\n"
+
+
+def winners_html(result: dict) -> str:
+    """Worst case: which attack won each image, per gated metric (the rows its gate reads)."""
+    rows = result.get("per_image") or []
+    if not rows or not any(r.get("winner") for r in rows):
+        return ""
+    metrics = [m for m in ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase", "delta_mse")
+               if any(m in (r.get("winner") or {}) for r in rows)]
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    body = "".join(f"<tr><td>{html.escape(str(r['image']))}</td>" + "".join(
+        f"<td>{html.escape(str((r.get('winner') or {}).get(m, '')))} ({r.get(m, float('nan')):.3g})</td>" for m in metrics)
+        + "</tr>" for r in rows)
+    return ("<h4>which attack won each image (the worst value per image and metric)</h4>"
+            f"<table border=1><tr><th>image</th>{head}</tr>{body}</table>")
+
+
 def metric_table_html(result: dict, gates: list) -> str:
     """One table per mode (undefended / non-adaptive / adaptive), the defense's clean cost, the gates."""
     parts = []
+    gated = {g.metric.removeprefix("transfer_") for g in gates}
+    parts.append(winners_html(result))
     for mode, block in (result.get("modes") or {"": result}).items():
-        parts.append(f"<h4>{html.escape(mode or 'values')}</h4>" + _table(block["per_image"], block["mean"]))
+        parts.append(f"<h4>{html.escape(mode or 'values')}</h4>" + _table(block["per_image"], block["mean"], gated))
     defense = result.get("defense")
     if defense and defense.get("per_image"):
         parts.append(f"<h4>cost of {html.escape(defense['draw'])} on clean images (positive = worse)</h4>"
-                     + _table(defense["per_image"], defense["cost"]))
+                     + _table(defense["per_image"], defense["cost"], gated))
+    parts.append("<p>The main columns; every metric of every image is in the attachment \"all metrics (CSV)\".</p>")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{TABLE_CSS}</style></head><body>"
             + gates_html(result, gates) + "".join(parts) + "</body></html>")
 
@@ -125,6 +193,7 @@ def attach_metric_table(result: dict, gates) -> None:
         allure.dynamic.description_html(gates_html(result, gates))
         label_outcome(gates)
         allure.attach(metric_table_html(result, gates), name="metrics", attachment_type=allure.attachment_type.HTML)
+        allure.attach(metrics_csv(result), name="all metrics (CSV)", attachment_type=allure.attachment_type.CSV)
 
 
 DIFF_GAIN = 10  # fixed, so pictures of different tests compare: a change of 7/255 shows as 70/255

@@ -33,7 +33,10 @@ def _limit(result: dict, metric: str):
 
 
 def assemble(results: list[dict]) -> dict:
-    """{group: {"sources", "targets", "metrics": {metric: [[value|None]]}, "limits": {metric: [[limit|None]]}}}."""
+    """{group: {"sources", "targets", "metrics": {metric: [[value|None]]}, "limits": {metric: [[limit|None]]}}};
+    empty when the run has no transfer cell (transfer off: no 1×1 matrices of the white-box tests)."""
+    if not any(r.get("kind") == "transfer" for r in results):
+        return {}
     cells: dict = {}
     for r in results:
         if "mean" not in r or "params" not in r:
@@ -108,6 +111,18 @@ def plain_text(label: str) -> str:
 UNITS = {"delta_psnr": "ΔPSNR (dB)", "delta_vmaf": "ΔVMAF (points)", "bitrate_increase": "bitrate increase (×100 %)"}
 
 
+def bar_limit(limits) -> float | None:
+    """The limit the colour bar marks: the one most cells off the diagonal (the transfer cells) share."""
+    import numpy as np
+
+    counts: dict = {}
+    for i, row in enumerate(limits):
+        for j, v in enumerate(row):
+            if not np.isnan(v):
+                counts[float(v)] = counts.get(float(v), 0) + (1 if i != j else 0) + 1e-3
+    return max(counts, key=counts.get) if counts else None
+
+
 def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
     """One panel per metric on its fixed scale ``scales[metric] = (lo, hi)``; cells over their limit
     are outlined in red and the colour bar marks the limit; missing cells grey. Agg canvas, no pyplot."""
@@ -125,6 +140,7 @@ def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
         grid = np.array([[np.nan if v is None else v for v in row] for row in mat["metrics"][metric]], dtype=float)
         limits = np.array([[np.nan if v is None else v for v in row] for row in mat["limits"][metric]], dtype=float)
         lo, hi = scales[metric]
+        limit = bar_limit(limits)
         ax.set_facecolor("#dddddd")
         im = ax.imshow(np.ma.masked_invalid(grid), cmap="magma_r", aspect="auto", vmin=lo, vmax=hi if hi > lo else lo + 1)
         for i in range(rows):
@@ -138,11 +154,15 @@ def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
         ax.set_xticks(range(cols), [plain_text(t) for t in mat["targets"]], rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(rows), [plain_text(t) for t in mat["sources"]], fontsize=7)
         ax.set_ylabel("x' made for (source)", fontsize=8)
-        ax.set_title(f"{UNITS.get(metric, metric)}, measured on the target →  (red: over the limit)", fontsize=9)
+        others = sorted({float(v) for v in limits.flatten() if not np.isnan(v)} - {limit})
+        note = f"; white-box limit {', '.join(f'{v:g}' for v in others)}" if others else ""
+        ax.set_title(f"{UNITS.get(metric, metric)}, measured on the target →  (red outline: over its limit{note})",
+                     fontsize=9)
         bar = fig.colorbar(im, ax=ax, fraction=0.046)
-        for limit in sorted({v for v in limits.flatten() if not np.isnan(v)}):
+        bar.ax.tick_params(labelsize=7)
+        if limit is not None:  # one limit per bar: the transfer cells' (the diagonal's own is in the title)
             bar.ax.axhline(limit, color="red", linewidth=2)
-            bar.ax.text(1.1, limit, f"limit {limit:g}", color="red", fontsize=7, va="center", transform=bar.ax.get_yaxis_transform())
+            bar.ax.set_xlabel(f"limit\n{limit:g}", color="red", fontsize=7)
     fig.suptitle(plain_text(f"transfer: {title}"), fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()

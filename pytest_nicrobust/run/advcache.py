@@ -19,6 +19,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -57,6 +58,12 @@ def private_folder(path: str) -> str | None:
     return path
 
 
+class Making:
+    """What :meth:`AdvCache.making` found: ``waited`` seconds blocked on another worker's lock."""
+
+    waited = 0.0
+
+
 class AdvCache:
     def __init__(self, root: str | None):
         self.root = root
@@ -66,10 +73,12 @@ class AdvCache:
     def _path(self, key):
         return os.path.join(self.root, key[:2], key + ".png")
 
-    def get(self, key, check=None) -> np.ndarray | None:
+    def get(self, key, check=None, shape=None) -> np.ndarray | None:
         """(H, W, 3) uint8, or None when missing, unreadable or failing ``check`` (no cache: None).
 
-        ``check(pixels)`` returns None for a valid entry, else why it is not.
+        ``check(pixels)`` returns None for a valid entry, else why it is not; ``shape``, when
+        given, is the (H, W) the entry must have. An entry that is not 8-bit RGB, has another
+        size, or makes ``check`` itself fail (a size mismatch in the budget check) is a warned miss.
         """
         from PIL import Image
 
@@ -77,10 +86,20 @@ class AdvCache:
             return None
         try:
             with Image.open(self._path(key)) as im:
-                pixels = np.asarray(im.convert("RGB")).copy()
+                if im.mode != "RGB":
+                    return self._reject(key, f"is a {im.mode} image, not 8-bit RGB")
+                pixels = np.asarray(im).copy()
         except Exception as exc:  # truncated or foreign file
             return self._reject(key, f"cannot be read ({type(exc).__name__}: {exc})")
-        problem = check(pixels) if check else None
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            return self._reject(key, f"holds {pixels.dtype} pixels of shape {pixels.shape}, not (H, W, 3) uint8")
+        if shape is not None and tuple(pixels.shape[:2]) != tuple(shape):
+            return self._reject(key, f"is {pixels.shape[1]}x{pixels.shape[0]}, not the image's "
+                                     f"{shape[1]}x{shape[0]}")
+        try:
+            problem = check(pixels) if check else None
+        except Exception as exc:  # e.g. a size that does not match the clean image
+            problem = f"does not fit the clean image ({type(exc).__name__}: {str(exc)[:200]})"
         return self._reject(key, problem) if problem else pixels
 
     def _reject(self, key, why):
@@ -90,16 +109,26 @@ class AdvCache:
     @contextlib.contextmanager
     def making(self, key):
         """Held while one process makes the entry ``key``: another xdist worker that needs the same
-        x' waits for it and then reads it, instead of attacking twice (POSIX file lock)."""
+        x' waits for it and then reads it, instead of attacking twice (POSIX file lock).
+
+        Yields a :class:`Making`: ``waited`` is the seconds this process was blocked while another
+        one held the lock (0.0 when it got the lock at once), so a wait is recorded as a wait.
+        """
+        state = Making()
         if not self.root or fcntl is None:
-            yield
+            yield state
             return
         path = self._path(key) + ".lock"
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)  # a time limit's signal interrupts the wait
             try:
-                yield
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another worker is making this x'
+                start = time.perf_counter()
+                fcntl.flock(f, fcntl.LOCK_EX)  # a time limit's signal interrupts the wait
+                state.waited = max(time.perf_counter() - start, 1e-9)
+            try:
+                yield state
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 

@@ -9,7 +9,8 @@ from .verdict import conclude, gate_modes
 def run_case(case, ctx, result: dict, defense=None) -> None:
     """Fill ``result`` (a plain dict carried to the controller) and raise GateFailure on a passed limit."""
     seeds = case_seeds(ctx.run_seed, case)
-    result.update(kind="case", params=case.parameters, attack_params=case.attack.params, seed=seeds[0], timings={})
+    result.update(kind="case", params=case.parameters, attack_params=case.attack.params, seed=str(seeds[0]),
+                  crop=case.dataset.crop, timings={})
     codec, images = load_subject(case.codec, case.dataset, ctx, result)
     measure_case(case, codec, images, ctx, seeds, defense, result)
     finish_means(result, case.gated_modes)

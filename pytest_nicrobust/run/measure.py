@@ -40,8 +40,42 @@ def batches(images, size):
             yield group[i:i + size]
 
 
-def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None):
-    """x' (8-bit) for a batch, from the cache when every image is there, else by running the attack."""
+# A record's ``timings``: seconds per step, under stable keys. ``load``, and per mode
+# (undefended, non-adaptive, adaptive, transfer) ``attack:<mode>`` (x' made here by the attack),
+# ``cache_hit:<mode>`` (x' read from the adversarial-image cache), ``cache_wait:<mode>`` (blocked
+# while another worker made that x'), ``coding:<mode>`` (encode + decode), ``metrics:<mode>``.
+STEPS = {
+    "load": "load codec and images",
+    "attack": "x' made by the attack",
+    "cache_hit": "x' read from the adversarial-image cache",
+    "cache_wait": "waited while another worker made x'",
+    "coding": "encode + decode",
+    "metrics": "metrics",
+}
+
+
+def step_title(key: str) -> str:
+    """The words for a timing key on the Allure page: ``cache_wait:adaptive`` -> ``waited ... (adaptive)``."""
+    step, _, mode = key.partition(":")
+    return f"{STEPS.get(step, step)} ({mode})" if mode else STEPS.get(step, step)
+
+
+def report_timings(timings: dict) -> None:
+    """One Allure step per timing (its title says what happened and how long), in the main thread."""
+    for key, seconds in timings.items():
+        if key != "load":
+            with report.step(f"{step_title(key)}: {seconds:.2f} s", {}):
+                pass
+
+
+def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None, spent=None, mode="undefended"):
+    """x' (8-bit) for a batch, from the cache when every image is there, else by running the attack.
+
+    ``spent`` (a timings dict) gets what happened: ``cache_hit:<mode>`` for a read, ``cache_wait:<mode>``
+    for the time blocked while another worker made the same x', ``attack:<mode>`` for the attack run here.
+    """
+    spent = {} if spent is None else spent
+    start = time.perf_counter()
     attack = build_attack(attack_entry.name, codec, attack_entry.preset, attack_entry.objective, seed,
                           attack_entry.proxy, dict(attack_entry.overrides))
     names = [im.name for im in group]
@@ -56,18 +90,29 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None):
             return datasets.to_tensor([datasets.Image(im.name, c) for im, c in zip(group, cached)]).to(x.device)
         return None
 
+    def add(step, since):
+        now = time.perf_counter()
+        spent[f"{step}:{mode}"] = spent.get(f"{step}:{mode}", 0.0) + now - since
+        return now
+
     found = from_cache()
     if found is not None:
+        add("cache_hit", start)
         return found
-    with ctx.cache.making(keys[0]):
-        found = from_cache()  # another worker may have made it while this one waited
+    with ctx.cache.making(keys[0]) as lock:
+        if lock.waited:  # another worker held the lock: it was making this x'
+            spent[f"cache_wait:{mode}"] = spent.get(f"cache_wait:{mode}", 0.0) + lock.waited
+            start = time.perf_counter()
+        found = from_cache()  # made by another worker while this one waited (or just before it locked)
         if found is not None:
+            add("cache_hit", start)
             return found
         x_adv = round_to_8bit(attack(x))  # an attacker delivers an 8-bit image file
         broken = set(non_finite_images(x_adv))  # NaN gradients: the round trip names these images
         for i, (key, im) in enumerate(zip(keys, x_adv)):
             if i not in broken:
                 ctx.cache.put(key, (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+        add("attack", start)
         return x_adv
 
 
@@ -132,7 +177,7 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
     out["errors"] = []
     if defense is not None:
         out["defense"] = {"name": defense.name, "random": defense.random, "reversible": defense.reversible,
-                          **draws, "seed": d_seed, "per_image": []}
+                          **draws, "seed": str(d_seed), "per_image": []}
     timings = out.setdefault("timings", {})
 
     def work(group):
@@ -143,6 +188,11 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
     groups = list(batches(images, ctx.batch_size))
     with report.step(f"attack, encode + decode, metrics ({len(images)} images)", {}):
         done = ctx.map(work, groups, parallel=ctx.replicable(codec))
+        spent_here: dict = {}
+        for *_, spent, _ in done:
+            for key, seconds in spent.items():
+                spent_here[key] = spent_here.get(key, 0.0) + seconds
+        report_timings(spent_here)
     attached: dict = {}  # pictures per mode
     for group, (rows, keep, bad, shown, spent, error) in zip(groups, done):
         for key, seconds in spent.items():
@@ -162,10 +212,13 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
 
 
 @contextlib.contextmanager
-def _timed(title: str, timings: dict):
+def timed(key: str, timings: dict):
+    """Adds the block's wall time to ``timings[key]`` (a key of :data:`STEPS`); no Allure call (threads)."""
     start = time.perf_counter()
-    yield
-    timings[title] = timings.get(title, 0.0) + time.perf_counter() - start
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
 
 
 def _measure_group(case, group, modes, ctx, seed, pictures):
@@ -177,10 +230,9 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
     x_adv, clean, rows, bad, shown, spent = {}, {}, {}, set(), [], {}
     try:
         for mode, attack_codec, eval_codec, tag in modes:
-            with _timed(f"attack ({mode})", spent):
-                if tag not in x_adv:
-                    x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag)
-            with _timed(f"encode + decode ({mode})", spent):
+            if tag not in x_adv:  # non-adaptive reuses the undefended x': no step of its own
+                x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag, spent, mode)
+            with timed(f"coding:{mode}", spent):
                 if id(eval_codec) not in clean:
                     clean[id(eval_codec)] = ctx.clean(eval_codec, group, x, bad, cached=eval_codec is modes[0][2])
                 adv = roundtrip_each(eval_codec, x_adv[tag], bad)
@@ -189,7 +241,7 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
                 break
             ref, known = clean[id(eval_codec)]
             ref_rt, adv_rt = stack(ref, keep), stack(adv, keep)
-            with _timed(f"metrics ({mode})", spent):
+            with timed(f"metrics:{mode}", spent):
                 scores = {m: v[keep] for m, v in known.items()} if known else None
                 rows[mode] = dict(zip(keep, evaluate(x[keep], x_adv[tag][keep], ref_rt, adv_rt, ctx.metrics, scores)))
             if pictures and ctx.pictures and mode in case.gated_modes:
@@ -206,7 +258,7 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
 
 def load_subject(entry, dataset, ctx, result: dict):
     """(codec, images) of a case or worst case, loaded once per worker; the codec is recorded in ``result``."""
-    with report.step("load codec and images", result["timings"]):
+    with report.step(STEPS["load"], {}), timed("load", result["timings"]):
         codec = ctx.codec(entry)
         images = ctx.images(dataset)
     result["codec"] = codec_record(codec)

@@ -7,8 +7,13 @@ spirit of AutoAttack's per-example worst case for classifiers (Croce & Hein, ICM
 gates the mean over images of those values.
 
 It costs no attack: the per-image rows its members measured in this worker are reused, and a
-member that did not run here (``-k``, another shard) is measured again from the adversarial-image
-cache, or attacked again with the same seed, which gives the same x'.
+member that did not run here (another xdist worker, ``-k``, another shard) is measured again from
+the adversarial-image cache, or attacked again with the same seed, which gives the same x'. Under
+xdist the scheduler (:mod:`pytest_nicrobust.scheduling`) hands a worst case out only once its
+members are done or queued before it on the same worker, so it never waits on another worker's
+attack. Its ``timings`` add up what the members measured again cost, under the same keys as a
+case's (``cache_hit:<mode>``, ``cache_wait:<mode>``, ``attack:<mode>``, ``coding:<mode>``,
+``metrics:<mode>``).
 """
 
 from __future__ import annotations
@@ -48,16 +53,19 @@ def worst_rows(members: list[tuple[str, list[dict]]]) -> list[dict]:
 
 def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
     """Fill ``result`` for a :class:`~pytest_nicrobust.config.cases.WorstCase`; gate it like any case."""
-    result.update(kind="worst-case", params=wc.parameters, members=[m.name for m in wc.members], timings={})
+    result.update(kind="worst-case", params=wc.parameters, members=[m.name for m in wc.members], crop=wc.dataset.crop,
+                  timings={})
     codec, images = load_subject(wc.codec, wc.dataset, ctx, result)
     measured = []
     for member in wc.members:
         seeds = case_seeds(ctx.run_seed, member)
         rows = ctx.measured.get(case_key(member, seeds))
-        if rows is None:
-            with report.step(f"measure {member.name} (x' from the cache)", result["timings"]):
+        if rows is None:  # not measured on this worker: x' from the cache (or the attack), then measured
+            with report.step(f"measure {member.name} again", {}):
                 scratch = {}
                 measure_case(member, codec, images, ctx, seeds, defense, scratch, pictures=False)
+                for key, seconds in scratch["timings"].items():  # cache_hit / cache_wait / attack: what happened
+                    result["timings"][key] = result["timings"].get(key, 0.0) + seconds
                 raise_errors(member.name, scratch)
                 rows = {m: b["per_image"] for m, b in scratch["modes"].items()}
         measured.append((attack_label(member.parameters), rows))

@@ -32,12 +32,19 @@ def headroom(value: float, limit: float) -> float:
     return -math.inf if math.isnan(value) else (limit - value) / max(abs(limit), 1e-9)
 
 
+def unit_of(metric: str) -> str:
+    """`` dB`` (with its space) or ``""``: the unit a gate's numbers are in."""
+    return f" {GATES[metric]}" if GATES.get(metric) else ""
+
+
 def failure_summary(codec: str, gates: list[GateResult]) -> str:
-    """``delta_psnr [adaptive] over its limit: codec[q3]`` for the gate most over its limit."""
+    """The status line of a failed test, for the gate most over its limit, with its numbers:
+    ``delta_psnr [adaptive] over its limit: codec[q3]: 7.31 dB > limit 6 dB, over by 1.31 dB (22 %)``.
+    Allure's categories match its first words (metric, mode, what); the numbers follow the codec."""
     worst = min((g for g in gates if not g.passed), key=lambda g: headroom(g.value, g.limit))
     mode = mode_suffix(worst.mode)
     what = "worse than the baseline allows" if worst.kind == "regression" else "over its limit"
-    return f"{worst.metric}{mode} {what}: {codec}"
+    return f"{worst.metric}{mode} {what}: {codec}: {worst.numbers()}"
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,28 @@ class GateResult:
     baseline: float | None = None
     current: float | None = None
 
-    def describe(self) -> str:
-        unit = f" {GATES[self.metric]}" if GATES.get(self.metric) else ""
-        mode = mode_suffix(self.mode)
-        if self.kind == "regression":
-            return (f"{self.metric}{mode} {self.baseline:.3g} → {self.current:.3g}{unit}, worse by {self.value:.3g} "
-                    f"> allowed {self.limit:.3g} ({self.source})")
+    def over(self) -> float:
+        """How far past the limit (> 0: failed by that much; < 0: the margin left), in the metric's unit."""
+        return self.value - self.limit
+
+    def numbers(self) -> str:
+        """``7.31 dB > limit 6 dB, over by 1.31 dB (22 %)``; for a regression gate the baseline, the
+        current value and the change: ``2.18 → 3.18 dB (baseline → now), worse by 1 dB > allowed 0.3 dB``."""
+        unit = unit_of(self.metric)
         if math.isnan(self.value):
-            return f"{self.metric}{mode} = NaN (limit {self.limit:g}{unit}): the codec produced NaN  ({self.source})"
-        over = self.value - self.limit
-        return (f"{self.metric}{mode} = {self.value:.4g}{unit} > limit {self.limit:g}{unit} "
-                f"(over by {over:.3g})  ({self.source})")
+            return f"NaN (limit {self.limit:g}{unit}): the codec produced NaN"
+        over = self.over()
+        share = f" ({100 * abs(over) / abs(self.limit):.0f} %)" if abs(self.limit) > 1e-12 else ""  # of a limit 0: none
+        if self.kind == "regression":
+            text = (f"{self.baseline:.4g} → {self.current:.4g}{unit} (baseline → now), worse by {self.value:.3g}{unit} "
+                    f"{'>' if over > 0 else '<='} allowed {self.limit:.3g}{unit}")
+            return text + (f", over by {over:.3g}{unit}" if over > 0 else f", margin {-over:.3g}{unit}")
+        if over > 0:
+            return f"{self.value:.4g}{unit} > limit {self.limit:g}{unit}, over by {over:.3g}{unit}{share}"
+        return f"{self.value:.4g}{unit} <= limit {self.limit:g}{unit}, margin {-over:.3g}{unit}{share}"
+
+    def describe(self) -> str:
+        return f"{self.metric}{mode_suffix(self.mode)}: {self.numbers()}  ({self.source})"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +103,7 @@ def check(means: dict, limits: dict[str, Limit], mode: str = "", prefix: str = "
 
 def failure_message(test_name: str, n_images: int, results: list[GateResult]) -> str:
     failed = [r for r in results if not r.passed]
-    lines = [f"{test_name}: {len(failed)} limit(s) passed (mean over {n_images} image(s)):"]
+    lines = [f"{test_name}: {len(failed)} gate(s) failed (mean over {n_images} image(s)):"]
     lines += [f"  {r.describe()}" for r in failed]
     return "\n".join(lines)
 

@@ -51,13 +51,13 @@ delta_psnr = 100.0
 
 [overrides.strict-adaptive]
 match = { codec = "tiny[q1]", mode = "adaptive" }
-delta_psnr = -50.0
+delta_psnr = 0.0
 
 [overrides.bits]
 match = { codec = "tiny*", defense = "flip" }
-bitrate_increase = -5.0
+delta_mse = 0.0
 """
-CATEGORIES = ["over the limit: delta_psnr", "over the limit: bitrate_increase", "data error", "run verdict"]
+CATEGORIES = ["over the limit: delta_psnr", "over the limit: delta_mse", "data error", "run verdict"]
 
 
 def allure_cli() -> str | None:
@@ -117,8 +117,16 @@ def test_generated_report_lists_tests_parameters_categories_pictures(results, tm
     assert "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]" in by_name
     assert "tiny[q2-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-jpeg]" in by_name
     flip = by_name["tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"]
-    params = {p["name"]: p["value"].strip("'") for p in flip["parameters"]}  # allure repr()s values
+    params = {p["name"]: p["value"] for p in flip["parameters"]}  # as written in the suite, no repr() quotes
     assert params["defense"] == "flip" and params["bitrate"] == "q1" and flip["status"] == "failed"
+    assert params["attack"] == "pgd[eps7+steps:2]"
+    tags = [label["value"] for label in flip["labels"] if label["name"] == "tag"]
+    assert tags and len(tags) == len(set(tags)), tags
+    # the red box carries the numbers: value, limit and how far over
+    assert " > limit " in flip["statusMessage"] and "over by" in flip["statusMessage"]
+    transfer = by_name["tiny[q2-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-jpeg]"]
+    suites = {label["name"]: label["value"] for label in transfer["labels"]}
+    assert suites["parentSuite"] == "nicrobust transfer" and suites["suite"] == "tiny[q2]"
 
     def attachments(case):
         steps = case["testStage"]["steps"] + [case["testStage"]]
@@ -129,17 +137,18 @@ def test_generated_report_lists_tests_parameters_categories_pictures(results, tm
     assert any(a["name"].endswith(".png") and a["name"].startswith("transfer-") for a in attachments(summary))
     tree = json.loads((report / "data" / "categories.json").read_text())
     assert set(CATEGORIES) <= {c["name"] for c in tree["children"]}
-    # categories group failures by codec (the message), not one group per test
-    over = next(c for c in tree["children"] if c["name"] == "over the limit: bitrate_increase")
-    (group,) = over["children"]  # q1's flip tests are further over their ΔPSNR limit: they are in that category
-    assert group["name"] == "pytest_nicrobust.verdict.gates.GateFailure: bitrate_increase [non-adaptive] over its limit: tiny[q2]"
-    assert len(group["children"]) == 3  # recon_error, bitrate and the worst case
+    # a category holds the tests whose worst gate is that metric; the message names the codec, then the numbers
+    over = next(c for c in tree["children"] if c["name"] == "over the limit: delta_mse")
+    assert sum(len(g["children"]) for g in over["children"]) == 2  # q2's recon_error and its worst case
+    for group in over["children"]:  # (q1's flip tests are further over their ΔPSNR limit: in that category)
+        assert group["name"].startswith("pytest_nicrobust.verdict.gates.GateFailure: delta_mse [")
+        assert "over its limit: tiny[q2]: " in group["name"] and " > limit 0" in group["name"] and "over by" in group["name"]
     # a test failing two metrics is counted under both in Behaviors
     behaviors = json.loads((report / "data" / "behaviors.json").read_text())
     failed = next(e for e in behaviors["children"] if e["name"] == "over the limit")
     features = {f["name"]: {t["name"] for story in f["children"] for t in story["children"]} for f in failed["children"]}
     both = "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"
-    assert both in features["delta_psnr"] and both in features["bitrate_increase"]
+    assert both in features["delta_psnr"] and both in features["delta_mse"]
 
 
 def test_report_page_renders_categories_in_chromium(results, tmp_path):

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
 
 from helpers import write_suite, write_thresholds
 
@@ -104,7 +105,7 @@ def test_passing_gate_and_json(project, tmp_path):
     result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", "--nicrobust-json", str(out), *FAST)
     result.assert_outcomes(passed=1)
     data = json.loads(out.read_text())
-    (test,) = data["tests"]
+    (test,) = [from_json(t) for t in data["tests"]]
     assert test["params"]["attack"] == "pgd[eps7+steps:2]" and test["attack_params"]["steps"] == 2
     assert test["outcome"] == "passed"
     assert test["per_image"][0]["image"] == "astronaut"
@@ -115,17 +116,64 @@ def test_passing_gate_and_json(project, tmp_path):
 def test_failing_gate_names_metric_value_limit_and_source(project, tmp_path):
     write_suite(project.path)
     write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n\n[overrides.strict]\nmatch = { codec = "tiny[q1]", attack = "pgd" }\n'
-                                   'delta_psnr = -50.0\nbitrate_increase = -5\n')
+                                   'delta_psnr = 0.0\nbitrate_increase = 0.0\n')
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", "--nicrobust-json", str(out), "-m", "not worst_case", *FAST)
     result.assert_outcomes(passed=1, failed=2)  # q1 gates the bitrate too, so it also runs the bitrate objective
     result.stdout.fnmatch_lines([
-        "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 2 limit(s) passed (mean over 1 image(s)):",
-        "*delta_psnr = * dB > limit -50 dB (over by *)  (thresholds.toml [[]overrides.strict])",
-        "*bitrate_increase = * > limit -5 (over by *)  (thresholds.toml [[]overrides.strict])",
+        # pytest's failure section names the test again (not "test session")
+        "_* tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none] _*",
+        "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 1 gate(s) failed (mean over 1 image(s)):",
+        "*delta_psnr: * dB > limit 0 dB, over by * dB  (thresholds.toml [[]overrides.strict])",
     ])
-    failed = [t for t in json.loads(out.read_text())["tests"] if t["outcome"] == "failed"]
+    out_text = result.stdout.str()
+    assert "_ test session _" not in out_text
+    summary = out_text.split("nicrobust summary")[1].splitlines()[1:]
+    # the verdict first and last: counts, and the worst gate with how far over and where
+    first = summary[0]
+    assert first.startswith("nicrobust verdict: FAILED: 2 failed, 1 passed, 0 without a limit; worst: ")
+    assert " over by " in first and first.endswith("skimage-photos-none]")
+    assert [line for line in summary if line.startswith("nicrobust verdict: ")][-1] == first
+    # the table: failures first, then by headroom; units; "over by" for a failure, "margin" for a pass
+    rows = [line for line in summary if line.split()[:1] in (["FAIL"], ["pass"])]
+    assert [r.split()[0] for r in rows] == ["FAIL", "FAIL", "pass"]
+    assert "over by" in rows[0] and " dB" in rows[-1] and "margin" in rows[-1]
+    assert "limit(s) passed" not in out_text
+    failed = [from_json(t) for t in json.loads(out.read_text())["tests"] if t["outcome"] == "failed"]
     assert failed and failed[0]["per_image"], "values of a failing test are kept"
+    # --nicrobust-summary picks the table's length; a wrong choice is a usage error naming the option
+    only = project.runpytest_subprocess("suites", "-m", "not worst_case", "--nicrobust-summary=failed", *FAST)
+    assert [line.split()[0] for line in only.stdout.lines if line.split()[:1] in (["FAIL"], ["pass"])] == ["FAIL", "FAIL"]
+    bad = project.runpytest_subprocess("suites", "--nicrobust-summary=some", *FAST)
+    assert bad.ret != 0 and "--nicrobust-summary: expected one of failed, worst, all" in bad.stderr.str()
+
+
+def test_failure_headers_name_the_test_under_xdist(project):
+    write_suite(project.path)
+    write_thresholds(project.path, "[defaults]\ndelta_psnr = 0.0\n")
+    result = project.runpytest_subprocess("suites", "-n", "2", "-k", "q1 and pgd", *FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["_* tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none] _*"])
+    assert "_ test session _" not in result.stdout.str()
+
+
+def test_the_shipped_limits_give_no_override_warning(project):
+    """The repository's thresholds.toml links to the shipped limits: their random-init and transfer
+    overrides cannot apply to every run, and say nothing when they do not."""
+    import os
+
+    from pytest_nicrobust.config.thresholds import DEFAULT_PATH
+
+    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\nobjectives = ["recon_error"]\n')
+    os.unlink(project.path / "thresholds.toml")
+    os.symlink(DEFAULT_PATH, project.path / "thresholds.toml")
+    result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST)
+    assert "matched no test" not in result.stdout.str()
+    os.unlink(project.path / "thresholds.toml")  # a file of the user's own (never written through the link)
+    write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n[overrides.mine]\nmatch = { codec = "other*" }\n'
+                                   'delta_psnr = 1.0\n')
+    result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST)
+    result.stdout.fnmatch_lines(["warning: thresholds.toml [[]overrides.mine] matched no test in this run"])
 
 
 def _pgd_with_threads(threads: int):
@@ -163,7 +211,7 @@ def test_xdist_gives_bit_identical_numbers(project, tmp_path, monkeypatch):
                         ("two-at-a-time", ["-n", "0", "--nicrobust-threads", "2"])):
         out = tmp_path / f"{label}.json"
         project.runpytest_subprocess("suites", *args, f"--nicrobust-json={out}", *FAST).assert_outcomes(passed=2)
-        runs[label] = {t["name"]: (t.get("seed"), t["per_image"]) for t in json.loads(out.read_text())["tests"]}
+        runs[label] = {t["name"]: (t.get("seed"), from_json(t)["per_image"]) for t in json.loads(out.read_text())["tests"]}
     assert runs["n0"] == runs["n2"] == runs["two-at-a-time"]
 
 
@@ -172,5 +220,9 @@ def test_missing_data_root_is_a_clear_error(project):
     suite = project.path / "suites" / "mini.toml"
     suite.write_text(suite.read_text().replace('name = "skimage-photos"', 'name = "kodak"'))
     result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST, "--nicrobust-data", str(project.path / "nowhere"))
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*data error: dataset 'kodak': folder */nowhere/kodak does not exist*"])
+    result.assert_outcomes(errors=1)  # one error at collection, not one failure per test
+    result.stdout.fnmatch_lines(["suites/mini.toml: dataset 'kodak': folder */nowhere/kodak does not exist*"])
+    assert result.stdout.str().count("does not exist") == 1
+    unset = project.runpytest_subprocess("suites", *FAST, "--nicrobust-data=")
+    unset.assert_outcomes(errors=1)
+    unset.stdout.fnmatch_lines(["suites/mini.toml: dataset 'kodak' needs the data root: pass --nicrobust-data DIR*"])

@@ -87,8 +87,8 @@ def project(tmp_path_factory):
 
 
 def _comparable(doc):
-    """Everything but timings, where it ran and the provenance."""
-    tests = [{k: v for k, v in t.items() if k not in ("timings", "worker")} for t in doc["tests"]]
+    """Everything but timings, when and where it ran and the provenance."""
+    tests = [{k: v for k, v in t.items() if k not in ("timings", "worker", "started", "stopped")} for t in doc["tests"]]
     return tests, doc["summary"], doc["transfer"]
 
 

@@ -141,7 +141,8 @@ def test_matrix_has_every_source_target_cell(run):
 
 def test_transfer_gate_fails_with_its_own_limit(run):
     _, proc = run
-    assert "transfer_delta_psnr [transfer] = " in proc.stdout and "overrides.jpeg-transfer" in proc.stdout
+    assert "transfer_delta_psnr [transfer]: " in proc.stdout and "overrides.jpeg-transfer" in proc.stdout
+    assert "> limit " in proc.stdout and "over by " in proc.stdout
 
 
 def test_matrix_files_and_cache(run):
@@ -163,3 +164,4 @@ def test_assemble_fills_the_diagonal_from_the_undefended_test():
     ]
     mat = assemble(results)["pgd[eps7]-recon_error-kodak"]
     assert mat["targets"] == ["a[q1]", "jpeg"] and mat["metrics"]["delta_psnr"] == [[3.0, 1.0]]
+    assert assemble(results[:1]) == {}, "no transfer cell (transfer off): no 1x1 matrices"

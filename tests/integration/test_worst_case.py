@@ -7,6 +7,7 @@ import math
 import shutil
 
 import pytest
+from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
 
 from helpers import write_suite, write_thresholds
 
@@ -25,7 +26,7 @@ def project(pytester, tiny_pt):
 
 
 def _tests(path):
-    return {t["name"]: t for t in json.loads(path.read_text())["tests"]}
+    return {t["name"]: from_json(t) for t in json.loads(path.read_text())["tests"]}
 
 
 def _check_worst(tests):

@@ -75,3 +75,63 @@ def test_bad_baselines_and_allowances_are_one_line_errors(tmp_path):
         parse_allowed("delta_psnr", "lots", "t", "t")
     with pytest.raises(NicrobustError, match="OLD_LABEL=NEW_LABEL"):
         parse_mapping("v1")
+
+
+def test_a_relative_allowance_has_an_absolute_floor(tmp_path, thresholds):
+    # 10 % of a near-zero baseline bitrate increase (0.004) would allow 0.0004: the floor (0.02) wins
+    near_zero = {**_record(2.0), "mean": {"bitrate_increase": 0.004},
+                 "modes": {"undefended": {"mean": {"bitrate_increase": 0.004}}}}
+    base = _baseline(tmp_path, [near_zero])
+    now = {**near_zero, "mean": {"bitrate_increase": 0.014}, "modes": {"undefended": {"mean": {"bitrate_increase": 0.014}}}}
+    (gate,) = compare(now, ("undefended",), thresholds, base, parse_cli("bitrate_increase:10%"))
+    assert gate.limit == pytest.approx(0.02) and gate.passed and "(floor)" in gate.source
+    far = {**now, "mean": {"bitrate_increase": 0.05}, "modes": {"undefended": {"mean": {"bitrate_increase": 0.05}}}}
+    (gate,) = compare(far, ("undefended",), thresholds, base, parse_cli("bitrate_increase:10%"))
+    assert not gate.passed
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"format": 99, "tests": [], "provenance": {}}, "format 99, this plugin reads formats 2, 3"),
+    ({"format": 3, "tests": [{"params": 5, "mean": {}}], "provenance": {}}, "tests[0].params: expected an object"),
+    ({"format": 3, "tests": [{"params": PARAMS, "mean": {"delta_psnr": "x"}}], "provenance": {}},
+     "tests[0].mean: expected an object of numbers"),
+    ({"format": 3, "tests": [{"params": PARAMS, "modes": [1]}], "provenance": {}}, "tests[0].modes: expected"),
+    ({"format": 3, "tests": [_record(1.0)], "provenance": "x"}, "provenance: expected an object"),
+    ({"format": 3, "tests": [], "provenance": {}}, "no test with measured means"),
+])
+def test_a_baseline_that_cannot_be_compared_is_refused_in_one_line(tmp_path, doc, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(BaselineError) as err:
+        load_baseline(str(path), {})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_set_up_differences_are_one_warning_line_each(tmp_path, thresholds):
+    path = tmp_path / "base.json"
+    prov = {"timestamp": "then", "seed": 0, "suites": {"/a/suites/mini.toml": "a" * 64},
+            "thresholds": {"sha256": "b" * 64}}
+    path.write_text(json.dumps({"format": 3, "complete": False, "tests": [_record(2.0)], "provenance": prov}))
+    base = load_baseline(str(path), {})
+    now = {**_record(2.0), "seed": "7"}
+    compare(now, ("undefended",), thresholds, base, {})
+    here = {"seed": 1, "suites": {"/b/suites/mini.toml": "c" * 64}, "thresholds": {"sha256": "d" * 64}}
+    warnings = run_comparison([now], base, here)["warnings"]
+    assert any("partial run (complete: False)" in w for w in warnings)
+    assert any("--nicrobust-seed 0, this run with 1" in w for w in warnings)
+    assert any("suite mini.toml changed" in w for w in warnings)
+    assert any("thresholds file changed" in w for w in warnings)
+    assert all("\n" not in w for w in warnings)
+    same = run_comparison([now], base, prov)["warnings"]
+    assert not any("changed" in w or "--nicrobust-seed" in w for w in same)
+
+
+def test_other_images_are_not_compared(tmp_path, thresholds):
+    old = {**_record(2.0), "per_image": [{"image": "a"}, {"image": "b"}]}
+    base = _baseline(tmp_path, [old])
+    now = {**_record(5.0), "per_image": [{"image": "a"}]}
+    assert compare(now, ("undefended",), thresholds, base, parse_cli("delta_psnr:0.3")) == []
+    assert now["comparison"]["status"] == "not comparable" and "other images" in now["comparison"]["reason"]
+    summary = run_comparison([now], base)
+    assert summary["not_comparable"][0]["test"] == "t1" and summary["compared"] == 0
+    assert any("not compared" in w for w in summary["warnings"])

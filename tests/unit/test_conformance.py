@@ -73,7 +73,7 @@ class _TrainMode:
 
 
 BROKEN = {
-    "returns bpp, not bits": ({"_forward_padded": _bits_as_bpp}, "estimated rate close to the real bitstream"),
+    "returns bpp, not bits": ({"_forward_padded": _bits_as_bpp}, "estimated rate tracks the real bitstream"),
     "no gradient": ({"_forward_padded": _detached}, "gradients reach the input (noise proxy)"),
     "noise not from the generator": ({"_forward_padded": _global_noise}, "noise proxy follows the generator"),
     "0-255 output": ({"_forward_padded": _scale_255}, "forward: shapes, range, device"),

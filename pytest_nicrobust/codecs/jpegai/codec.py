@@ -1,0 +1,156 @@
+"""JPEG AI as a :class:`~pytest_nicrobust.codecs.base.Codec`: the load half of the codec kind ``jpegai``.
+
+One codec is one tree, one profile (the SOP, BOP or HOP decoder) and one base model (beta). It
+holds the tree's encoder and decoder, built once in a private namespace (isolation.py):
+
+* :meth:`_forward_padded`: the encoder's own modules with gradients (engine.py), bits counted
+  with its coder's tables (rate.py); images one at a time, on the CPU (inputs are moved there
+  and results back to the codec's device);
+* :meth:`_roundtrip_padded`: its encoder writes the bitstream, its decoder decodes it; bytes are
+  the stream's size. :meth:`encode_bytes` and :meth:`decode_bytes` expose the two halves;
+* :meth:`identity`: the tree's code and configuration hash, version and commit, the profile, the
+  beta, every weights file and the native extensions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import weakref
+
+import torch
+
+from ... import CodecError
+from ...files import sha256_of
+from ..base import Codec, CodecInfo
+from . import tree as tree_files
+from .tree import MODEL, PROFILES, parse_quality
+
+
+class JpegAICodec(Codec):
+    """The JPEG AI reference software at one operation point (see the module docstring)."""
+
+    multiple = 64
+
+    def __init__(self, info: CodecInfo, device, root: str, profile: str, beta: float, models: str | None,
+                 seed: int = 0):
+        super().__init__(info, device)
+        from .engine import Engine, calibrate
+        from .isolation import TreeNamespace
+        from .rate import residual_cost_table
+
+        self.root, self.profile, self.beta, self.seed = root, profile, beta, seed
+        self.workdir = tempfile.mkdtemp(prefix="nicrobust-jpegai-")
+        weakref.finalize(self, shutil.rmtree, self.workdir, True)
+        self.tree = TreeNamespace(root, self.workdir)
+        label = info.label
+        with self.tree.active("building the codec"):
+            try:
+                if models is None:  # seeded random weights, saved in the tree's layout, loaded back
+                    self.encoder = Engine(self.tree, profile, beta, None, label, encoder=True, seed=seed)
+                    calibrate(self.encoder, seed=seed)
+                    models = os.path.join(self.workdir, "random-weights")
+                    self.encoder.save(models)
+                    self.encoder.load(models)
+                else:
+                    self.encoder = Engine(self.tree, profile, beta, models, label, encoder=True, seed=seed)
+                self.decoder = Engine(self.tree, profile, beta, models, label, encoder=False, seed=seed)
+                self.cost = residual_cost_table(self.tree)
+            except CodecError:
+                raise
+            except ModuleNotFoundError as exc:
+                raise CodecError(f"{label}: the JPEG AI tree at {root} needs the Python package {exc.name!r}, which "
+                                 "this environment lacks (docs/jpegai.md lists what a tree needs)") from None
+            except Exception as exc:
+                raise CodecError(f"{label}: the JPEG AI tree at {root} failed to build: "
+                                 f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        self.models = models
+        self.weights_files = sorted(set(self.encoder.weights.loaded) | set(self.decoder.weights.loaded))
+        # exposed so that the conformance check sees the tree's modules (eval mode)
+        self.encoder_model, self.decoder_model = self.encoder.ce, self.decoder.ce
+        self.decoder_mismatches = 0
+
+    def _call(self, what: str, fn):
+        with self.tree.active(what):
+            try:
+                return fn()
+            except CodecError:
+                raise
+            except Exception as exc:
+                raise CodecError(f"{self.label}: the JPEG AI tree failed during {what}: "
+                                 f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+    def _forward_padded(self, x, proxy, generator):
+        if proxy not in ("noise", "ste"):
+            raise ValueError(f"unknown quantization proxy {proxy!r}; choose from ('noise', 'ste')")
+        recs, bits = [], []
+        for i in range(x.shape[0]):
+            xi = x[i:i + 1].to("cpu", torch.float32)
+            rec, b = self._call("the differentiable pass", lambda: self.encoder.forward(xi, proxy, generator, self.cost))
+            recs.append(rec.to(x.device))
+            bits.append(b.to(x.device))
+        return torch.cat(recs), torch.stack(bits)
+
+    def encode_bytes(self, x: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
+        """(one bitstream per image, the encoder's reconstructions) of a padded batch."""
+        out, recs = [], []
+        for i in range(x.shape[0]):
+            xi = x[i:i + 1].detach().to("cpu", torch.float32)
+            data, rec = self._call("encoding", lambda: self.encoder.encode(xi))
+            out.append(data)
+            recs.append(rec)
+        return out, torch.cat(recs)
+
+    def decode_bytes(self, streams: list[bytes]) -> torch.Tensor:
+        return torch.cat([self._call("decoding", lambda: self.decoder.decode(s)) for s in streams])
+
+    def _roundtrip_padded(self, x):
+        streams, encoder_side = self.encode_bytes(x)
+        decoded = self.decode_bytes(streams)
+        if not torch.equal(decoded, encoder_side):
+            self.decoder_mismatches += 1
+        return decoded.to(x.device), [len(s) for s in streams]
+
+    def identity(self) -> dict:
+        ext = tree_files.extension_paths(self.root)
+        adapter = hashlib.sha256()
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in sorted(os.listdir(here)):
+            if name.endswith(".py"):
+                adapter.update(name.encode() + sha256_of(os.path.join(here, name)).encode())
+        weights = {os.path.relpath(p, self.models): sha256_of(p) for p in self.weights_files}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "label": self.info.label,
+                "quality": self.info.quality, "weights": self.info.weights, "adapter_sha256": adapter.hexdigest(),
+                "tree_code_sha256": tree_files.code_digest(self.root), "tree_version": tree_files.version(self.root),
+                "tree_commit": tree_files.git_commit(self.root), "profile": self.profile, "beta": self.beta,
+                "seed": self.seed if self.info.random_init else None, "weights_sha256": weights,
+                "extensions_sha256": {name: sha256_of(p) for name, p in ext.items()}}
+
+
+def load(model, weights, quality, device, label, options) -> JpegAICodec:
+    """The codec-kind hook's load half (codecs/registry.py): build the codec a checked table names."""
+    root, profile = options.get("root"), options.get("profile", tree_files.DEFAULT_PROFILE)
+    beta = parse_quality(quality)
+    if root is None or profile not in PROFILES or beta is None:
+        raise CodecError(f"{label}: a {MODEL} codec needs root, a profile ({', '.join(PROFILES)}) and a quality "
+                         f"b<beta>; got root={root!r}, profile={profile!r}, quality={quality!r}")
+    problem = tree_files.tree_problem(root, profile)
+    if problem:
+        raise CodecError(f"{label}: {problem}")
+    random = weights == "random"
+    if not random:
+        missing = tree_files.missing_weights(weights, profile, beta)
+        if missing:
+            raise CodecError(f"{label}: missing weights file(s) in {weights}: {', '.join(missing)}")
+    seed = int(options.get("seed", 0))
+    details = {"root": root, "tree_version": tree_files.version(root), "tree_commit": tree_files.git_commit(root),
+               "profile": profile, "operation_point": PROFILES[profile][0], "beta": beta}
+    if random:
+        details["seed"] = seed
+    else:
+        details["weights_folder"] = weights
+    info = CodecInfo(label=label, architecture=f"{MODEL}-{PROFILES[profile][0].lower()}", quality=quality,
+                     weights=weights, random_init=random, details=details)
+    return JpegAICodec(info, device, root, profile, beta, None if random else weights, seed)

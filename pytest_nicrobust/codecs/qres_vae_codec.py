@@ -1,0 +1,115 @@
+"""QRes-VAE (qres34m) from the user's duanzhiihao/lossy-vae tree as a
+:class:`~pytest_nicrobust.codecs.base.Codec`.
+
+Its latent blocks quantise through CompressAI's ``GaussianConditional``, so the attack's proxy is
+CompressAI's (:func:`~pytest_nicrobust.codecs.compressai_models.quantization_proxy`). What the
+adapter handles:
+
+* **its forward asserts the input has no gradient** (``preprocess_input``) and computes training
+  statistics: the differentiable pass runs its parts instead (its input scaling, ``encoder``,
+  ``decoder``, ``out_net.mean``; the image is mapped back from [-1, 1] without its clamp, which
+  would cut the gradient); bits = Σ of its per-latent ``kl`` (−ln p of each quantised latent) / ln 2;
+* **real bytes**: its ``compress`` / ``decompress`` (CompressAI's rANS per latent block); the size is
+  the coded strings of every block plus 4 bytes for the image height and width, what decoding needs
+  besides them (its own ``compress_file`` pickles the object instead: a few dozen bytes more);
+* its top-level package ``lvae`` is imported with any other ``lvae`` set aside and put back after.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import CodecError
+from ..files import sha256_of
+from . import public_trees
+from .base import Codec, CodecInfo
+from .compressai_models import _guarded, quantization_proxy
+from .qres_vae import LAMBDAS
+
+SIZE_BYTES = 4  # image height and width, two uint16
+CODE_FILES = ("lvae/models/qresvae/model.py", "lvae/models/qresvae/zoo.py", "lvae/models/common.py",
+              "lvae/models/entropy_coding.py")
+_IMPORTED: dict[str, object] = {}
+
+
+def import_qres_zoo(folder: str):
+    """lossy-vae's ``lvae.models.qresvae.zoo`` (its model builders), imported once per tree."""
+    if folder not in _IMPORTED:
+        import importlib
+
+        try:
+            with public_trees.top_level_set_aside("lvae", folder):
+                _IMPORTED[folder] = importlib.import_module("lvae.models.qresvae.zoo")
+        except ImportError as exc:
+            raise CodecError(f"qres-vae: cannot import lossy-vae from {folder}: {exc} "
+                             "(its code needs timm >= 0.8 and compressai)") from None
+    return _IMPORTED[folder]
+
+
+class QResVAECodec(Codec):
+    def __init__(self, net, info: CodecInfo, device):
+        super().__init__(info, device)
+        self.net = net.to(self.device).eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.compress_mode(True)  # its update(): the scale tables of every latent block
+        self.multiple = int(net.max_stride)
+
+    def identity(self) -> dict:
+        from importlib.metadata import version
+
+        return {**super().identity(), "lvae_code": public_trees.code_digest(self.info.details["root"], CODE_FILES),
+                "compressai": version("compressai"), "timm": version("timm")}
+
+    def _forward_padded(self, x, proxy, generator):
+        net = self.net
+        with quantization_proxy(net, proxy, generator):
+            features = net.encoder((x + net.im_shift) * net.im_scale)
+            feature, stats = net.decoder(features)
+        bits = sum(s["kl"].flatten(1).sum(dim=1) for s in stats) / math.log(2)
+        return net.out_net.mean(feature) * 0.5 + 0.5, bits
+
+    def _roundtrip_padded(self, x):
+        with _guarded(self.net, self.label):
+            coded = self.net.compress(x)
+        x_hat = self.net.decompress(coded)
+        blocks = coded[:-1]  # the last entry is the top feature shape, known from the image size
+        return x_hat, [SIZE_BYTES + sum(len(block[i]) for block in blocks) for i in range(x.shape[0])]
+
+
+def load_qres_vae(weights, quality, device, label, root):
+    """The codec a suite's ``model = "qres-vae"`` table names (see :mod:`pytest_nicrobust.codecs.qres_vae`)."""
+    what = f"{label}[{quality}]"
+    if quality not in LAMBDAS:
+        raise CodecError(f"{what}: quality {quality!r} is not one of qres34m's lambdas {', '.join(map(str, LAMBDAS))}")
+    zoo = import_qres_zoo(root)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same random codec in every worker
+        net = zoo.qres34m(lmb=quality, pretrained=False)
+    details = {"root": root, "lmb": quality}
+    if weights != "random":
+        path = weights.replace("{quality}", str(quality))
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CodecError(f"{what}: checkpoint file not found: {path}") from None
+        except Exception as exc:
+            raise CodecError(f"{what}: cannot read {path} with torch.load(weights_only=True): {type(exc).__name__}") from None
+        state = obj.get("model", obj) if isinstance(obj, dict) else None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CodecError(f"{what}: {path} holds no 'model' state dict of tensors")
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CodecError(f"{what}: {path} does not fit qres34m: {' '.join(str(exc).split())[:300]}") from None
+        details.update(file=path, sha256=sha256_of(path))
+    info = CodecInfo(label=label, architecture="qres-vae:qres34m", quality=quality, weights=weights,
+                     random_init=weights == "random", details=details)
+    return QResVAECodec(net, info, device)
+
+
+def load(model, weights, quality, device, label, options):
+    """The codec-kind hook's loader (:class:`~pytest_nicrobust.codecs.registry.CodecKind`)."""
+    return load_qres_vae(weights, quality, device, label, **options)

@@ -1,0 +1,279 @@
+"""JPEG AI against a real reference-software tree: set NICROBUST_JPEGAI_ROOT to a tree whose two
+native extensions are built and whose Python dependencies are installed (docs/jpegai.md).
+
+The trained weights are not public; these tests use seeded random weights (``weights = "random"``),
+which go through the same saving and loading path as trained ones. They are slow on a CPU (the
+tree builds ~50 M parameters per encoder or decoder); images are small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = os.environ.get("NICROBUST_JPEGAI_ROOT")
+pytestmark = pytest.mark.skipif(not ROOT, reason="NICROBUST_JPEGAI_ROOT is not set: no JPEG AI reference tree "
+                                "to test against (see docs/jpegai.md to build one)")
+REPO = Path(__file__).resolve().parents[2]
+
+torch = pytest.importorskip("torch")
+
+
+def load(root=None, profile="main", quality="b0.012", weights="random", label="random-jpegai", seed=0):
+    from pytest_nicrobust.codecs import load_codec
+
+    return load_codec("jpegai", weights, quality, "cpu", label, {"root": str(root or ROOT), "profile": profile, "seed": seed})
+
+
+def image(size=64):
+    from pytest_nicrobust.codecs.conformance import sample_images
+
+    return sample_images((size, size), 1)
+
+
+@pytest.fixture(scope="module")
+def bop():
+    return load()
+
+
+@pytest.fixture(scope="module")
+def tree_copy(tmp_path_factory):
+    """A copy of the tree, made read-only (its code, configuration and built extensions)."""
+    dest = tmp_path_factory.mktemp("jpegai") / "tree"
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", "__pycache__"), symlinks=True)
+    for folder, dirs, files in os.walk(dest):
+        for name in files + dirs:
+            path = os.path.join(folder, name)
+            os.chmod(path, os.stat(path).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    os.chmod(dest, os.stat(dest).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    yield dest
+    for folder, dirs, _ in os.walk(dest):
+        os.chmod(folder, os.stat(folder).st_mode | stat.S_IWUSR)
+
+
+def snapshot(root):
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            st = os.stat(path)
+            out[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_random_weights_are_saved_in_the_tree_layout_and_loaded_back(bop, tmp_path):
+    from pytest_nicrobust.codecs.jpegai.tree import weight_files
+
+    saved = {os.path.relpath(p, bop.models) for p in bop.weights_files}
+    assert set(weight_files("main", 0.012)) <= saved  # the tree's models/ layout
+    models = tmp_path / "models"
+    shutil.copytree(bop.models, models)
+    trained = load(weights=str(models), label="jpegai")  # the path trained weights take
+    x = image()
+    a, b = bop.roundtrip(x), trained.roundtrip(x)
+    assert a.nbytes == b.nbytes and torch.equal(a.x_hat, b.x_hat)
+    assert trained.identity()["weights_sha256"] == bop.identity()["weights_sha256"]
+    # every path carries signal: latents are not all zero, the image is not flat
+    assert a.bpp.item() > 0.5 and a.x_hat.std().item() > 0.005
+
+
+def test_encoder_and_decoder_in_two_processes_agree_bit_for_bit(bop, tmp_path):
+    code = textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_jpegai_tree import load, image
+        from pytest_nicrobust.codecs.base import pad_to_multiple
+        codec = load()
+        streams, rec = codec.encode_bytes(pad_to_multiple(image(), codec.multiple))
+        open({str(tmp_path / 'stream.bin')!r}, 'wb').write(streams[0])
+        torch.save(rec, {str(tmp_path / 'rec.pt')!r})
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "NICROBUST_JPEGAI_ROOT": ROOT}, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from pytest_nicrobust.codecs.base import pad_to_multiple
+
+    stream = (tmp_path / "stream.bin").read_bytes()
+    encoder_side = torch.load(tmp_path / "rec.pt", weights_only=True)
+    decoded = bop.decode_bytes([stream])  # the other process's stream, decoded here
+    assert torch.equal(decoded, encoder_side)
+    again, _ = bop.encode_bytes(pad_to_multiple(image(), bop.multiple))
+    assert again == [stream]  # the same seed gives the same weights and the same bytes
+
+
+@pytest.mark.parametrize("proxy", ["ste", "noise"])
+def test_gradients_reach_the_input(bop, proxy):
+    x = image().requires_grad_(True)
+    g = torch.Generator().manual_seed(0)
+    out = bop.forward(x, proxy=proxy, generator=g)
+    (grad_recon,) = torch.autograd.grad((out.x_hat - x.detach()).pow(2).mean(), x, retain_graph=True)
+    (grad_rate,) = torch.autograd.grad(out.bpp.sum(), x)
+    assert torch.isfinite(grad_recon).all() and grad_recon.abs().sum() > 0
+    assert torch.isfinite(grad_rate).all() and grad_rate.abs().sum() > 0
+
+
+def test_ste_reconstruction_is_the_encoders_and_bits_track_the_stream(bop):
+    from pytest_nicrobust.codecs.base import pad_to_multiple
+
+    x = pad_to_multiple(image(128), bop.multiple)
+    with torch.no_grad():
+        out = bop.forward(x, proxy="ste")
+    streams, encoder_side = bop.encode_bytes(x)
+    assert torch.equal(out.x_hat, encoder_side)
+    real_bits = 8 * len(streams[0])
+    estimated = float(out.bpp[0]) * x.shape[-1] * x.shape[-2]
+    assert abs(estimated - real_bits) / real_bits < 0.1, (estimated, real_bits)
+
+
+def test_check_codec(bop):
+    from pytest_nicrobust.codecs import check
+
+    results = check(bop)
+    failed = {r.name: r.detail for r in results if not r.passed}
+    assert not failed, failed
+
+
+def test_cwd_torch_settings_and_a_users_src_package_are_untouched(bop, tmp_path, monkeypatch):
+    user = tmp_path / "user" / "src"
+    user.mkdir(parents=True)
+    (user / "__init__.py").write_text("MINE = True\n")
+    monkeypatch.syspath_prepend(str(user.parent))
+    monkeypatch.delitem(sys.modules, "src", raising=False)
+    import src  # a user's own top-level package named like the tree's
+
+    torch.set_num_threads(1)
+    before = (os.getcwd(), torch.get_num_threads(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+              torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(),
+              torch.is_grad_enabled())
+    rng = torch.get_rng_state()
+    x = image().requires_grad_(True)
+    bop.forward(x, proxy="ste").bpp.sum().backward()
+    bop.roundtrip(x.detach())
+    after = (os.getcwd(), torch.get_num_threads(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(),
+             torch.is_grad_enabled())
+    assert after == before
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert sys.modules["src"] is src and src.MINE
+    assert not [k for k in sys.modules if k.startswith("src.")]
+
+
+def test_a_read_only_tree_works_and_is_not_written(tree_copy):
+    before = snapshot(tree_copy)
+    codec = load(root=tree_copy, label="random-jpegai-ro")
+    x = image()
+    codec.forward(x.clone().requires_grad_(True), proxy="noise", generator=torch.Generator().manual_seed(1))
+    rt = codec.roundtrip(x)
+    assert rt.nbytes[0] > 0
+    assert snapshot(tree_copy) == before
+
+
+def test_two_trees_never_mix_modules(bop, tree_copy):
+    other = load(root=tree_copy, label="random-jpegai-copy")
+    mine = os.path.realpath(bop.tree.modules["src"].__file__)
+    theirs = os.path.realpath(other.tree.modules["src"].__file__)
+    assert mine.startswith(os.path.realpath(ROOT)) and theirs.startswith(str(tree_copy))
+    shared = [k for k in bop.tree.modules if k in other.tree.modules and bop.tree.modules[k] is other.tree.modules[k]]
+    assert not shared and len(bop.tree.modules) > 100
+    ans = "src.codec.entropy_coding.lib_wrappers.mans.ans"  # native extensions too, each from its own tree
+    assert os.path.realpath(other.tree.modules[ans].__file__).startswith(str(tree_copy))
+    x = image()
+    assert bop.roundtrip(x).nbytes == other.roundtrip(x).nbytes  # the same code and seed: the same stream
+
+
+def test_exit_and_the_downloader_are_contained(bop, tmp_path):
+    from pytest_nicrobust import CodecError
+
+    models = tmp_path / "models" / "VM_bop"
+    models.mkdir(parents=True)
+    (models / "x.pth.dvc").write_text("outs: []\n")
+    with pytest.raises(CodecError, match="exited"):
+        with bop.tree.active("a test"):
+            downloader = bop.tree.module("src.codec.utils.downloader").Downloader(str(tmp_path / "models"), True)
+            downloader.get_file_path("VM_bop", "missing.pth")  # the tree calls exit(-200)
+    with pytest.raises(CodecError, match="tried to run a command"):
+        with bop.tree.active("a test"):
+            downloader = bop.tree.module("src.codec.utils.downloader").Downloader(str(tmp_path / "models"))
+            downloader.download_models(["VM_bop"])  # the tree would run dvc
+    assert bop.roundtrip(image()).nbytes[0] > 0  # the codec still works
+
+
+def test_hop_runs():
+    hop = load(profile="high", quality="b0.5")
+    x = image().requires_grad_(True)
+    out = hop.forward(x, proxy="ste")
+    (grad,) = torch.autograd.grad(out.x_hat.mean() + out.bpp.sum(), x)
+    rt = hop.roundtrip(x.detach())
+    assert grad.abs().sum() > 0 and rt.nbytes[0] > 0 and hop.decoder_mismatches == 0
+    assert hop.info.details["operation_point"] == "HOP" and hop.identity()["profile"] == "high"
+
+
+SUITE = """
+images = 2
+crop = 128
+
+[[codecs]]
+model = "jpegai"
+root = "{root}"
+name = "random-jpegai-a"
+profile = "main"
+qualities = ["b0.012"]
+weights = "random"
+
+[[codecs]]
+model = "jpegai"
+root = "{copy}"
+name = "random-jpegai-b"
+profile = "main"
+qualities = ["b0.012"]
+weights = "random"
+
+[[attacks]]
+name = "pgd"
+presets = ["eps7"]
+steps = 2
+objectives = ["recon_error", "bitrate"]
+
+[[attacks]]
+name = "noise"
+presets = ["eps7"]
+
+[[datasets]]
+name = "skimage-photos"
+"""
+
+
+def test_a_suite_runs_pgd_and_the_bitrate_objective_on_two_trees(tree_copy, tmp_path):
+    suite = tmp_path / "jpegai.toml"
+    suite.write_text(SUITE.format(root=ROOT, copy=tree_copy))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-q",
+                           f"--nicrobust-json={tmp_path / 'results.json'}"],
+                          capture_output=True, text=True, timeout=3600, env=env, cwd=tmp_path)
+    assert (tmp_path / "results.json").exists(), proc.stdout[-4000:] + proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    tests = {t["name"]: t for t in doc["tests"]}
+    # gate verdicts may fail (default thresholds); nothing may crash or lose images to a codec error
+    crashed = [n for n, t in tests.items() if t["kind"] == "crashed" or t.get("errors")]
+    assert not crashed, {n: tests[n].get("error") for n in crashed}
+    codecs = {t["codec"]["label"]: t["codec"] for t in doc["tests"] if t["kind"] == "case"}
+    assert set(codecs) == {"random-jpegai-a", "random-jpegai-b"}
+    for c in codecs.values():
+        assert c["tree_version"] == "JAI DIS" and c["profile"] == "main" and c["operation_point"] == "BOP"
+    means = {(t["params"]["attack"].split("[")[0], t["params"]["objective"], t["codec"]["label"]):
+             t["modes"][t["headline_mode"]]["mean"] for t in doc["tests"] if t["kind"] == "case"}
+    for label in codecs:
+        noise = next(m for (a, _, lab), m in means.items() if a == "noise" and lab == label)
+        assert means[("pgd", "recon_error", label)]["delta_psnr"] > noise["delta_psnr"]
+        assert means[("pgd", "bitrate", label)]["bitrate_increase"] > noise["bitrate_increase"]
+    transfer = [t for t in doc["tests"] if t["kind"] == "transfer" and t["params"]["target"].startswith("random-jpegai-")]
+    assert {t["codec"]["label"] for t in transfer} == set(codecs)  # each tree's adversarial images on the other

@@ -1,0 +1,180 @@
+"""JPEG AI suite tables checked at collection, without a reference tree (CI): one line per mistake.
+
+A fake tree (the files the check looks for, empty extension files) stands in for the reference
+software; nothing here imports torch or the tree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+
+from pytest_nicrobust.codecs.jpegai import tree as jpegai_tree
+from pytest_nicrobust.config.suite import SuiteError, parse_suite
+
+
+REAL_MISSING_DEPENDENCIES = jpegai_tree.missing_dependencies
+
+
+def fake_tree(folder, *, extensions=True, profiles=("simple", "main", "high"), weights=()):
+    for f in jpegai_tree.CODE_FILES + tuple(f"cfg/profiles/{p}.json" for p in profiles):
+        (folder / f).parent.mkdir(parents=True, exist_ok=True)
+        (folder / f).write_text("{}")
+    if extensions:
+        for name, where in jpegai_tree.EXTENSIONS.items():
+            (folder / where).mkdir(parents=True, exist_ok=True)
+            (folder / where / (name + sysconfig.get_config_var("EXT_SUFFIX"))).write_bytes(b"")
+    for f in weights:
+        (folder / "models" / f).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "models" / f).write_bytes(b"")
+    (folder / "models").mkdir(exist_ok=True)
+    return folder
+
+
+def suite_with(tmp_path, codecs: str):
+    path = tmp_path / "jpegai.toml"
+    path.write_text(textwrap.dedent(f"""
+        images = 1
+        crop = 64
+        {codecs}
+        [[attacks]]
+        name = "pgd"
+        steps = 2
+        [[datasets]]
+        name = "skimage-photos"
+        """))
+    return path
+
+
+def codec_table(root, extra='qualities = ["b0.012"]\nweights = "random"'):
+    return f'[[codecs]]\nmodel = "jpegai"\nroot = "{root}"\n{extra}\n'
+
+
+def one_line_error(path) -> str:
+    with pytest.raises(SuiteError) as info:
+        parse_suite(str(path), display="jpegai.toml")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("jpegai.toml: codecs[0].")
+    return message
+
+
+@pytest.fixture(autouse=True)
+def dependencies_present(monkeypatch):
+    """The real check looks for the tree's packages in this environment; CI may lack them."""
+    monkeypatch.setattr(jpegai_tree, "missing_dependencies", lambda: [])
+
+
+def test_a_good_table_gives_one_codec_per_base_model(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    suite = parse_suite(str(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012", "b0.5"]\nweights = "random"\nprofile = "high"'))))
+    entries = sorted({(c.codec.label, c.codec.quality, c.codec.weights) for c in suite.cases})
+    assert entries == [("random-jpegai", "b0.012", "random"), ("random-jpegai", "b0.5", "random")]
+    options = suite.cases[0].codec.options
+    assert options["profile"] == "high" and options["root"] == str(root.resolve()) and options["seed"] == 0
+
+
+def test_two_trees_with_two_labels_in_one_suite(tmp_path):
+    a, b = fake_tree(tmp_path / "jpeg-ai-6.1"), fake_tree(tmp_path / "jpeg-ai-7.1")
+    tables = (codec_table(a, 'name = "jpegai-6.1"\nqualities = ["b0.012"]\nweights = "random"')
+              + codec_table(b, 'name = "jpegai-7.1"\nqualities = ["b0.012"]\nweights = "random"'))
+    suite = parse_suite(str(suite_with(tmp_path, tables)))
+    roots = {c.codec.label: c.codec.options["root"] for c in suite.cases}
+    assert roots == {"jpegai-6.1": str(a.resolve()), "jpegai-7.1": str(b.resolve())}
+
+
+def test_trained_weights_found_in_the_models_folder(tmp_path):
+    needed = jpegai_tree.weight_files("main", 0.012)
+    root = fake_tree(tmp_path / "tree", weights=needed)
+    suite = parse_suite(str(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]'))))
+    codec = suite.cases[0].codec
+    assert codec.label == "jpegai" and codec.weights == str(root.resolve() / "models")
+
+
+def test_root_missing(tmp_path):
+    path = suite_with(tmp_path, '[[codecs]]\nmodel = "jpegai"\nqualities = ["b0.012"]\n')
+    assert "codecs[0].root: give the folder" in one_line_error(path)
+
+
+def test_root_not_a_folder(tmp_path):
+    message = one_line_error(suite_with(tmp_path, codec_table(tmp_path / "nowhere")))
+    assert "codecs[0].root:" in message and "nowhere is not a folder" in message
+
+
+def test_root_not_a_reference_tree(tmp_path):
+    (tmp_path / "other").mkdir()
+    message = one_line_error(suite_with(tmp_path, codec_table(tmp_path / "other")))
+    assert "is not a JPEG AI reference-software tree" in message and "src/reco/coders/encoder.py" in message
+
+
+def test_extensions_not_built(tmp_path):
+    root = fake_tree(tmp_path / "tree", extensions=False)
+    message = one_line_error(suite_with(tmp_path, codec_table(root)))
+    assert "codecs[0].root: native extension 'ans' is not built" in message and "cpp_exts/mans" in message
+
+
+def test_unknown_profile(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'profile = "ultra"\nqualities = ["b0.012"]')))
+    assert "codecs[0].profile: unknown profile 'ultra'" in message and "main (BOP)" in message
+
+
+def test_unknown_beta(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.3"]\nweights = "random"')))
+    assert "codecs[0].qualities: 'b0.3' is not a base model" in message and "b0.075" in message
+
+
+def test_qualities_missing(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    assert "codecs[0].qualities:" in one_line_error(suite_with(tmp_path, codec_table(root, 'weights = "random"')))
+
+
+def test_missing_weights_files_are_named(tmp_path):
+    root = fake_tree(tmp_path / "tree", weights=jpegai_tree.weight_files("main", 0.012)[:-1])
+    (root / "models" / "VM_bop" / "decoder_UV_0.012.pth.dvc").write_text("outs: []")
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]')))
+    assert "codecs[0].weights: b0.012 under profile 'main' needs 1 missing file(s)" in message
+    assert "VM_bop/decoder_UV_0.012.pth" in message and ".dvc pointer" in message
+
+
+def test_weights_folder_missing(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\nweights = "elsewhere"')))
+    assert "codecs[0].weights: weights folder" in message and "elsewhere does not exist" in message
+
+
+def test_unknown_key(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\nweights = "random"\nbpp = 0.5')))
+    assert "codecs[0].bpp: unknown key for model 'jpegai'" in message
+
+
+def test_missing_python_dependencies_are_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(jpegai_tree, "DEPENDENCIES", {"no_such_module_for_jpegai": "no-such-package"})
+    monkeypatch.setattr(jpegai_tree, "missing_dependencies", REAL_MISSING_DEPENDENCIES)
+    message = one_line_error(suite_with(tmp_path, codec_table(fake_tree(tmp_path / "tree"))))
+    assert "codecs[0].root: the tree's Python dependencies are missing here: no-such-package" in message
+
+
+def test_version_and_commit_read_without_git(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    (root / "cfg" / "info.json").write_text('{"codec_name": "JAI", "version": "DIS"}')
+    (root / ".git" / "refs" / "heads").mkdir(parents=True)
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / ".git" / "refs" / "heads" / "main").write_text("ae65c606ebe2a34678ef2337800c73ef7db61a4c\n")
+    assert jpegai_tree.version(str(root)) == "JAI DIS"
+    assert jpegai_tree.git_commit(str(root)) == "ae65c606ebe2a34678ef2337800c73ef7db61a4c"
+    before = jpegai_tree.code_digest(str(root))
+    (root / "cfg" / "tools_off.json").write_text('{"x": 1}')
+    assert jpegai_tree.code_digest(str(root)) != before
+
+
+def test_the_collection_half_imports_no_torch():
+    code = ("import sys, pytest_nicrobust.codecs.jpegai.tree as t; "
+            "t.check_table; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]")
+    subprocess.run([sys.executable, "-c", code], check=True)
