@@ -260,8 +260,9 @@ def _float32(state_dict):
     return {k: (v.float() if torch.is_floating_point(v) else v) for k, v in state_dict.items()}
 
 
-def load_state_dict_file(path, what: str):
-    """``torch.load`` with ``weights_only=True``; a clear CodecError for anything else."""
+def read_checkpoint(path, what: str):
+    """The object in a checkpoint file, read with ``torch.load(weights_only=True)`` (tensors and plain
+    containers only); a clear CodecError naming ``what`` and the file for anything else."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -271,6 +272,12 @@ def load_state_dict_file(path, what: str):
         if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__:
             first = "torch.load(weights_only=True) refused it: not a file of plain tensors (corrupt, or it holds code)"
         raise CodecError(f"{what}: cannot read checkpoint {path}: {type(exc).__name__}: {first}") from None
+    return obj
+
+
+def load_state_dict_file(path, what: str):
+    """A state_dict of tensors (CompressAI's ``{"state_dict": ...}`` checkpoints unwrapped), from :func:`read_checkpoint`."""
+    obj = read_checkpoint(path, what)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

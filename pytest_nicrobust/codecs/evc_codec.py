@@ -36,6 +36,7 @@ from .. import CodecError
 from ..files import sha256_of
 from . import public_trees
 from .base import Codec, CodecInfo
+from .compressai_models import read_checkpoint
 from .evc import ANCHORS, ARCHS, Q_SCALE_RANGE, quality_problem
 
 HEADER_BYTES = struct.calcsize(">2I") + struct.calcsize(">H") + struct.calcsize(">I")  # h, w, q_index, length
@@ -177,12 +178,7 @@ class EVCCodec(Codec):
 
 def read_state_dict(path: str, what: str) -> dict:
     """An EVC checkpoint (plain, ``state_dict`` or ``net``; ``module.`` prefixes dropped), tensors only."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CodecError(f"{what}: checkpoint file not found: {path}") from None
-    except Exception as exc:
-        raise CodecError(f"{what}: cannot read {path} with torch.load(weights_only=True): {type(exc).__name__}") from None
+    obj = read_checkpoint(path, what)
     for key in ("state_dict", "net"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

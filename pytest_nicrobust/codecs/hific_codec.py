@@ -31,6 +31,7 @@ from .. import CodecError
 from ..files import sha256_of
 from . import public_trees
 from .base import Codec, CodecInfo
+from .compressai_models import read_checkpoint
 from .hific import REGIMES
 
 MODULES = ("src.network.encoder", "src.network.generator", "src.hyperprior", "src.helpers.maths",
@@ -133,14 +134,9 @@ class HiFiCCodec(Codec):
         return len(buf.getvalue())
 
 
-def read_checkpoint(path: str, what: str) -> tuple[dict, dict]:
+def read_hific_checkpoint(path: str, what: str) -> tuple[dict, dict]:
     """(model_state_dict, recorded args) of a HiFiC checkpoint, read with ``weights_only=True``."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CodecError(f"{what}: checkpoint file not found: {path}") from None
-    except Exception as exc:
-        raise CodecError(f"{what}: cannot read {path} with torch.load(weights_only=True): {type(exc).__name__}") from None
+    obj = read_checkpoint(path, what)
     state = obj.get("model_state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CodecError(f"{what}: {path} holds no model_state_dict of tensors")
@@ -158,7 +154,7 @@ def load_hific(weights, quality, device, label, root, latent_channels=220, n_res
     state = None
     if weights != "random":
         path = weights.replace("{quality}", str(quality))
-        state, args = read_checkpoint(path, what)
+        state, args = read_hific_checkpoint(path, what)
         if args.get("use_latent_mixture_model") or args.get("normalize_input_image"):
             raise CodecError(f"{what}: {path} was trained with the latent mixture model or [-1, 1] inputs; "
                              "the adapter wires HiFiC's mean-scale hyperprior on [0, 1] images")

@@ -25,7 +25,7 @@ from .. import CodecError
 from ..files import sha256_of
 from . import public_trees
 from .base import Codec, CodecInfo
-from .compressai_models import _guarded, quantization_proxy
+from .compressai_models import _guarded, quantization_proxy, read_checkpoint
 from .qres_vae import LAMBDAS
 
 SIZE_BYTES = 4  # image height and width, two uint16
@@ -91,12 +91,7 @@ def load_qres_vae(weights, quality, device, label, root):
     details = {"root": root, "lmb": quality}
     if weights != "random":
         path = weights.replace("{quality}", str(quality))
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CodecError(f"{what}: checkpoint file not found: {path}") from None
-        except Exception as exc:
-            raise CodecError(f"{what}: cannot read {path} with torch.load(weights_only=True): {type(exc).__name__}") from None
+        obj = read_checkpoint(path, what)
         state = obj.get("model", obj) if isinstance(obj, dict) else None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CodecError(f"{what}: {path} holds no 'model' state dict of tensors")
