@@ -49,8 +49,8 @@ THRESHOLDS = """
 delta_psnr = 100.0
 
 [overrides.jpeg-transfer]
-match = { target = "jpeg" }
-transfer_delta_psnr = -50.0
+match = { target = "jpeg", codec = "tiny" }  # ΔPSNR through JPEG is 0.09 dB for tiny, not above 0 for tiny-next
+transfer_delta_psnr = 0.0
 """
 TARGETS = ["tiny[q1]", "tiny[q2]", "tiny-next[q1]", "jpeg", "webp", "jpeg2000"]
 
@@ -128,7 +128,7 @@ def test_transfer_tests_are_deselectable(tmp_path):
 def test_matrix_has_every_source_target_cell(run):
     root, proc = run
     # 3 cases + 3 worst cases pass, the 3 JPEG cells fail their limit, the other 12 cells have none
-    assert "3 failed, 6 passed, 12 skipped" in proc.stdout, proc.stdout[-3000:]
+    assert "2 failed, 6 passed, 13 skipped" in proc.stdout, proc.stdout[-3000:]
     data = json.loads((root / "r.json").read_text())
     (group,) = data["transfer"]
     mat = data["transfer"][group]

@@ -165,11 +165,11 @@ def project(pytester, tiny_pt):
 
 def test_defended_tests_report_both_modes_cost_and_gate_adaptive(project, tmp_path):
     write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n\n[overrides.adaptive-roll]\n'
-                                   'match = { defense = "roll", mode = "adaptive" }\ndelta_psnr = -50.0\n')
+                                   'match = { defense = "roll", mode = "adaptive" }\ndelta_psnr = 0.0\n')
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", "-k", "q1 and not worst", "--nicrobust-json", str(out), *FAST)
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*delta_psnr [[]adaptive] = * dB > limit -50 dB*overrides.adaptive-roll*"])
+    result.stdout.fnmatch_lines(["*delta_psnr [[]adaptive]*dB > limit 0 dB*overrides.adaptive-roll*"])
     tests = {t["name"]: t for t in json.loads(out.read_text())["tests"]}
     name = "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-{}]".format
     assert sorted(tests) == [name(d) for d in ("half", "jpeg", "none", "roll")]

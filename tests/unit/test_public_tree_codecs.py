@@ -1,6 +1,6 @@
 """EVC, HiFiC and QRes-VAE adapters without their trees: the suite tables (torch-free checks), the
 CUDA-call guard, the quantisation proxies, q_scale selection and the import isolation of a tree's
-top-level package. The adapters on the real trees: tests/integration/test_public_tree_codecs.py."""
+top-level package. The adapters on the real trees: tests/integration/test_public_trees_real_code.py."""
 
 from __future__ import annotations
 
