@@ -13,7 +13,7 @@ from . import NicrobustError
 from .collection import RobustnessItem, SuiteFile, is_suite, mark, order_and_select
 from .defenses.registry import BUILTIN, fixture_name
 from .options import add_options
-from .session import SESSION, NicrobustSession
+from .session import SESSION, NicrobustSession, visible_gpus
 
 MARKERS = (
     "nicrobust: a robustness case generated from a suite file",
@@ -37,8 +37,9 @@ def pytest_configure(config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker per visible GPU (None: xdist's default, one per CPU core)."""
-    return len(config.stash[SESSION].visible_gpus()) or None
+    """``-n auto``: one worker per visible GPU (None: xdist's default, one per CPU core). xdist asks
+    before pytest_configure, so before the session exists."""
+    return len(visible_gpus(config)) or None
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -60,14 +60,7 @@ class NicrobustSession:
     # -- devices ---------------------------------------------------------------
 
     def visible_gpus(self) -> list[str]:
-        """The CUDA devices this run may use; asks torch only when a GPU could be used."""
-        from .run.devices import visible_gpus
-
-        if self.config.getoption("nicrobust_device") == "cpu":
-            return []
-        import torch
-
-        return visible_gpus(dict(os.environ), torch.cuda.device_count())
+        return visible_gpus(self.config)
 
     def pin_device(self) -> None:
         """On an xdist worker: narrow CUDA_VISIBLE_DEVICES to this worker's GPU before CUDA starts."""
@@ -219,6 +212,18 @@ class NicrobustSession:
     def terminal_summary(self, terminalreporter) -> None:
         if self.writer:
             self.writer.terminal_summary(terminalreporter, self.sorted())
+
+
+def visible_gpus(config) -> list[str]:
+    """The CUDA devices this run may use; asks torch only when a GPU could be used. A function of
+    the options alone: xdist asks for ``-n auto``'s worker count before pytest_configure."""
+    from .run.devices import visible_gpus as visible
+
+    if config.getoption("nicrobust_device") == "cpu":
+        return []
+    import torch
+
+    return visible(dict(os.environ), torch.cuda.device_count())
 
 
 def _terminal_stderr() -> int | None:

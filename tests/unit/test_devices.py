@@ -61,3 +61,15 @@ def test_device_option_accepts_what_torch_and_the_pinning_understand(text):
 def test_device_option_refuses_anything_else_by_name(text):
     with pytest.raises(ValueError, match="--nicrobust-device"):
         check_device(text)
+
+
+def test_auto_worker_count_is_asked_before_the_session_exists(pytester):
+    """xdist calls pytest_xdist_auto_num_workers from pytest_cmdline_main, before pytest_configure:
+    the answer must come from the options alone (it raised KeyError when the plugin was imported
+    from PYTHONPATH, i.e. from a checkout)."""
+    from pytest_nicrobust import plugin
+    from pytest_nicrobust.session import SESSION
+
+    config = pytester.parseconfig("--nicrobust-device=cpu")
+    assert SESSION not in config.stash
+    assert plugin.pytest_xdist_auto_num_workers(config) is None
