@@ -108,7 +108,7 @@ def codec_forward(codec, x, calls, sync):
 
 def colorizer_step(attack, x, steps, sync):
     """(seconds of one colouriser forward + backward to the hints, of one forward without grad)."""
-    from pytest_nicrobust.colors import rgb_to_ycbcr
+    from pytest_nicrobust.metrics.colors import rgb_to_ycbcr
 
     attack.generator = torch.Generator(device=x.device).manual_seed(0)
     ycc = rgb_to_ycbcr(x)

@@ -76,7 +76,7 @@ def plain_loop(images, crop, seed=0) -> list[dict]:
     from compressai.entropy_models import EntropyModel
     from compressai.zoo.image import model_architectures
 
-    from pytest_nicrobust.codecs.shipped import shipped_entry, shipped_path
+    from pytest_nicrobust.codecs.builtin.shipped import shipped_entry, shipped_path
 
     entry = shipped_entry("bmshj2018-hyperprior", 3)
     exe, rows = ffmpeg(), []

@@ -11,7 +11,7 @@ WORST_CASE = "worst-case"  # the attack label of the worst-case items
 UNDEFENDED = "undefended"
 # mode: how x' met the codec. A defended case gates non-adaptive and adaptive; transfer cells gate transfer.
 MODES = (UNDEFENDED, "non-adaptive", "adaptive", "transfer")
-CLASSICAL = ("jpeg", "webp", "jpeg2000")  # Pillow codecs, transfer targets (codecs/classical.py)
+CLASSICAL = ("jpeg", "webp", "jpeg2000")  # Pillow codecs, transfer targets (codecs/builtin/classical.py)
 
 
 def quality_tag(quality) -> str:

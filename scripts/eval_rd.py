@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pytest_nicrobust.codecs.compressai_models import encoder_side_reconstruction
-from pytest_nicrobust.codecs.zoo import sha256_of
+from pytest_nicrobust.codecs.builtin.compressai_models import encoder_side_reconstruction
+from pytest_nicrobust.codecs.builtin.zoo import sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
 CKPT_DIR = REPO / "pytest_nicrobust" / "checkpoints"

@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pytest_nicrobust"
 # Rooms from the ground up; a module belongs to the first room whose prefix matches its name.
 ROOMS = [
     ("ground", ("pytest_nicrobust", "pytest_nicrobust.names", "pytest_nicrobust.record", "pytest_nicrobust.files",
-                "pytest_nicrobust.seeding", "pytest_nicrobust.timeguard", "pytest_nicrobust.colors")),
+                "pytest_nicrobust.seeding", "pytest_nicrobust.timeguard", "pytest_nicrobust.metrics.colors")),
     ("extension points", ("pytest_nicrobust.datasets", "pytest_nicrobust.metrics", "pytest_nicrobust.attacks",
                           "pytest_nicrobust.codecs", "pytest_nicrobust.defenses")),
     ("config", ("pytest_nicrobust.config",)),

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import torch
 
-from ..colors import rgb_to_ycbcr, ycbcr_to_rgb
+from ..metrics.colors import rgb_to_ycbcr, ycbcr_to_rgb
 from .base import ROUNDING, Attack
 from .colorizer import make_colorizer
 from .constraints import adam_ascent

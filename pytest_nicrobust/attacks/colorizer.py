@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..colors import rgb_to_ycbcr, ycbcr_to_rgb
+from ..metrics.colors import rgb_to_ycbcr, ycbcr_to_rgb
 
 
 class EdgeAwarePropagation:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..colors import to_color_space
+from ..metrics.colors import to_color_space
 
 
 def _mse(a, b):

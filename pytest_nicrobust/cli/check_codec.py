@@ -41,7 +41,7 @@ def load_spec(spec: str, weights: str | None, device: str, model: str | None, co
     if spec.endswith(".toml") and os.path.isfile(spec):
         return codec_of_suite(spec, codec, device)
     if os.path.isfile(spec):
-        from ..codecs.compressai_models import infer_architecture, load_state_dict_file
+        from ..codecs.builtin.compressai_models import infer_architecture, load_state_dict_file
 
         arch = model or infer_architecture(load_state_dict_file(spec, spec), spec)
         if arch not in ARCHITECTURES:

@@ -36,16 +36,18 @@ ARCHITECTURES = (
 WEIGHT_SOURCES = ("nicrobust", "zoo", "random")
 ENTRY_POINT_GROUP = "pytest_nicrobust.codecs"
 
-# Codec kinds with suite keys of their own (JPEG AI's tree and profile, a class and its options, ...):
-# model name -> (torch-free module with check_table, module with load). ``class = "module:Class"``
-# in a [[codecs]] table selects the kind "class". See :class:`CodecKind`.
-KINDS: dict[str, tuple[str, str]] = {
-    "evc": ("pytest_nicrobust.codecs.evc", "pytest_nicrobust.codecs.evc_codec"),
-    "hific": ("pytest_nicrobust.codecs.hific", "pytest_nicrobust.codecs.hific_codec"),
-    "qres-vae": ("pytest_nicrobust.codecs.qres_vae", "pytest_nicrobust.codecs.qres_vae_codec"),
-    "class": ("pytest_nicrobust.codecs.by_class", "pytest_nicrobust.codecs.by_class_load"),
-    "jpegai": ("pytest_nicrobust.codecs.jpegai.tree", "pytest_nicrobust.codecs.jpegai.codec"),
+# Codec kinds with suite keys of their own (JPEG AI's tree and profile, a class and its options, ...): the
+# name a [[codecs]] table's ``model`` gives -> its folder in codecs/kinds/, which holds ``table.py``
+# (torch-free, checked at collection) and ``codec.py`` (the codec, loaded on a worker). ``class =
+# "module:Class"`` in a table selects the kind "class". Adding a kind: its folder and one line here.
+CODEC_KINDS: dict[str, str] = {
+    "class": "by_class",
+    "evc": "evc",
+    "hific": "hific",
+    "jpegai": "jpegai",
+    "qres-vae": "qres_vae",
 }
+KINDS_PACKAGE = "pytest_nicrobust.codecs.kinds"
 
 # top-level packages whose callables are never codec factories (besides the standard library)
 NOT_FACTORIES = frozenset({"torch", "torchvision", "numpy", "PIL", "pytest", "_pytest", "pluggy", "xdist",
@@ -77,7 +79,8 @@ class CodecKind:
 
     def __init__(self, name: str):
         self.name = name
-        self.check_module, self.load_module = KINDS[name]
+        folder = f"{KINDS_PACKAGE}.{CODEC_KINDS[name]}"
+        self.check_module, self.load_module = f"{folder}.table", f"{folder}.codec"
 
     def check_table(self, table: dict, base_dir: str) -> dict:
         return importlib.import_module(self.check_module).check_table(table, base_dir)
@@ -88,7 +91,7 @@ class CodecKind:
 
 def codec_kind(model: str | None) -> CodecKind | None:
     """The :class:`CodecKind` a [[codecs]] ``model`` names (``class`` for a class key), or None."""
-    return CodecKind(model) if model in KINDS else None
+    return CodecKind(model) if model in CODEC_KINDS else None
 
 
 def external_codecs() -> dict:
@@ -98,7 +101,7 @@ def external_codecs() -> dict:
 
 
 def known_models() -> list[str]:
-    return list(ARCHITECTURES) + sorted(k for k in KINDS if k != "class") + sorted(external_codecs())
+    return list(ARCHITECTURES) + sorted(k for k in CODEC_KINDS if k != "class") + sorted(external_codecs())
 
 
 def is_import_path(model: str) -> bool:

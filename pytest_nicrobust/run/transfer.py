@@ -11,7 +11,7 @@ The cells themselves are :class:`~pytest_nicrobust.config.cases.TransferCase`.
 from __future__ import annotations
 
 from .. import datasets
-from ..codecs import classical
+from ..codecs.builtin import classical
 from ..metrics.deltas import evaluate, mean_of
 from ..outputs import test_page as report
 from .measure import attacked, batches, case_seeds, codec_record, report_timings, stack, timed

@@ -34,7 +34,7 @@ def load(root=None, profile="main", quality="b0.012", weights="random", label="r
 
 
 def image(size=64):
-    from pytest_nicrobust.codecs.conformance import sample_images
+    from pytest_nicrobust.codecs.checks.conformance import sample_images
 
     return sample_images((size, size), 1)
 
@@ -70,7 +70,7 @@ def snapshot(root):
 
 
 def test_random_weights_are_saved_in_the_tree_layout_and_loaded_back(bop, tmp_path):
-    from pytest_nicrobust.codecs.jpegai.tree import weight_files
+    from pytest_nicrobust.codecs.kinds.jpegai.table import weight_files
 
     saved = {os.path.relpath(p, bop.models) for p in bop.weights_files}
     assert set(weight_files("main", 0.012)) <= saved  # the tree's models/ layout

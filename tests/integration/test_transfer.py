@@ -13,7 +13,7 @@ import pytest
 
 from helpers import tiny_checkpoint
 from pytest_nicrobust.run.advcache import AdvCache, cache_key
-from pytest_nicrobust.codecs import classical
+from pytest_nicrobust.codecs.builtin import classical
 from pytest_nicrobust.datasets import Image
 from pytest_nicrobust.config.suite import parse_suite
 from pytest_nicrobust.config.cases import transfer_cases

@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pytest_nicrobust.codecs.compressai_models import encoder_side_reconstruction
+from pytest_nicrobust.codecs.builtin.compressai_models import encoder_side_reconstruction
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT_DIR = REPO / "pytest_nicrobust" / "checkpoints"

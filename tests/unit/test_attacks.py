@@ -24,8 +24,8 @@ from pytest_nicrobust.attacks.haar import haar_dwt, haar_idwt
 from pytest_nicrobust.attacks.noise import GaussianNoise
 from pytest_nicrobust.attacks.objectives import evaluate_objective
 from pytest_nicrobust.codecs.base import CodecInfo, round_to_8bit
-from pytest_nicrobust.codecs.compressai_models import CompressAICodec
-from pytest_nicrobust.colors import rgb_to_ycbcr
+from pytest_nicrobust.codecs.builtin.compressai_models import CompressAICodec
+from pytest_nicrobust.metrics.colors import rgb_to_ycbcr
 
 NEW = ("ftda", "madc", "madc-linf", "ssah", "cadv", "noise")
 FAST_STEPS = {"ftda": 3, "madc": 3, "madc-linf": 3, "ssah": 3, "cadv": 3}

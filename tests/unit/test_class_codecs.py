@@ -9,8 +9,8 @@ import torch
 
 from pytest_nicrobust import CodecError
 from pytest_nicrobust.codecs import check
-from pytest_nicrobust.codecs.by_class import check_table
-from pytest_nicrobust.codecs.by_class_load import ClassCodec, load
+from pytest_nicrobust.codecs.kinds.by_class.table import check_table
+from pytest_nicrobust.codecs.kinds.by_class.codec import ClassCodec, load
 from pytest_nicrobust.codecs.registry import TableError
 
 HYPERPRIOR = {"class": "compressai.models:ScaleHyperprior", "options": {"N": 16, "M": 24}}

@@ -11,7 +11,7 @@ import torch
 from helpers import tiny_checkpoint
 from pytest_nicrobust import CodecError
 from pytest_nicrobust.codecs import load_codec
-from pytest_nicrobust.codecs.zoo import sha256_of
+from pytest_nicrobust.codecs.builtin.zoo import sha256_of
 
 
 @pytest.fixture(scope="module")

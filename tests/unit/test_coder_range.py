@@ -15,7 +15,7 @@ import pytest
 CASE = textwrap.dedent("""
     import sys, torch
     from pytest_nicrobust.codecs import load_codec
-    from pytest_nicrobust.codecs.compressai_models import CoderRangeError
+    from pytest_nicrobust.codecs.quantization import CoderRangeError
 
     arch, layer, factor = sys.argv[1], sys.argv[2], float(sys.argv[3])
     codec = load_codec(arch, "nicrobust", 1)

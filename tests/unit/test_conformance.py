@@ -11,7 +11,7 @@ import torch
 
 from pytest_nicrobust.codecs import check, load_codec
 from pytest_nicrobust.codecs.base import RoundTrip, round_to_8bit
-from pytest_nicrobust.codecs.compressai_models import CompressAICodec
+from pytest_nicrobust.codecs.builtin.compressai_models import CompressAICodec
 from pytest_nicrobust.codecs.registry import call_factory
 
 

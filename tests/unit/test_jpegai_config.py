@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from pytest_nicrobust.codecs.jpegai import tree as jpegai_tree
+from pytest_nicrobust.codecs.kinds.jpegai import table as jpegai_tree
 from pytest_nicrobust.config.suite import SuiteError, parse_suite
 
 
@@ -175,6 +175,6 @@ def test_version_and_commit_read_without_git(tmp_path):
 
 
 def test_the_collection_half_imports_no_torch():
-    code = ("import sys, pytest_nicrobust.codecs.jpegai.tree as t; "
+    code = ("import sys, pytest_nicrobust.codecs.kinds.jpegai.table as t; "
             "t.check_table; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]")
     subprocess.run([sys.executable, "-c", code], check=True)

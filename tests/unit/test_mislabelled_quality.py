@@ -9,7 +9,7 @@ import pytest
 
 from pytest_nicrobust import NicrobustWarning
 from pytest_nicrobust.codecs import load_codec
-from pytest_nicrobust.codecs.shipped import shipped_entry, shipped_path
+from pytest_nicrobust.codecs.builtin.shipped import shipped_entry, shipped_path
 
 
 def test_a_shipped_q3_checkpoint_labelled_q1_warns(tmp_path):

@@ -12,7 +12,10 @@ import pytest
 import torch
 
 from pytest_nicrobust import CodecError
-from pytest_nicrobust.codecs import evc, hific, public_trees, qres_vae
+from pytest_nicrobust.codecs.kinds import public_trees
+from pytest_nicrobust.codecs.kinds.evc import table as evc
+from pytest_nicrobust.codecs.kinds.hific import table as hific
+from pytest_nicrobust.codecs.kinds.qres_vae import table as qres_vae
 from pytest_nicrobust.codecs.registry import TableError
 from pytest_nicrobust.config.errors import SuiteError
 from pytest_nicrobust.config.suite import parse_suite
@@ -141,7 +144,7 @@ def syncing_module(tmp_path):
 
 
 def test_cuda_calls_are_skipped_on_cpu_and_restored_after(syncing_module):
-    from pytest_nicrobust.codecs.evc_codec import cuda_calls_guarded
+    from pytest_nicrobust.codecs.kinds.evc.codec import cuda_calls_guarded
 
     with cuda_calls_guarded(syncing_module, torch.device("cpu")):
         assert torch.equal(syncing_module.decode(), torch.zeros(2))  # other torch attributes still work
@@ -162,7 +165,7 @@ def test_the_unguarded_call_fails_without_a_gpu(syncing_module):
 
 
 def test_straight_through_round_and_noise_proxy():
-    from pytest_nicrobust.codecs.evc_codec import proxy_quantizer, quantization_proxy
+    from pytest_nicrobust.codecs.kinds.evc.codec import proxy_quantizer, quantization_proxy
 
     x = torch.tensor([-1.6, -0.4, 0.2, 2.7], requires_grad=True)
     y = proxy_quantizer("ste", None)(x)
@@ -192,7 +195,7 @@ def test_straight_through_round_and_noise_proxy():
 
 
 def test_q_scale_from_anchor_or_value_rounded_as_the_stream_stores_it():
-    from pytest_nicrobust.codecs.evc_codec import q_scale_of
+    from pytest_nicrobust.codecs.kinds.evc.codec import q_scale_of
 
     anchors = [1.7321, 1.2, 0.85, 0.5]
     assert q_scale_of(0, anchors) == 1.73 and q_scale_of(3, anchors) == 0.5
@@ -202,7 +205,7 @@ def test_q_scale_from_anchor_or_value_rounded_as_the_stream_stores_it():
 
 
 def test_hific_rounds_half_up_with_an_identity_gradient():
-    from pytest_nicrobust.codecs.hific_codec import proxy_quantizer
+    from pytest_nicrobust.codecs.kinds.hific.codec import proxy_quantizer
 
     v = torch.tensor([-1.5, -0.5, 0.5, 1.49], requires_grad=True)
     out = proxy_quantizer("ste", None)(v)
@@ -212,7 +215,7 @@ def test_hific_rounds_half_up_with_an_identity_gradient():
 
 
 def test_hific_small_images_are_padded_to_its_minimum_by_replication():
-    from pytest_nicrobust.codecs.hific_codec import MIN_SIZE, pad_to_min_size
+    from pytest_nicrobust.codecs.kinds.hific.codec import MIN_SIZE, pad_to_min_size
 
     x = torch.rand(1, 3, 64, 192)
     padded = pad_to_min_size(x)

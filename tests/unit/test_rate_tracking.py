@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pytest_nicrobust.codecs import check, load_codec
-from pytest_nicrobust.codecs.compressai_models import CompressAICodec
-from pytest_nicrobust.codecs.conformance import sample_images
-from pytest_nicrobust.codecs.rate_tracking import judge, measure
+from pytest_nicrobust.codecs.builtin.compressai_models import CompressAICodec
+from pytest_nicrobust.codecs.checks.conformance import sample_images
+from pytest_nicrobust.codecs.checks.rate_tracking import judge, measure
 
 PROPERTY = "estimated rate tracks the real bitstream"
 

@@ -8,15 +8,15 @@
     qualities = [0, 3, "s0.8"]    # rate index 0..3 (the checkpoint's q_scale anchors, 0 = coarsest) or "s<q_scale>"
 
 Its native rANS modules must be built first, as its README says (``cmake ../cpp; make`` in ``src/build``).
-The adapter (and the hook's loader) is :mod:`pytest_nicrobust.codecs.evc_codec`.
+The adapter (and the hook's loader) is :mod:`pytest_nicrobust.codecs.kinds.evc.codec`.
 """
 
 from __future__ import annotations
 
 import os
 
-from . import public_trees
-from .registry import TableError
+from .. import public_trees
+from ...registry import TableError
 
 ENV = "NICROBUST_DCVC_ROOT"
 LAYOUTS = (("DCVC-family/EVC", "src/models/image_model.py"), ("", "src/models/image_model.py"))

@@ -8,12 +8,12 @@
 
 lossy-vae is free for non-commercial use only: the user brings it; this adapter is the project's
 own code. Its code needs timm >= 0.8 and CompressAI. The adapter is
-:mod:`pytest_nicrobust.codecs.qres_vae_codec`.
+:mod:`pytest_nicrobust.codecs.kinds.qres_vae.codec`.
 """
 
 from __future__ import annotations
 
-from . import public_trees
+from .. import public_trees
 
 ENV = "NICROBUST_QRES_ROOT"
 LAYOUTS = (("", "lvae/models/qresvae/zoo.py"),)

@@ -2,7 +2,7 @@
 :class:`~pytest_nicrobust.codecs.base.Codec`.
 
 Its latent blocks quantise through CompressAI's ``GaussianConditional``, so the attack's proxy is
-CompressAI's (:func:`~pytest_nicrobust.codecs.compressai_models.quantization_proxy`). What the
+CompressAI's (:func:`~pytest_nicrobust.codecs.quantization.quantization_proxy`). What the
 adapter handles:
 
 * **its forward asserts the input has no gradient** (``preprocess_input``) and computes training
@@ -21,12 +21,13 @@ import math
 
 import torch
 
-from .. import CodecError
-from ..files import sha256_of
-from . import public_trees
-from .base import Codec, CodecInfo
-from .compressai_models import _guarded, quantization_proxy, read_checkpoint
-from .qres_vae import LAMBDAS
+from .... import CodecError
+from ....files import sha256_of
+from .. import public_trees
+from ...base import Codec, CodecInfo
+from ...checkpoints import read_checkpoint
+from ...quantization import guard_coder, quantization_proxy
+from .table import LAMBDAS
 
 SIZE_BYTES = 4  # image height and width, two uint16
 CODE_FILES = ("lvae/models/qresvae/model.py", "lvae/models/qresvae/zoo.py", "lvae/models/common.py",
@@ -72,7 +73,7 @@ class QResVAECodec(Codec):
         return net.out_net.mean(feature) * 0.5 + 0.5, bits
 
     def _roundtrip_padded(self, x):
-        with _guarded(self.net, self.label):
+        with guard_coder(self.net, self.label):
             coded = self.net.compress(x)
         x_hat = self.net.decompress(coded)
         blocks = coded[:-1]  # the last entry is the top feature shape, known from the image size
@@ -80,7 +81,7 @@ class QResVAECodec(Codec):
 
 
 def load_qres_vae(weights, quality, device, label, root):
-    """The codec a suite's ``model = "qres-vae"`` table names (see :mod:`pytest_nicrobust.codecs.qres_vae`)."""
+    """The codec a suite's ``model = "qres-vae"`` table names (see :mod:`pytest_nicrobust.codecs.kinds.qres_vae.table`)."""
     what = f"{label}[{quality}]"
     if quality not in LAMBDAS:
         raise CodecError(f"{what}: quality {quality!r} is not one of qres34m's lambdas {', '.join(map(str, LAMBDAS))}")

@@ -33,8 +33,8 @@ import os
 
 import torch
 
-from ... import CodecError
-from .tree import BETAS, weight_files
+from .... import CodecError
+from .table import BETAS, weight_files
 
 _TABLES: dict = {}  # ANS tables by their parameters, shared by every tree in the process
 

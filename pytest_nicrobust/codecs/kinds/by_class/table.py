@@ -15,7 +15,7 @@ Any model with CompressAI's interface, no factory to write::
 The model needs ``forward(x) -> {"x_hat", "likelihoods"}``, ``compress(x) -> {"strings", "shape"}``,
 ``decompress(strings, shape) -> {"x_hat"}`` and ``update(force=True)``, and must quantise through
 CompressAI entropy modules. Here: key types, that ``path`` and each weights file exist, labels.
-Importing, building and loading weights happen at run time in :mod:`.by_class_load`.
+Importing, building and loading weights happen at run time in :mod:`.codec`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 
-from .registry import TableError
+from ...registry import TableError
 
 KEYS = ("class", "path", "options", "weights", "qualities", "name", "multiple", "min_size")
 _CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")

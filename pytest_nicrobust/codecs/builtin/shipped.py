@@ -10,9 +10,9 @@ import functools
 import json
 import os
 
-from .. import CodecError
+from ... import CodecError
 
-CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "checkpoints")
+CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "checkpoints")
 MANIFEST = os.path.join(CHECKPOINT_DIR, "manifest.json")
 
 
@@ -36,7 +36,7 @@ def shipped_entry(architecture: str, quality: int) -> dict:
 
 def shipped_path(entry: dict) -> str:
     """Path of a shipped checkpoint whose SHA-256 matches the manifest."""
-    from ..files import sha256_of
+    from ...files import sha256_of
 
     path = os.path.join(CHECKPOINT_DIR, entry["file"])
     if not os.path.exists(path):

@@ -27,12 +27,13 @@ import io
 import torch
 import torch.nn.functional as F
 
-from .. import CodecError
-from ..files import sha256_of
-from . import public_trees
-from .base import Codec, CodecInfo
-from .compressai_models import read_checkpoint
-from .hific import REGIMES
+from .... import CodecError
+from ....files import sha256_of
+from .. import public_trees
+from ...base import Codec, CodecInfo
+from ...checkpoints import read_checkpoint
+from ...quantization import check_proxy, uniform_noise
+from .table import REGIMES
 
 MODULES = ("src.network.encoder", "src.network.generator", "src.hyperprior", "src.helpers.maths",
            "src.compression.compression_utils")
@@ -73,11 +74,10 @@ def quiet():
 
 def proxy_quantizer(proxy: str, generator: torch.Generator | None):
     """HiFiC rounds as ``floor(v + 0.5)``; ``ste`` does that with an identity gradient."""
+    check_proxy(proxy)
     if proxy == "noise":
-        return lambda v: v + (torch.rand(v.shape, generator=generator, device=v.device, dtype=v.dtype) - 0.5)
-    if proxy == "ste":
-        return lambda v: v + (torch.floor(v + 0.5) - v).detach()
-    raise ValueError(f"unknown quantization proxy {proxy!r}; choose from ('noise', 'ste')")
+        return lambda v: uniform_noise(v, generator)
+    return lambda v: v + (torch.floor(v + 0.5) - v).detach()
 
 
 class HiFiCCodec(Codec):
@@ -146,7 +146,7 @@ def read_hific_checkpoint(path: str, what: str) -> tuple[dict, dict]:
 
 def load_hific(weights, quality, device, label, root, latent_channels=220, n_residual_blocks=9, channel_norm=True,
                likelihood_type="gaussian"):
-    """The codec a suite's ``model = "hific"`` table names (see :mod:`pytest_nicrobust.codecs.hific`)."""
+    """The codec a suite's ``model = "hific"`` table names (see :mod:`pytest_nicrobust.codecs.kinds.hific.table`)."""
     what = f"{label}[{quality}]"
     if quality not in REGIMES:
         raise CodecError(f"{what}: quality {quality!r} is not one of HiFiC's regimes {', '.join(REGIMES)}")

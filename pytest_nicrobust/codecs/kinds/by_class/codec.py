@@ -1,10 +1,10 @@
 """Codecs named by class: import the model's code, build it, load its weights, wrap it as a Codec.
 
-The table was checked by :mod:`.by_class` at collection; here (at run time, torch) the class is
+The table was checked by :mod:`.table` at collection; here (at run time, torch) the class is
 imported with the table's ``path`` first on ``sys.path``, called with ``options`` under a fixed
 seed, checked for CompressAI's interface, given its weights, and wrapped as :class:`ClassCodec`:
 the differentiable pass and quantisation proxy of
-:class:`~pytest_nicrobust.codecs.compressai_models.CompressAICodec`, plus what research code needs:
+:class:`~pytest_nicrobust.codecs.builtin.compressai_models.CompressAICodec`, plus what research code needs:
 
 * round trips one image at a time (LIC-TCM and ELIC code a whole batch as one stream and decode
   a batch of one); an image's bytes are those of every string ``compress()`` returns for it;
@@ -32,11 +32,13 @@ import sysconfig
 import torch
 import torch.nn.functional as F
 
-from .. import CodecError
-from ..files import sha256_of
-from .base import CodecInfo
-from .compressai_models import CompressAICodec, _float32, _guarded, load_state_dict_file, quantization_proxy
-from .registry import TableError
+from .... import CodecError
+from ....files import sha256_of
+from ...base import CodecInfo
+from ...builtin.compressai_models import CompressAICodec
+from ...checkpoints import float32, load_state_dict_file, strip_prefix
+from ...quantization import guard_coder, quantization_proxy
+from ...registry import TableError
 
 REQUIRED_METHODS = ("forward", "compress", "decompress", "update")
 
@@ -175,12 +177,6 @@ def check_interface(model, target: str) -> None:
                                   "subclass instead (README, 'Bring your own codec')")
 
 
-def _strip_prefix(state_dict: dict, prefix: str = "module.") -> dict:
-    """Checkpoints saved from ``DataParallel`` prefix every key with ``module.``."""
-    if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
-    return state_dict
-
 
 def load_weights(model, file: str, label: str) -> None:
     try:
@@ -188,7 +184,7 @@ def load_weights(model, file: str, label: str) -> None:
     except CodecError as exc:
         raise TableError("weights", str(exc).removeprefix(f"{label}: ")) from None
     try:
-        model.load_state_dict(_float32(_strip_prefix(state)))
+        model.load_state_dict(float32(strip_prefix(state)))
     except Exception as exc:
         text = re.sub(r"\s+", " ", str(exc).strip())[:300]
         raise TableError("weights", f"{file} does not fit {type(model).__name__}: {type(exc).__name__}: {text}") from None
@@ -278,7 +274,7 @@ class ClassCodec(CompressAICodec):
         images, nbytes = [], []
         with cpu_guards(self.device):
             for i in range(x.shape[0]):
-                with _guarded(self.model, self.label):
+                with guard_coder(self.model, self.label):
                     enc = self.model.compress(grown[i:i + 1])
                 if not isinstance(enc, dict) or "strings" not in enc or "shape" not in enc:
                     raise CodecError(f"codec {self.label}: {name}.compress() must return a dict with 'strings' "

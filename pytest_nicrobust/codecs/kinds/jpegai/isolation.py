@@ -40,7 +40,7 @@ import warnings
 
 import torch
 
-from ... import CodecError
+from .... import CodecError
 
 PACKAGE = "src"
 _LOCK = threading.RLock()
@@ -100,7 +100,7 @@ class TreeNamespace:
         import hashlib
         import importlib.util
 
-        from .tree import EXTENSIONS, extension_paths
+        from .table import EXTENSIONS, extension_paths
 
         tag = "_nicrobust_jpegai_" + hashlib.sha256(self.root.encode()).hexdigest()[:16]
         api = ctypes.pythonapi

@@ -32,12 +32,13 @@ import types
 
 import torch
 
-from .. import CodecError
-from ..files import sha256_of
-from . import public_trees
-from .base import Codec, CodecInfo
-from .compressai_models import read_checkpoint
-from .evc import ANCHORS, ARCHS, Q_SCALE_RANGE, quality_problem
+from .... import CodecError
+from ....files import sha256_of
+from .. import public_trees
+from ...base import Codec, CodecInfo
+from ...checkpoints import read_checkpoint
+from ...quantization import RoundSTE, check_proxy, uniform_noise
+from .table import ANCHORS, ARCHS, Q_SCALE_RANGE, quality_problem
 
 HEADER_BYTES = struct.calcsize(">2I") + struct.calcsize(">H") + struct.calcsize(">I")  # h, w, q_index, length
 CODE_FILES = tuple(f"src/models/{f}.py" for f in ("__init__", "common_model", "entropy_models", "hyperprior",
@@ -84,28 +85,12 @@ def cuda_calls_guarded(module, device: torch.device):
         module.torch = original
 
 
-class StraightThroughRound(torch.autograd.Function):
-    """Round in the forward pass, pass the gradient unchanged."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return torch.round(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
-
-
 def proxy_quantizer(proxy: str, generator: torch.Generator | None):
+    """EVC rounds with ``torch.round``: ``ste`` rounds exactly with an identity gradient."""
+    check_proxy(proxy)
     if proxy == "noise":
-        def quant(x):
-            return x + (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) - 0.5)
-    elif proxy == "ste":
-        def quant(x):
-            return StraightThroughRound.apply(x)
-    else:
-        raise ValueError(f"unknown quantization proxy {proxy!r}; choose from ('noise', 'ste')")
-    return quant
+        return lambda x: uniform_noise(x, generator)
+    return RoundSTE.apply
 
 
 @contextlib.contextmanager
@@ -188,7 +173,7 @@ def read_state_dict(path: str, what: str) -> dict:
 
 
 def load_evc(weights, quality, device, label, root, arch="EVC_LL"):
-    """The codec a suite's ``model = "evc"`` table names (see :mod:`pytest_nicrobust.codecs.evc`)."""
+    """The codec a suite's ``model = "evc"`` table names (see :mod:`pytest_nicrobust.codecs.kinds.evc.table`)."""
     what = f"{label}[{quality}]"
     if arch not in ARCHS:
         raise CodecError(f"{what}: arch {arch!r} is not one of {', '.join(ARCHS)}")

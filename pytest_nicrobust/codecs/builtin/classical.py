@@ -68,7 +68,7 @@ def roundtrip(x, fmt: str, qualities: list[float]):
     """Code each image of the batch x (N,3,H,W) at its own quality setting -> RoundTrip."""
     import torch
 
-    from .base import RoundTrip
+    from ..base import RoundTrip
 
     recs, nbytes = [], []
     for im, q in zip(x, qualities):

@@ -10,12 +10,12 @@ the suite table (torch-free).
 HiFiC has no rate parameter inside a model: the quality only names the checkpoint (and the label).
 A checkpoint's recorded ``args`` set the architecture; ``latent_channels``, ``n_residual_blocks``,
 ``channel_norm`` and ``likelihood_type`` set it for random weights. Its code needs ``autograd``
-(HIPS), ``scipy`` and ``tqdm``. The adapter is :mod:`pytest_nicrobust.codecs.hific_codec`.
+(HIPS), ``scipy`` and ``tqdm``. The adapter is :mod:`pytest_nicrobust.codecs.kinds.hific.codec`.
 """
 
 from __future__ import annotations
 
-from . import public_trees
+from .. import public_trees
 
 ENV = "NICROBUST_HIFIC_ROOT"
 LAYOUTS = (("", "src/hyperprior.py"),)

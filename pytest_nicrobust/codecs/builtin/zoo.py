@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from .. import CodecError
-from ..files import sha256_of
+from ... import CodecError
+from ...files import sha256_of
 
 _HASH = re.compile(r"-([0-9a-f]{8,64})\.")
 

@@ -22,11 +22,11 @@ import weakref
 
 import torch
 
-from ... import CodecError
-from ...files import sha256_of
-from ..base import Codec, CodecInfo
-from . import tree as tree_files
-from .tree import MODEL, PROFILES, parse_quality
+from .... import CodecError
+from ....files import sha256_of
+from ...base import Codec, CodecInfo
+from . import table as tree_files
+from .table import MODEL, PROFILES, parse_quality
 
 
 class JpegAICodec(Codec):

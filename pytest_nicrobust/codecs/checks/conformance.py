@@ -31,7 +31,7 @@ class Check:
 
 def sample_images(size=(75, 101), n=2):
     """``n`` photos as (n, 3, H, W), an odd size so that padding and cropping are exercised."""
-    from ..datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+    from ...datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
 
     images = load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), n, max(size))
     x = to_tensor(images)
@@ -49,7 +49,7 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
     ``time_limit_s``: what one property may take (the rate property, four times as much)."""
     import torch
 
-    from ..timeguard import time_limit
+    from ...timeguard import time_limit
 
     x = sample_images(size, n).to(codec.device)
     h, w = size
@@ -140,7 +140,7 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
         return ok, f"multiple {multiple!r}; {tuple(one.shape[-2:])} in, {tuple(rt.x_hat.shape[-2:])} out"
 
     def non_finite():
-        from .. import CodecError
+        from ... import CodecError
 
         bad = x.clone()
         bad[0, :, 3, 3] = float("nan")

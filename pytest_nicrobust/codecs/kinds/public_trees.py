@@ -16,8 +16,8 @@ import importlib.util
 import os
 import sys
 
-from ..files import sha256_of
-from .registry import WEIGHT_SOURCES, TableError
+from ...files import sha256_of
+from ..registry import WEIGHT_SOURCES, TableError
 
 
 def tree_root(table: dict, base_dir: str, env: str, layouts: tuple[tuple[str, str], ...], what: str) -> str:

@@ -23,7 +23,7 @@ import json
 import os
 import sysconfig
 
-from ..registry import TableError
+from ...registry import TableError
 
 MODEL = "jpegai"
 BETAS = (0.002, 0.012, 0.075, 0.5)  # the base models' rate-distortion trade-offs, tools_0..tools_3

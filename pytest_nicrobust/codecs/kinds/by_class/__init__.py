@@ -1,0 +1,1 @@
+"""The codec kind ``class``: any model with CompressAI's interface, named by ``class = "module:Class"``."""

@@ -1,0 +1,1 @@
+"""The codec kind ``evc``: EVC (Wang et al., ICLR 2023) from microsoft/DCVC's public tree."""

@@ -1,0 +1,1 @@
+"""The codec kind ``hific``: HiFiC (Mentzer et al., NeurIPS 2020) from a public PyTorch port."""

@@ -1,0 +1,49 @@
+"""Loading the codec a suite names: a built-in CompressAI architecture, a codec kind, or a factory.
+
+:func:`load_codec` turns a suite's codec keys into a ready-to-use
+:class:`~pytest_nicrobust.codecs.base.Codec` (eval mode, ``update(force=True)`` done, on the
+device); :func:`load_entry` does it for a :class:`~pytest_nicrobust.config.cases.CodecEntry`.
+"""
+
+from __future__ import annotations
+
+from .. import CodecError
+from .registry import ARCHITECTURES, call_factory, codec_kind, resolve_factory
+
+
+def load_codec(model: str, weights: str | None, quality, device="cpu", label: str | None = None,
+               options: dict | None = None, search: tuple[str, ...] = ()):
+    """Build a ready-to-use codec (``update(force=True)`` done, eval mode, on ``device``).
+
+    ``options`` are the extra keys of a suite's ``[[codecs]]`` table (external codecs only);
+    ``search`` folders are put on ``sys.path`` before an import path is imported.
+    """
+    label = label or model
+    kind = codec_kind(model)
+    if kind is not None:
+        return _checked_codec(kind.load(model, weights, quality, device, label, options or {}), model)
+    if model not in ARCHITECTURES:
+        factory = resolve_factory(model, search)
+        codec = call_factory(factory, model, name=label, quality=quality, weights=weights, device=device,
+                             **(options or {}))
+        return _checked_codec(codec, model)
+    if options:
+        raise CodecError(f"{label}: CompressAI models take no options ({', '.join(options)})")
+    from .builtin.compressai_models import load
+
+    return load(model, weights or "nicrobust", quality, device, label)
+
+
+def _checked_codec(codec, model: str):
+    from .base import Codec
+
+    if not isinstance(codec, Codec):
+        raise CodecError(f"codec {model!r}: its factory returned {type(codec).__name__}, "
+                         "not a pytest_nicrobust.codecs.base.Codec")
+    return codec
+
+
+def load_entry(entry, device="cpu", search: tuple[str, ...] = ()):
+    """The codec of a suite's :class:`~pytest_nicrobust.config.cases.CodecEntry`."""
+    return load_codec(entry.model, entry.weights, entry.quality, device, entry.label, entry.options,
+                      tuple(search) + ((entry.home,) if entry.home else ()))
