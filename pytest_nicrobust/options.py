@@ -13,7 +13,7 @@ import os
 from . import NicrobustError
 from .config.regression import parse_cli, parse_mapping
 from .config.shards import parse_shard
-from .metrics.registry import parse_metrics
+from .metrics.registry import METRICS, parse_metrics
 from .run.devices import check_device
 
 
@@ -83,7 +83,7 @@ def add_options(parser) -> None:
              "(default: cores per xdist worker); the numbers do not depend on it")
     add("--nicrobust-batch-size", type=_checked(parse_positive_int), default=None,
         help="images per attack batch (default: 1 on CPU, 8 on CUDA)")
-    add("--nicrobust-metrics", type=_checked(parse_metrics), default="psnr,mse,msssim,vmaf",
+    add("--nicrobust-metrics", type=_checked(parse_metrics), default=",".join(METRICS),
         help="comma-separated full-reference metrics to compute (default: all)")
     add("--nicrobust-heavy", action="store_true",
         help="also run cases marked heavy (full data sets); they are deselected otherwise")

@@ -39,12 +39,12 @@ import re
 from dataclasses import dataclass, field
 from itertools import product
 
-from ..attacks.presets import (ALIGNED_ORDER, ATTACKS, DEFAULT_OBJECTIVE, GATE_OBJECTIVES, NO_OBJECTIVE, PARAMETERS,
+from ..attacks.presets import (ALIGNED_ORDER, ATTACKS, DEFAULT_OBJECTIVE, NO_OBJECTIVE, PARAMETERS,
                                PROXIES, check_parameter, parse_objective, uses_objective)
 from ..codecs.registry import (ARCHITECTURES, WEIGHT_SOURCES, TableError, codec_kind, is_import_path, known_models,
                                parse_spec)
 from ..defenses.registry import DEFENSES
-from ..metrics.registry import METRICS, min_side
+from ..metrics.registry import GATE_OBJECTIVES, METRICS, min_side
 from .errors import SuiteError, read_toml
 from .cases import AttackEntry, Case, CodecEntry, DatasetEntry, WorstCase
 from .thresholds import base_metric, match_labels

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 from . import full_reference as M
-
-METRICS = ("psnr", "mse", "msssim", "vmaf")
+from .registry import METRICS
 
 
 def clean_scores(x, clean, metric_names=METRICS) -> dict:

@@ -76,7 +76,7 @@ from typing import Union
 import torch
 from pytorch_msssim import ms_ssim as _pm_ms_ssim
 
-from .registry import MIN_SIDE
+from .registry import MIN_SIDE, ROWS
 
 __all__ = [
     "FULL_REFERENCE",
@@ -387,8 +387,8 @@ def bitrate_increase(bpp_clean, bpp_adv):
 # --------------------------------------------------------------------------- #
 # deltas
 # --------------------------------------------------------------------------- #
-HIGHER_IS_BETTER = frozenset({"psnr", "msssim", "vmaf"})
-LOWER_IS_BETTER = frozenset({"mse"})
+HIGHER_IS_BETTER = frozenset(m.name for m in ROWS if m.higher_is_better)
+LOWER_IS_BETTER = frozenset(m.name for m in ROWS if not m.higher_is_better)
 
 
 def canonical_metric_name(name: str) -> str:

@@ -1,17 +1,74 @@
-"""The metric vocabulary: full-reference metrics a run may compute (and the smallest image each
-accepts), and every gateable name with its unit.
+"""The metric vocabulary: one row per full-reference metric, from which every gate name, unit,
+regression floor and aligned attack objective is derived.
 
 Pure data (no torch), read when options and suites are checked, before any test runs.
-:mod:`pytest_nicrobust.metrics` implements the metrics and holds itself to these sizes.
+Adding a metric: its row here, its function in :data:`pytest_nicrobust.metrics.full_reference.FULL_REFERENCE`
+and, if the attacks have none aligned with it yet, its objective in
+:mod:`pytest_nicrobust.attacks.objectives`. The gate names (``delta_<m>``, ``amp_<m>``,
+``transfer_delta_<m>``), their units in every output, their floors and the
+``--nicrobust-metrics`` default follow from the row.
 """
 
 from __future__ import annotations
 
-METRICS = ("psnr", "mse", "msssim", "vmaf")
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A full-reference metric m(a, b) the run may compute."""
+
+    name: str
+    min_side: int  # the smallest image side it accepts
+    higher_is_better: bool  # PSNR, MS-SSIM, VMAF: yes; MSE: no (deltas are sign-normalised on it)
+    unit: str  # printed after every value of it and of its deltas ("" for none)
+    floor: float  # a relative regression allowance ("10%") of its deltas never allows less than this
+    objective: str  # the attack objective that maximises its primary delta Δm
+    amp_objective: str  # ... and its amplification delta δm
+
 
 # MS-SSIM: 5 scales need min(H, W) > (3 - 1) * 2**4 with the smallest window (3).
 # VMAF: vmaf-torch's 4-level ADM needs >= 2 px at its last level (17 -> 9 -> 5 -> 3 -> 2).
-MIN_SIDE = {"psnr": 1, "mse": 1, "msssim": 33, "vmaf": 17}
+ROWS = (
+    Metric("psnr", 1, True, "dB", 0.05, "recon_error", "recon_shift"),
+    Metric("mse", 1, False, "", 2e-5, "recon_error", "recon_shift"),
+    Metric("msssim", 33, True, "", 0.002, "msssim_error", "msssim_shift"),
+    Metric("vmaf", 17, True, "points", 0.2, "recon_error", "recon_shift"),
+)
+BY_NAME = {m.name: m for m in ROWS}
+METRICS = tuple(BY_NAME)
+MIN_SIDE = {m.name: m.min_side for m in ROWS}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A gateable mean: a test fails when it is above its limit in thresholds.toml."""
+
+    name: str
+    unit: str
+    floor: float  # see Metric.floor
+    objective: str  # the attack objective aligned with it
+    metric: str | None  # the full-reference metric it needs computed; None for the bitrate gates
+
+
+def _gates() -> dict[str, Gate]:
+    gates = {}
+    for m in ROWS:
+        gates[f"delta_{m.name}"] = Gate(f"delta_{m.name}", m.unit, m.floor, m.objective, m.name)
+    for m in ROWS:
+        gates[f"amp_{m.name}"] = Gate(f"amp_{m.name}", m.unit, m.floor, m.amp_objective, m.name)
+    gates["bitrate_increase"] = Gate("bitrate_increase", "", 0.02, "bitrate", None)  # bpp(x')/bpp(x) − 1
+    gates["delta_bpp"] = Gate("delta_bpp", "bpp", 0.005, "bitrate", None)
+    # transfer tests: x' made for a source codec, measured on a target codec
+    for name in [f"delta_{m.name}" for m in ROWS] + ["bitrate_increase"]:
+        gates[f"transfer_{name}"] = Gate(f"transfer_{name}", gates[name].unit, gates[name].floor,
+                                         gates[name].objective, gates[name].metric)
+    return gates
+
+
+GATES: dict[str, Gate] = _gates()
+# The objective aligned with each gateable metric (docs/attacks.md): the one that maximises it.
+GATE_OBJECTIVES = {name: g.objective for name, g in GATES.items() if not name.startswith("transfer_")}
 
 
 def parse_metrics(text: str, where: str = "--nicrobust-metrics") -> tuple[str, ...]:
@@ -31,30 +88,18 @@ def min_side(metrics) -> tuple[int, str]:
     return side, name
 
 
-# Every gateable metric with its unit (for messages). Δ: primary delta, δ (amp_): amplification.
-GATES = {
-    "delta_psnr": "dB",
-    "delta_mse": "",
-    "delta_msssim": "",
-    "delta_vmaf": "",
-    "amp_psnr": "dB",
-    "amp_mse": "",
-    "amp_msssim": "",
-    "amp_vmaf": "",
-    "bitrate_increase": "",
-    "delta_bpp": "bpp",
-    # transfer tests: x' made for a source codec, measured on a target codec
-    "transfer_delta_psnr": "dB",
-    "transfer_delta_mse": "",
-    "transfer_delta_msssim": "",
-    "transfer_delta_vmaf": "",
-    "transfer_bitrate_increase": "",
-}
-
-
 def base_metric(gate: str) -> str | None:
     """The full-reference metric a gate needs computed ("amp_vmaf" -> "vmaf"); None for bitrate gates."""
-    name = gate.removeprefix("transfer_")
-    if name in ("bitrate_increase", "delta_bpp"):
-        return None
-    return name.split("_", 1)[1]
+    return GATES[gate].metric if gate in GATES else None
+
+
+def unit(column: str) -> str:
+    """The unit of a gate or a record column: ``delta_psnr`` and ``psnr_clean`` -> "dB", ``delta_bpp``
+    and ``bpp_adv`` -> "bpp", ``delta_vmaf`` -> "points"; "" for none."""
+    if column in GATES:
+        return GATES[column].unit
+    head = column.removeprefix("transfer_").removeprefix("delta_").removeprefix("amp_").removeprefix("cost_")
+    head = head.split("_")[0]
+    if head in BY_NAME:
+        return BY_NAME[head].unit
+    return "bpp" if head == "bpp" else ""

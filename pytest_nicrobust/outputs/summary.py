@@ -16,12 +16,11 @@ from __future__ import annotations
 import html
 import math
 
-from ..metrics.registry import GATES
+from ..metrics.registry import unit
 from ..names import WORST_CASE, attack_label, codec_of, mode_suffix
 from ..verdict.gates import headroom as _headroom
 
 HEADLINE = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
-UNITS = {m: u for m, u in GATES.items() if u}
 
 
 def headroom(gate: dict) -> float:
@@ -32,10 +31,6 @@ def headroom(gate: dict) -> float:
 def binding_gate(result: dict) -> dict | None:
     gates = result.get("gates") or []
     return min(gates, key=headroom) if gates else None
-
-
-def unit(metric: str) -> str:
-    return UNITS.get(metric, "")
 
 
 def gate_view(result: dict, gate: dict) -> dict:
@@ -210,7 +205,7 @@ def _cell_html(cell: dict | None) -> str:
         failed = cell.get("outcome") in ("failed", "error")
         return (f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
                 f"{'error (see the test)' if failed else 'no limit'}</td>")
-    u = UNITS.get(cell["metric"], "")
+    u = unit(cell["metric"])
     mode = mode_suffix(cell["mode"])
     name = f"{html.escape(cell['metric'])}{mode}"
     value = cell.get("value")
@@ -257,7 +252,7 @@ def description_html(summary: dict, results: list[dict]) -> str:
              "attachment below, the transfer heatmaps after it."]
     for card in summary.get("score_card", []):
         for w in card["worst_case"]:
-            numbers = ", ".join(f"{m} {w[m]:.3g}{' ' + UNITS[m] if m in UNITS else ''}" for m in HEADLINE if m in w)
+            numbers = ", ".join(f"{m} {w[m]:.3g}{' ' + unit(m) if unit(m) else ''}" for m in HEADLINE if m in w)
             numbers = numbers or "no numbers (see the test)"
             items.append(f"worst case of <b>{html.escape(card['codec'])}</b> on {html.escape(w['dataset'])} "
                          f"({html.escape(w['defense'])}): {numbers}: {html.escape(w['outcome'] or '')}")

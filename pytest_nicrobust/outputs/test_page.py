@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ..metrics.registry import unit as unit_of
 from ..names import mode_suffix
 
 try:  # optional dependency
@@ -119,18 +120,6 @@ def label_outcome(gates: list) -> None:
 # The metric table's default columns (the rest of every row is in the "all metrics" CSV attachment).
 DEFAULT_COLUMNS = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase", "psnr_clean", "psnr_adv",
                    "bpp_clean", "bpp_adv", "psnr_inputs", "cost_psnr", "cost_bpp", "quality")
-UNITS = {"psnr": "dB", "bpp": "bpp", "vmaf": "points", "cost_psnr": "dB", "cost_bpp": "bpp", "bitrate_increase": "×100 %",
-         "delta_bpp": "bpp", "quality": ""}
-
-
-def unit_of(column: str) -> str:
-    """dB for PSNR columns, bpp for rates, points for VMAF; '' for MSE and MS-SSIM (no unit)."""
-    if column in UNITS:
-        return UNITS[column]
-    base = column.removeprefix("delta_").removeprefix("amp_").split("_")[0]
-    return UNITS.get(base, "")
-
-
 def _columns(means: dict, gated=()) -> list[str]:
     return [k for k in means if k in DEFAULT_COLUMNS or k in gated]
 

@@ -14,6 +14,7 @@ import json
 import math
 import re
 
+from ..metrics.registry import unit
 from ..names import CLASSICAL, codec_of
 
 METRICS = ("delta_psnr", "delta_vmaf", "bitrate_increase")
@@ -108,7 +109,9 @@ def plain_text(label: str) -> str:
     return label.replace("$", r"\$")
 
 
-UNITS = {"delta_psnr": "ΔPSNR (dB)", "delta_vmaf": "ΔVMAF (points)", "bitrate_increase": "bitrate increase (×100 %)"}
+def axis_title(metric: str) -> str:
+    """``delta_psnr (dB)``: a matrix's metric with its unit, as every output prints it."""
+    return f"{metric} ({unit(metric)})" if unit(metric) else metric
 
 
 def bar_limit(limits) -> float | None:
@@ -156,7 +159,7 @@ def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
         ax.set_ylabel("x' made for (source)", fontsize=8)
         others = sorted({float(v) for v in limits.flatten() if not np.isnan(v)} - {limit})
         note = f"; white-box limit {', '.join(f'{v:g}' for v in others)}" if others else ""
-        ax.set_title(f"{UNITS.get(metric, metric)}, measured on the target →  (red outline: over its limit{note})",
+        ax.set_title(f"{axis_title(metric)}, measured on the target →  (red outline: over its limit{note})",
                      fontsize=9)
         bar = fig.colorbar(im, ax=ax, fraction=0.046)
         bar.ax.tick_params(labelsize=7)

@@ -33,16 +33,12 @@ class BaselineError(NicrobustError):
 # Formats of --nicrobust-json this module reads (docs/results-json.md has the changelog).
 READABLE_FORMATS = (2, 3)
 
-# An allowance of "N%" of a near-zero baseline would allow (almost) nothing: a relative allowance
-# never goes below these absolute floors, in the metric's unit (docs/thresholds.md).
-FLOORS = {"delta_psnr": 0.05, "amp_psnr": 0.05, "delta_mse": 2e-5, "amp_mse": 2e-5, "delta_msssim": 0.002,
-          "amp_msssim": 0.002, "delta_vmaf": 0.2, "amp_vmaf": 0.2, "bitrate_increase": 0.02, "delta_bpp": 0.005}
-
-
 def allowed_change(allow: Allowed, baseline: float) -> float:
-    """The allowed change in the metric's unit: absolute, or N% of |baseline| but at least the floor."""
+    """The allowed change in the metric's unit: absolute, or N% of |baseline| but at least the gate's
+    floor (:class:`~pytest_nicrobust.metrics.registry.Gate`: "N%" of a near-zero baseline would allow
+    almost nothing; docs/thresholds.md)."""
     limit = allow.absolute(baseline)
-    return max(limit, FLOORS.get(allow.metric.removeprefix("transfer_"), 0.0)) if allow.relative else limit
+    return max(limit, GATES[allow.metric].floor) if allow.relative else limit
 
 
 def match_key(params: dict, kind: str, mapping: dict[str, str] | None = None) -> str:

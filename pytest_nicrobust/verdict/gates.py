@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..config.thresholds import Limit
-from ..metrics.registry import GATES
+from ..metrics.registry import unit
 from ..names import mode_suffix
 
 
@@ -34,7 +34,7 @@ def headroom(value: float, limit: float) -> float:
 
 def unit_of(metric: str) -> str:
     """`` dB`` (with its space) or ``""``: the unit a gate's numbers are in."""
-    return f" {GATES[metric]}" if GATES.get(metric) else ""
+    return f" {unit(metric)}" if unit(metric) else ""
 
 
 def failure_summary(codec: str, gates: list[GateResult]) -> str:

@@ -362,3 +362,19 @@ def test_vmaf_torch_is_imported_lazily():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_every_gate_name_unit_and_floor_comes_from_one_metric_row():
+    """A metric's row is the one place its unit lives: the gate message, the test page's columns and
+    the transfer matrices print the same unit; each row gives its delta, amplification and transfer gates."""
+    from pytest_nicrobust.metrics.registry import GATES, ROWS, unit
+    from pytest_nicrobust.outputs.transfer_matrix import axis_title
+    from pytest_nicrobust.verdict.gates import GateResult
+
+    for m in ROWS:
+        for gate in (f"delta_{m.name}", f"amp_{m.name}", f"transfer_delta_{m.name}"):
+            assert GATES[gate].metric == m.name and GATES[gate].unit == m.unit and GATES[gate].floor == m.floor
+        assert unit(f"{m.name}_clean") == unit(f"delta_{m.name}") == m.unit
+    vmaf = GateResult("delta_vmaf", 21.0, 20.0, "t", False)
+    assert vmaf.numbers().startswith("21 points > limit 20 points")
+    assert axis_title("delta_vmaf") == "delta_vmaf (points)" and axis_title("bitrate_increase") == "bitrate_increase"
