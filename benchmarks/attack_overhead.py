@@ -33,7 +33,7 @@ import torch
 from pytest_nicrobust.attacks import ATTACKS, build_attack
 from pytest_nicrobust.attacks.objectives import evaluate_objective
 from pytest_nicrobust.codecs import load_codec
-from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset, to_tensor
 
 ALL = ("ifgsm", "pgd", "ftda", "madc", "ssah", "cadv", "noise")
 PARTS = ("hint_mask", "finish")  # attack methods the instrumented run times (when the attack has them)
@@ -156,7 +156,7 @@ def main(argv=None):
 
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     codec = load_codec(args.model, args.weights, args.quality, args.device)
-    images = load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), crop=args.size)
+    images = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), crop=args.size)
     x = to_tensor((images * args.batch)[: args.batch]).to(args.device)
     names = list(ALL) if args.attacks == "all" else args.attacks.split(",")
     codec_step(codec, x, 2, sync, args.objective)  # warm-up

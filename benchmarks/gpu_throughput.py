@@ -24,7 +24,7 @@ from pytest_nicrobust.attacks import ATTACKS, build_attack
 from pytest_nicrobust.attacks.objectives import evaluate_objective
 from pytest_nicrobust.codecs import load_codec
 from pytest_nicrobust.codecs.base import round_to_8bit
-from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset, to_tensor
 from pytest_nicrobust.metrics.deltas import evaluate
 
 
@@ -89,7 +89,7 @@ def main():
     args.preset = next(iter(ATTACKS[args.attack]["presets"]))
 
     codec = load_codec(args.model, args.weights, args.quality, args.device)
-    images = load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), crop=args.size)
+    images = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), crop=args.size)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     print(f"{codec.label}[q{args.quality}] {args.size}² {args.attack}[{args.preset}] {args.steps} steps, "
           f"objective {args.objective}, device {args.device} ({name})")

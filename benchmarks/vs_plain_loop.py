@@ -166,9 +166,9 @@ def run_plugin(args, folder) -> tuple[float, dict]:
 
 
 def photos(n, crop):
-    from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset
+    from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset
 
-    return [(im.name, im.pixels) for im in load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), n, crop)]
+    return [(im.name, im.pixels) for im in load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), n, crop)]
 
 
 def main():

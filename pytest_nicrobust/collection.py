@@ -12,7 +12,7 @@ import os
 import pytest
 
 from . import DataError, NicrobustError
-from .config.cases import KINDS, transfer_cases
+from .config.cases import TEST_KINDS, transfer_cases
 from .config.shards import assign
 from .config.suite import parse_suite
 from .session import SESSION
@@ -122,7 +122,7 @@ def run_order(item) -> tuple:
     if not isinstance(item, RobustnessItem):
         return (0, 0.0)
     case = item.nicrobust_case
-    kind = KINDS.index(case.kind)
+    kind = TEST_KINDS.index(case.kind)
     return (kind, -case.cost if kind == 0 else 0.0)
 
 

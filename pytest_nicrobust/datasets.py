@@ -28,7 +28,7 @@ from . import DataError
 
 EVALUATION = ("kodak", "bsds", "nips2017")
 TRAINING_ONLY = ("bsds_train", "sunhays80", "wikiphotos")
-BUILTIN = "skimage-photos"
+BUNDLED = "skimage-photos"
 _SKIMAGE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "ihc.png")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -50,7 +50,7 @@ def dataset_folder(name: str, path: str | None, data_root: str | None, cityscape
     """Where a suite's dataset lives; a DataError says how to configure it when it cannot be found."""
     if path:
         folder = path
-    elif name == BUILTIN:
+    elif name == BUNDLED:
         return _skimage_dir()
     elif name in TRAINING_ONLY:
         raise DataError(f"dataset {name!r} is training-only (the shipped codecs were trained on it); "
@@ -66,7 +66,7 @@ def dataset_folder(name: str, path: str | None, data_root: str | None, cityscape
                             f"NICROBUST_DATA to a folder holding {name}/")
         folder = os.path.join(data_root, name)
     else:
-        raise DataError(f"unknown dataset {name!r}: use {', '.join(EVALUATION + ('cityscapes', BUILTIN))} "
+        raise DataError(f"unknown dataset {name!r}: use {', '.join(EVALUATION + ('cityscapes', BUNDLED))} "
                         f"or give path = \"...\"")
     if not os.path.isdir(folder):
         raise DataError(f"dataset {name!r}: folder {folder} does not exist")
@@ -74,7 +74,7 @@ def dataset_folder(name: str, path: str | None, data_root: str | None, cityscape
 
 
 def list_images(folder: str, name: str) -> list[str]:
-    if name == BUILTIN and os.path.realpath(folder) == os.path.realpath(_skimage_dir()):
+    if name == BUNDLED and os.path.realpath(folder) == os.path.realpath(_skimage_dir()):
         return [os.path.join(folder, f) for f in _SKIMAGE_PHOTOS if os.path.exists(os.path.join(folder, f))]
     found = []
     for root, dirs, files in os.walk(folder):

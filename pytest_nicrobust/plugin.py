@@ -11,7 +11,7 @@ import pytest
 
 from . import NicrobustError
 from .collection import RobustnessItem, SuiteFile, is_suite, mark, order_and_select
-from .defenses.registry import BUILTIN, fixture_name
+from .defenses.registry import BUILTIN_DEFENSE_NAMES, fixture_name
 from .options import add_options
 from .session import SESSION, NicrobustSession, visible_gpus
 
@@ -141,5 +141,5 @@ def _builtin_defense_fixture(name: str):
     return defense
 
 
-for _name in BUILTIN[1:]:  # nicrobust_defense_flip, nicrobust_defense_roll, ...
+for _name in BUILTIN_DEFENSE_NAMES[1:]:  # nicrobust_defense_flip, nicrobust_defense_roll, ...
     globals()[fixture_name(_name)] = _builtin_defense_fixture(_name)

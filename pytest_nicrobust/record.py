@@ -35,7 +35,7 @@ errors              images the codec failed on: [{"images": [...], "error": "...
 defense             name, random, reversible, draw, seed, per_image, cost (defended cases)
 members, winners    worst case: member test names; {metric: {attack: images won}} (``run.worst_case``)
 gates, gated        every gate as a dict (see ``verdict.gates.GateResult``), whether any applied
-                    (``run.verdict``)
+                    (``run.conclude``)
 gates[].kind        ``limit`` (value = the mean, limit) or ``regression`` (value = the change, limit =
                     the allowed change, with ``current`` and ``baseline``) (``verdict.gates``)
 comparison          status (``compared``, ``new``, ``not comparable`` + ``reason``) against
@@ -46,24 +46,24 @@ outcome, error      pytest's outcome and the exception text, if any (``session``
 
 from __future__ import annotations
 
-HEADLINE = "mean"  # the means the terminal, the summaries and the comparison read
+MEANS = "mean"  # the means the terminal, the summaries and the comparison read
 
 
 def means_of(result: dict, mode: str) -> dict:
     """The means of one mode of a record (``transfer``, or a record without modes: the headline)."""
     if mode == "transfer" or "modes" not in result:
-        return result.get(HEADLINE) or {}
-    return (result["modes"].get(mode) or {}).get(HEADLINE) or {}
+        return result.get(MEANS) or {}
+    return (result["modes"].get(mode) or {}).get(MEANS) or {}
 
 
 def headline_mode(result: dict) -> str | None:
     """The mode whose rows and means are the record's headline (the last one equal to them)."""
-    if result.get(HEADLINE) is None or not isinstance(result.get("modes"), dict):
+    if result.get(MEANS) is None or not isinstance(result.get("modes"), dict):
         return None
     import json  # by text: NaN != NaN, and records that crossed from a worker are copies
 
     def text(block):
-        return json.dumps([block.get("per_image"), block.get(HEADLINE)], sort_keys=True, default=str)
+        return json.dumps([block.get("per_image"), block.get(MEANS)], sort_keys=True, default=str)
 
     head = text(result)
     found = [mode for mode, block in result["modes"].items() if isinstance(block, dict) and text(block) == head]
@@ -76,7 +76,7 @@ def for_json(result: dict) -> dict:
     mode = headline_mode(result)
     if mode is None:
         return result
-    out = {k: v for k, v in result.items() if k not in ("per_image", HEADLINE)}
+    out = {k: v for k, v in result.items() if k not in ("per_image", MEANS)}
     out["headline_mode"] = mode
     return out
 
@@ -85,6 +85,6 @@ def from_json(result: dict) -> dict:
     """A record read back from the JSON, with its headline restored (the inverse of :func:`for_json`)."""
     mode = result.get("headline_mode")
     block = (result.get("modes") or {}).get(mode) if isinstance(result.get("modes"), dict) else None
-    if mode and isinstance(block, dict) and HEADLINE not in result:
-        result["per_image"], result[HEADLINE] = block.get("per_image", []), block.get(HEADLINE, {})
+    if mode and isinstance(block, dict) and MEANS not in result:
+        result["per_image"], result[MEANS] = block.get("per_image", []), block.get(MEANS, {})
     return result

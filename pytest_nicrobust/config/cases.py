@@ -19,7 +19,7 @@ from ..attacks.presets import ATTACKS, NO_OBJECTIVE, PROXIES
 from ..names import CLASSICAL, UNDEFENDED, WORST_CASE, case_id, codec_label, id_token, quality_tag
 
 # The order tests run in: cases first, then worst cases (they reuse the cases' rows), then transfer (their x').
-KINDS = ("case", "worst-case", "transfer")
+TEST_KINDS = ("case", "worst-case", "transfer")
 DEFENDED_MODES = ("non-adaptive", "adaptive")
 
 

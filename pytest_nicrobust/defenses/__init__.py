@@ -14,9 +14,9 @@ defense from its ``conftest.py``::
 """
 
 from .. import lazy_attribute
-from .registry import BUILTIN, DEFENSES, fixture_name, register_defense
+from .registry import BUILTIN_DEFENSE_NAMES, DEFENSES, fixture_name, register_defense
 
-__all__ = ["BUILTIN", "DEFENSES", "fixture_name", "register_defense"]
+__all__ = ["BUILTIN_DEFENSE_NAMES", "DEFENSES", "fixture_name", "register_defense"]
 
 
 def __getattr__(attr):

@@ -3,7 +3,7 @@
 The transforms themselves live in :mod:`pytest_nicrobust.defenses`. A project adds its own
 defense from its ``conftest.py``::
 
-    from pytest_nicrobust.defenses_registry import register_defense
+    from pytest_nicrobust.defenses import register_defense
     register_defense("median")          # now `defenses = ["median"]` is a valid suite entry
 
     @pytest.fixture
@@ -11,10 +11,10 @@ defense from its ``conftest.py``::
         return MyMedianDefense()        # a pytest_nicrobust.defenses.Defense
 """
 
-BUILTIN = ("none", "flip", "roll", "rotate", "color-reorder", "random-ensemble", "self-ensemble", "jpeg", "blur")
+BUILTIN_DEFENSE_NAMES = ("none", "flip", "roll", "rotate", "color-reorder", "random-ensemble", "self-ensemble", "jpeg", "blur")
 
 # A list, so registration from a conftest is seen by the suite parser (``name in DEFENSES``).
-DEFENSES = list(BUILTIN)
+DEFENSES = list(BUILTIN_DEFENSE_NAMES)
 
 
 def register_defense(name: str) -> None:

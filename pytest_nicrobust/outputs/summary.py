@@ -20,7 +20,7 @@ from ..metrics.registry import unit
 from ..names import WORST_CASE, attack_label, codec_of, mode_suffix
 from ..verdict.gates import headroom as _headroom
 
-HEADLINE = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
+HEADLINE_METRICS = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
 
 
 def headroom(gate: dict) -> float:
@@ -155,7 +155,7 @@ def score_card(results: list[dict]) -> list[dict]:
             mean = r.get("mean") or {}
             c["worst_case"].append({"dataset": r["params"]["dataset"], "defense": r["params"]["defense"],
                                     "outcome": r.get("outcome"), "test": r["name"],
-                                    **{m: mean[m] for m in HEADLINE if m in mean}})
+                                    **{m: mean[m] for m in HEADLINE_METRICS if m in mean}})
     return list(cards.values())
 
 
@@ -245,14 +245,14 @@ def _html_table(rows: list[dict]) -> str:
 
 
 def description_html(summary: dict, results: list[dict]) -> str:
-    """The run summary's Allure description: a list (Allure sanitises descriptions, see report.py);
+    """The run summary's Allure description: a list (Allure sanitises descriptions, see test_page.py);
     the coloured gate matrix is its first attachment."""
     items = [f"<b>{html.escape(summary.get('verdict_line', ''))}</b>",
              "The gate matrix (coloured by headroom, worst case first) and the score card are in the first "
              "attachment below, the transfer heatmaps after it."]
     for card in summary.get("score_card", []):
         for w in card["worst_case"]:
-            numbers = ", ".join(f"{m} {w[m]:.3g}{' ' + unit(m) if unit(m) else ''}" for m in HEADLINE if m in w)
+            numbers = ", ".join(f"{m} {w[m]:.3g}{' ' + unit(m) if unit(m) else ''}" for m in HEADLINE_METRICS if m in w)
             numbers = numbers or "no numbers (see the test)"
             items.append(f"worst case of <b>{html.escape(card['codec'])}</b> on {html.escape(w['dataset'])} "
                          f"({html.escape(w['defense'])}): {numbers}: {html.escape(w['outcome'] or '')}")
@@ -265,7 +265,7 @@ def description_html(summary: dict, results: list[dict]) -> str:
 def summary_html(summary: dict) -> str:
     """The run summary page: verdict, the gate matrix (worst case first), score card, defenses."""
     cards = [{"codec": c["codec"], "passed": c["passed"], "failed": c["failed"], "no limit": c["ungated"],
-              **{f"worst case {m}": max((w.get(m, -math.inf) for w in c["worst_case"]), default=None) for m in HEADLINE}}
+              **{f"worst case {m}": max((w.get(m, -math.inf) for w in c["worst_case"]), default=None) for m in HEADLINE_METRICS}}
              for c in summary.get("score_card", [])]
     for card in cards:
         for k, v in card.items():

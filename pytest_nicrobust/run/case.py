@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .measure import case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors
-from .verdict import conclude, gate_modes
+from .conclude import conclude, gate_modes
 
 
 def run_case(case, ctx, result: dict, defense=None) -> None:

@@ -25,7 +25,7 @@ from .. import CodecError, datasets
 from ..attacks import build_attack
 from ..codecs.base import NonFiniteError, RoundTrip, non_finite_images, round_to_8bit
 from ..metrics.deltas import defense_cost, evaluate, mean_of
-from ..outputs import test_page as report
+from ..outputs import test_page
 from ..seeding import attack_seed, defense_seed
 from .advcache import cache_key
 
@@ -64,7 +64,7 @@ def report_timings(timings: dict) -> None:
     """One Allure step per timing (its title says what happened and how long), in the main thread."""
     for key, seconds in timings.items():
         if key != "load":
-            with report.step(f"{step_title(key)}: {seconds:.2f} s", {}):
+            with test_page.step(f"{step_title(key)}: {seconds:.2f} s", {}):
                 pass
 
 
@@ -186,7 +186,7 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
         return _measure_group(case, group, modes, ctx, a_seed, pictures)
 
     groups = list(batches(images, ctx.batch_size))
-    with report.step(f"attack, encode + decode, metrics ({len(images)} images)", {}):
+    with test_page.step(f"attack, encode + decode, metrics ({len(images)} images)", {}):
         done = ctx.map(work, groups, parallel=ctx.replicable(codec))
         spent_here: dict = {}
         for *_, spent, _ in done:
@@ -205,7 +205,7 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
         for (title, mode), tensors in shown:
             if attached.get(mode, 0) < ctx.keep_pictures:
                 attached[mode] = attached.get(mode, 0) + 1
-                report.attach_picture(title, report.picture_row(*tensors))
+                test_page.attach_picture(title, test_page.picture_row(*tensors))
         if error is not None:  # this batch's failing images are named; the others were measured
             which = getattr(error, "images", None) or range(len(group))
             out["errors"].append({"images": [group[i].name for i in which], "error": f"{error.category}: {error}"})
@@ -258,11 +258,11 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
 
 def load_subject(entry, dataset, ctx, result: dict):
     """(codec, images) of a case or worst case, loaded once per worker; the codec is recorded in ``result``."""
-    with report.step(STEPS["load"], {}), timed("load", result["timings"]):
+    with test_page.step(STEPS["load"], {}), timed("load", result["timings"]):
         codec = ctx.codec(entry)
         images = ctx.images(dataset)
     result["codec"] = codec_record(codec)
-    report.describe_test(result["params"], codec.info)
+    test_page.describe_test(result["params"], codec.info)
     return codec, images
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from .. import datasets
 from ..codecs.builtin import classical
 from ..metrics.deltas import evaluate, mean_of
-from ..outputs import test_page as report
+from ..outputs import test_page
 from .measure import attacked, batches, case_seeds, codec_record, report_timings, stack, timed
-from .verdict import conclude, gate_modes
+from .conclude import conclude, gate_modes
 
 
 def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
@@ -26,23 +26,23 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
     result.update(kind="transfer", params=params, attack_params=src.attack.params, seed=str(seed), crop=src.dataset.crop,
                   source=src.codec.display, target=tcase.target_label, per_image=[], timings={})
     timings = result["timings"]
-    with report.step("load codecs and images", {}), timed("load", timings):
+    with test_page.step("load codecs and images", {}), timed("load", timings):
         source = ctx.codec(src.codec)
         target = None if isinstance(tcase.target, str) else ctx.codec(tcase.target)
         images = ctx.images(src.dataset)
     result["codec"] = codec_record(source)
     if target is not None:
         result["target_codec"] = codec_record(target)
-    report.describe_test(params, source.info)
+    test_page.describe_test(params, source.info)
     for group in batches(images, ctx.batch_size):
         x = datasets.to_tensor(group).to(ctx.device)
         spent: dict = {}
-        with report.step("adversarial images (cache or attack)", {}):
+        with test_page.step("adversarial images (cache or attack)", {}):
             x_adv = attacked(source, src.attack, seed, group, x, ctx, spent=spent, mode="transfer")
             report_timings(spent)  # says whether x' was read, waited for or made
         for key, seconds in spent.items():
             timings[key] = timings.get(key, 0.0) + seconds
-        with report.step("encode + decode on the target", {}), timed("coding:transfer", timings):
+        with test_page.step("encode + decode on the target", {}), timed("coding:transfer", timings):
             extra, known = [{} for _ in group], None
             if target is None:  # classical: match the source codec's clean bitrate
                 coded, _ = ctx.clean(source, group, x, set(), cached=True)
@@ -55,7 +55,7 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
             else:
                 coded, known = ctx.clean(target, group, x, set(), cached=True)
                 clean, adv = stack(coded, list(range(len(group)))), target.roundtrip(x_adv)
-        with report.step("metrics", {}), timed("metrics:transfer", timings):
+        with test_page.step("metrics", {}), timed("metrics:transfer", timings):
             rows = evaluate(x, x_adv, clean, adv, ctx.metrics, known)
         if not result["per_image"]:  # the first image's pictures, attached if the cell fails
             first = (group[0].name, x[0], x_adv[0], clean.x_hat[0], adv.x_hat[0])
@@ -63,5 +63,5 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
     result["mean"] = mean_of(result["per_image"])
     gates = gate_modes(result, ("transfer",), ctx)
     if not all(g.passed for g in gates):
-        report.attach_picture(first[0], report.picture_row(*first[1:]))
+        test_page.attach_picture(first[0], test_page.picture_row(*first[1:]))
     conclude(tcase.name, result, gates)

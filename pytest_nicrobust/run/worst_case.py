@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 
 from ..names import attack_label
-from ..outputs import test_page as report
+from ..outputs import test_page
 from .measure import case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors
-from .verdict import conclude, gate_modes
+from .conclude import conclude, gate_modes
 
 
 def worse_is_higher(metric: str) -> bool:
@@ -61,7 +61,7 @@ def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
         seeds = case_seeds(ctx.run_seed, member)
         rows = ctx.measured.get(case_key(member, seeds))
         if rows is None:  # not measured on this worker: x' from the cache (or the attack), then measured
-            with report.step(f"measure {member.name} again", {}):
+            with test_page.step(f"measure {member.name} again", {}):
                 scratch = {}
                 measure_case(member, codec, images, ctx, seeds, defense, scratch, pictures=False)
                 for key, seconds in scratch["timings"].items():  # cache_hit / cache_wait / attack: what happened

@@ -181,7 +181,7 @@ def _pgd_with_threads(threads: int):
 
     from pytest_nicrobust.attacks import build_attack
     from pytest_nicrobust.codecs import load_codec
-    from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+    from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset, to_tensor
 
     from pytest_nicrobust.metrics.deltas import evaluate
 
@@ -189,7 +189,7 @@ def _pgd_with_threads(threads: int):
     torch.set_num_threads(threads)
     try:
         codec = load_codec("bmshj2018-hyperprior", "nicrobust", 3)
-        x = to_tensor(load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), 1, 128))
+        x = to_tensor(load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), 1, 128))
         x_adv = build_attack("pgd", codec, "eps7", "recon_error", 0, "noise", {"steps": 2})(x)
         return evaluate(x, x_adv, codec.roundtrip(x), codec.roundtrip(x_adv), ("psnr",))
     finally:

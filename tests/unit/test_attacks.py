@@ -413,10 +413,10 @@ def _delta_psnr(codec, x, x_adv):
 def test_pgd_matches_a_plain_pgd_loop_on_a_shipped_codec():
     """The default objective reaches >= 0.95x the ΔPSNR of the plain loop (real bitstreams), on real photos."""
     from pytest_nicrobust.codecs import load_codec
-    from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+    from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset, to_tensor
 
     codec = load_codec("bmshj2018-hyperprior", "nicrobust", 3)
-    x = to_tensor(load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), 2, 128))
+    x = to_tensor(load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), 2, 128))
     ours = _delta_psnr(codec, x, build_attack("pgd", codec, "eps7", "recon_error", 0)(x))
     plain = max(_delta_psnr(codec, x, plain_pgd(codec.model, x, seed=s)) for s in range(2))
     noise = _delta_psnr(codec, x, GaussianNoise(codec, eps=7 / 255, seed=0)(x))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pytest_nicrobust import DataError
-from pytest_nicrobust.datasets import BUILTIN, dataset_folder, load_dataset, read_rgb, to_tensor
+from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset, read_rgb, to_tensor
 
 
 def _save(path, array, mode=None):
@@ -71,6 +71,6 @@ def test_folder_resolution(tmp_path):
 
 
 def test_builtin_photos_need_no_configuration():
-    images = load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), count=3, crop=64)
+    images = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), count=3, crop=64)
     assert [im.name for im in images] == ["astronaut", "coffee", "chelsea"]
     assert all(im.pixels.shape == (64, 64, 3) for im in images)

@@ -12,7 +12,7 @@ from helpers import write_suite, write_thresholds
 from pytest_nicrobust.codecs.base import Codec, CodecInfo, round_to_8bit
 from pytest_nicrobust.defenses import (BUILTIN_DEFENSES, FRESH, DefendedCodec, JPEGPrecompression, SelfEnsemble,
                                        builtin_defense)
-from pytest_nicrobust.defenses import BUILTIN, DEFENSES, fixture_name, register_defense
+from pytest_nicrobust.defenses import BUILTIN_DEFENSE_NAMES, DEFENSES, fixture_name, register_defense
 
 REVERSIBLE = [n for n, d in BUILTIN_DEFENSES.items() if d.reversible and n != "self-ensemble"]
 FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer"]
@@ -40,8 +40,8 @@ def _image(h=24, w=40, seed=0):
 
 
 def test_every_builtin_defense_is_registered_and_has_a_class():
-    assert set(BUILTIN) == {"none", *BUILTIN_DEFENSES}
-    assert all(n in DEFENSES for n in BUILTIN)
+    assert set(BUILTIN_DEFENSE_NAMES) == {"none", *BUILTIN_DEFENSES}
+    assert all(n in DEFENSES for n in BUILTIN_DEFENSE_NAMES)
 
 
 @pytest.mark.parametrize("name", REVERSIBLE)

@@ -31,9 +31,9 @@ class Check:
 
 def sample_images(size=(75, 101), n=2):
     """``n`` photos as (n, 3, H, W), an odd size so that padding and cropping are exercised."""
-    from ...datasets import BUILTIN, dataset_folder, load_dataset, to_tensor
+    from ...datasets import BUNDLED, dataset_folder, load_dataset, to_tensor
 
-    images = load_dataset(BUILTIN, dataset_folder(BUILTIN, None, None, None), n, max(size))
+    images = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), n, max(size))
     x = to_tensor(images)
     top, left = (x.shape[2] - size[0]) // 2, (x.shape[3] - size[1]) // 2
     return x[:, :, top:top + size[0], left:left + size[1]].contiguous()
