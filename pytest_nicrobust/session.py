@@ -142,7 +142,7 @@ class NicrobustSession:
     def start(self) -> None:
         """On the controller: the writer, and the skeleton JSON (``"complete": false``, provenance)."""
         if not self.is_worker:
-            from .outputs import RunWriter
+            from .outputs.writer import RunWriter
 
             self.writer = RunWriter(self.config, self)
             self.writer.skeleton()

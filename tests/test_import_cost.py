@@ -46,3 +46,14 @@ def test_registries_answer_without_torch():
 def test_the_probe_sees_torch():
     """The check itself: a module that does import torch is reported."""
     assert "torch" in _heavy_after("import pytest_nicrobust.metrics.full_reference")
+
+
+def test_workers_load_only_what_workers_run():
+    """A worker runs tests (run/) and writes no run-level output: the writer, the summaries, the
+    terminal and Allure's run files stay on the controller."""
+    controller = ("writer", "summary", "terminal", "allure_run", "transfer_matrix", "provenance")
+    code = ("import sys; import pytest_nicrobust.run.case, pytest_nicrobust.run.worst_case, pytest_nicrobust.run.transfer; "
+            f"print(','.join(m for m in {controller!r} if 'pytest_nicrobust.outputs.' + m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    assert proc.stdout.strip() == "", f"a worker's modules import the controller's outputs: {proc.stdout.strip()}"

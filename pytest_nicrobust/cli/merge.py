@@ -28,7 +28,8 @@ import os
 import re
 import sys
 
-from ..outputs import Outputs, terminal, write_outputs
+from ..outputs import terminal
+from ..outputs.writer import Outputs, write_outputs
 from ..record import from_json, means_of
 
 SAME = ("seed", "metrics")

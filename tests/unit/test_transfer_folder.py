@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pytest_nicrobust import outputs
+from pytest_nicrobust.outputs import writer as outputs
 
 
 def _matrices():

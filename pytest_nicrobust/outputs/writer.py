@@ -1,0 +1,157 @@
+"""The run's writer, on the controller only: the results JSON first, then the summaries, the
+transfer files, Allure's run files and the terminal summary (see the package's docstring).
+
+:func:`write_outputs` serves both a run (:class:`RunWriter`) and ``python -m pytest_nicrobust merge``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+
+from ..files import write_json_atomic
+from ..record import for_json
+from ..verdict.baseline import run_comparison, setup_warnings
+from . import allure_run, provenance, summary, terminal, transfer_matrix
+
+
+FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
+
+
+def run_document(prov: dict, results: list[dict], complete: bool, extras: dict | None = None) -> dict:
+    return {"format": FORMAT, "complete": complete, "provenance": prov, "tests": [for_json(r) for r in results],
+            **(extras or {})}
+
+
+class Outputs:
+    """What was written and what went wrong on the way (an extra never costs the results)."""
+
+    def __init__(self):
+        self.written: list[str] = []
+        self.problems: list[str] = []
+        self.extras: dict = {}
+
+    def attempt(self, what: str, fn):
+        try:
+            return fn()
+        except Exception as exc:
+            self.problems.append(f"{what} not written: {type(exc).__name__}: {exc}")
+            if os.environ.get("NICROBUST_DEBUG"):
+                traceback.print_exc()
+            return None
+
+
+def write_outputs(out: Outputs, prov: dict, results: list[dict], comparison: dict | None,
+                  json_path: str | None, alluredir: str | None, run_files: bool = True) -> None:
+    """The JSON first (measurements only), then the summaries in it, the transfer files, Allure's files.
+
+    ``run_files``: write Allure's environment, executor and run summary (a shard leaves them to the merge).
+    """
+    if json_path:  # 1. the measurements, before anything that could fail (a full disk: one warning)
+        if out.attempt("results JSON", lambda: write_json_atomic(json_path, run_document(prov, results, True))
+                       or True) is None:
+            json_path = None  # nothing more to add to a file that could not be written
+        else:
+            out.written.append(json_path)
+    setup_warnings(comparison, prov)
+    matrices = out.attempt("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
+    out.extras = {"summary": out.attempt("summary", lambda: summary.build(results)) or {}, "transfer": matrices,
+                  "comparison": comparison}
+    if json_path:  # 2. the same file with the summaries
+        out.attempt("summaries in the JSON", lambda: write_json_atomic(
+            json_path, run_document(prov, results, complete=True, extras=out.extras)))
+    files = _transfer_files(out, matrices, json_path)
+    if alluredir:
+        out.attempt("Allure run files", lambda: _allure(out, alluredir, prov, results, files, run_files))
+
+
+def _transfer_files(out: Outputs, matrices: dict, json_path: str | None) -> list:
+    """CSV, JSON and heatmaps of the transfer matrices beside the JSON; nothing when no transfer cell ran."""
+    if not matrices:
+        return []
+    files = out.attempt("transfer tables", lambda: transfer_matrix.tables(matrices)) or []
+    files += out.attempt("transfer heatmaps", lambda: transfer_matrix.heatmaps(matrices)) or []
+    if json_path and files:
+        folder = os.path.splitext(json_path)[0] + "-transfer"
+
+        def save():
+            if os.path.islink(folder):  # never follow a link planted where the run writes its files
+                raise OSError(f"{folder} is a symbolic link; remove it or choose another --nicrobust-json")
+            os.makedirs(folder, exist_ok=True)
+            for name, body in files:
+                fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(body)
+            out.written.append(folder + "/")
+        out.attempt("transfer files", save)
+    return files
+
+
+def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files: list, run_files: bool) -> None:
+    os.makedirs(alluredir, exist_ok=True)
+    allure_run.write_json(alluredir, "categories.json", allure_run.categories())
+    if run_files:
+        allure_run.write_environment(alluredir, allure_run.environment(prov, results))
+        allure_run.write_json(alluredir, "executor.json", allure_run.executor(prov, alluredir=alluredir))
+        page = summary.summary_html(out.extras.get("summary", {}))
+        status, message = summary.verdict(results)
+        shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
+        allure_run.write_run_result(alluredir, "nicrobust run summary",
+                                    summary.description_html(out.extras.get("summary", {}), results),
+                                    [("gate matrix and score card.html", page.encode())] + shown, status, message)
+    out.written.append(alluredir + "/")
+
+
+class RunWriter(Outputs):
+    """The plugin's writer: the partial JSON as results arrive, everything at the end, the terminal."""
+
+    def __init__(self, config, session):
+        super().__init__()
+        self.thresholds = session.thresholds
+        self.baseline = session.baseline
+        self.json_path = config.getoption("nicrobust_json")
+        self.alluredir = getattr(config.option, "allure_report_dir", None)
+        self.shard = config.getoption("nicrobust_shard")
+        self.started = time.time()
+        self.facts = provenance.run_facts(config, self.thresholds)
+        self.suite_hashes: dict = {}
+        self.partial_failed = False
+
+    def provenance(self, results) -> dict:
+        return provenance.collect(self.facts, self.suite_hashes, results, self.started, time.time())
+
+    def skeleton(self) -> None:
+        """The JSON at the session's start: ``"complete": false``, the provenance, no tests yet."""
+        self.progress([])
+
+    def progress(self, results: list[dict], running: dict | None = None) -> None:
+        """Rewrite the partial JSON now (every finished test on disk before the next one reports).
+
+        A folder that turned read-only or full is one warning (the first failure), not a traceback;
+        the next record tries again."""
+        if not self.json_path:
+            return
+        extras = {"running": running} if running else None
+        doc = run_document(self.provenance(results), results, complete=False, extras=extras)
+        try:
+            write_json_atomic(self.json_path, doc)
+        except OSError as exc:
+            if not self.partial_failed:
+                self.problems.append(f"partial results JSON {self.json_path} not written: {type(exc).__name__}: {exc}")
+                self.partial_failed = True
+
+    def running(self, results: list[dict], test_id: str, seconds: float) -> None:
+        """The partial JSON, naming the test that starts now and its limit (a process that dies in it says so)."""
+        self.progress(results, {"id": test_id, "limit_s": seconds, "started": provenance.iso(time.time())})
+
+    def finish(self, results: list[dict]) -> None:
+        comparison = self.attempt("comparison", lambda: run_comparison(results, self.baseline))
+        if not (self.json_path or self.alluredir):
+            self.extras = {"comparison": comparison}
+            return
+        write_outputs(self, self.provenance(results), results, comparison, self.json_path, self.alluredir,
+                      run_files=not self.shard)
+
+    def terminal_summary(self, tr, results: list[dict]) -> None:
+        terminal.write(tr, results, self)
