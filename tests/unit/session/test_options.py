@@ -7,7 +7,7 @@ import re
 
 from pytest_nicrobust.options import add_options, parse_summary
 
-DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "options.md"
+DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "options.md"
 
 
 class _Group:
