@@ -62,7 +62,9 @@ class Meter:
 def make(codec, name, objective, steps):
     preset = next(iter(ATTACKS[name]["presets"]))
     has_steps = "steps" in ATTACKS[name]["presets"][preset]
-    return build_attack(name, codec, preset, objective, seed=0, overrides={"steps": steps} if has_steps and steps else {})
+    return build_attack(
+        name, codec, preset, objective, seed=0, overrides={"steps": steps} if has_steps and steps else {}
+    )
 
 
 def census(codec, x, name, objective, steps, sync):
@@ -145,8 +147,11 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=256, help="square crop side")
     ap.add_argument("--steps", type=int, default=12, help="steps of every attack (0: each preset's own)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--attacks", default="pgd,ftda,ssah",
-                    help="comma-separated attack names (preset: the first), or 'all': " + ",".join(ALL))
+    ap.add_argument(
+        "--attacks",
+        default="pgd,ftda,ssah",
+        help="comma-separated attack names (preset: the first), or 'all': " + ",".join(ALL),
+    )
     ap.add_argument("--objective", default="recon_error", help="objective of the attacks and the floor")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads on CPU (1: as a worker of the job)")
@@ -180,13 +185,22 @@ def main(argv=None):
         for n in names:
             times[n].append(attack_time(codec, x, n, args.objective, args.steps, sync))
     t = {k: statistics.median(v) if v else 0.0 for k, v in unit.items()}
-    print(f"{codec.label} weights={args.weights} device={args.device} batch={args.batch} size={args.size} "
-          f"steps={args.steps or 'preset'} objective={args.objective} rounds={args.rounds} "
-          f"threads={torch.get_num_threads()}")
-    print(f"codec forward+backward {t['step'] * 1e3:.1f} ms, forward (no grad) {t['forward'] * 1e3:.1f} ms"
-          + (f"; colouriser forward+backward {t['col_step'] * 1e3:.1f} ms, forward {t['col_forward'] * 1e3:.1f} ms"
-             if colorizer is not None else ""))
-    print(f"{'attack':<7} {'median s':>9} {'floor s':>8} {'ratio':>6} {'other s':>8}  calls (codec grad/ref, colouriser grad/plain); timed parts")
+    print(
+        f"{codec.label} weights={args.weights} device={args.device} batch={args.batch} size={args.size} "
+        f"steps={args.steps or 'preset'} objective={args.objective} rounds={args.rounds} "
+        f"threads={torch.get_num_threads()}"
+    )
+    print(
+        f"codec forward+backward {t['step'] * 1e3:.1f} ms, forward (no grad) {t['forward'] * 1e3:.1f} ms"
+        + (
+            f"; colouriser forward+backward {t['col_step'] * 1e3:.1f} ms, forward {t['col_forward'] * 1e3:.1f} ms"
+            if colorizer is not None
+            else ""
+        )
+    )
+    print(
+        f"{'attack':<7} {'median s':>9} {'floor s':>8} {'ratio':>6} {'other s':>8}  calls (codec grad/ref, colouriser grad/plain); timed parts"
+    )
     for n in names:
         attack_s = statistics.median(times[n])
         cg, cp, _ = counts[n]["codec"]
@@ -198,11 +212,15 @@ def main(argv=None):
             calls += f", colouriser {kg}/{kp}"
         named = ", ".join(f"{k} {v:.3f} s" for k, v in parts[n].items())
         if floor == 0:  # the noise baseline: no codec call
-            print(f"{n:<7} {attack_s:9.4f} {'-':>8} {'-':>6} {attack_s:8.4f}  no codec call "
-                  f"({attack_s / t['forward']:.3f} × one codec forward)")
+            print(
+                f"{n:<7} {attack_s:9.4f} {'-':>8} {'-':>6} {attack_s:8.4f}  no codec call "
+                f"({attack_s / t['forward']:.3f} × one codec forward)"
+            )
             continue
-        print(f"{n:<7} {attack_s:9.3f} {floor:8.3f} {attack_s / floor:6.3f} {attack_s - floor:8.3f}  {calls}"
-              + (f"; {named}" if named else ""))
+        print(
+            f"{n:<7} {attack_s:9.3f} {floor:8.3f} {attack_s / floor:6.3f} {attack_s - floor:8.3f}  {calls}"
+            + (f"; {named}" if named else "")
+        )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,12 @@ def main(argv=None) -> int:
     x = round_to_8bit(to_tensor(load_dataset("kodak", folder, args.images, args.crop)))
     metrics = tuple(args.metrics.split(","))
     clean = codec.roundtrip(x)
-    print(f"codec: {codec.label} weights={args.weights}; data: {folder} first {args.images} images, "
-          f"{args.crop}² centre crops; clean PSNR {mean_of(evaluate(x, x, clean, clean, ('psnr',)))['psnr_clean']:.2f} dB, "
-          f"clean bpp {clean.bpp.mean():.3f}", flush=True)
+    print(
+        f"codec: {codec.label} weights={args.weights}; data: {folder} first {args.images} images, "
+        f"{args.crop}² centre crops; clean PSNR {mean_of(evaluate(x, x, clean, clean, ('psnr',)))['psnr_clean']:.2f} dB, "
+        f"clean bpp {clean.bpp.mean():.3f}",
+        flush=True,
+    )
 
     rows = []
     for name in args.attacks.split(","):
@@ -74,8 +77,9 @@ def main(argv=None) -> int:
             overrides = {}
             if args.steps is not None and "steps" in ATTACKS[name]["presets"][preset]:
                 overrides["steps"] = args.steps
-            attack = build_attack(name, codec, preset, "none" if objective == "-" else objective,
-                                  args.seed, "noise", overrides)
+            attack = build_attack(
+                name, codec, preset, "none" if objective == "-" else objective, args.seed, "noise", overrides
+            )
             t = time.time()
             x_adv = round_to_8bit(attack(x))
             seconds = time.time() - t

@@ -91,8 +91,10 @@ def main():
     codec = load_codec(args.model, args.weights, args.quality, args.device)
     images = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), crop=args.size)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
-    print(f"{codec.label}[q{args.quality}] {args.size}² {args.attack}[{args.preset}] {args.steps} steps, "
-          f"objective {args.objective}, device {args.device} ({name})")
+    print(
+        f"{codec.label}[q{args.quality}] {args.size}² {args.attack}[{args.preset}] {args.steps} steps, "
+        f"objective {args.objective}, device {args.device} ({name})"
+    )
     sizes = [largest_batch(codec, images, args) if b == "max" else int(b) for b in args.batches.split(",")]
     print(f"{'batch':>6} {'floor s':>9} {'attack s':>9} {'ratio':>6} {'images/s':>9}")
     for n in sizes:
@@ -113,10 +115,13 @@ def main():
     t_code, (clean, adv) = timed(lambda: (codec.roundtrip(x), codec.roundtrip(x_adv)), args.device)
     t_metrics, _ = timed(lambda: evaluate(x, x_adv, clean, adv, tuple(args.metrics.split(","))), args.device)
     total = t_attack + t_code + t_metrics
-    print(f"one test of {n} images: attack {t_attack:.2f} s ({100 * t_attack / total:.0f} %), "
-          f"encode + decode {t_code:.2f} s ({100 * t_code / total:.0f} %), "
-          f"metrics {t_metrics:.2f} s ({100 * t_metrics / total:.0f} %); bpp per image: "
-          + ", ".join(f"{b:.3f}" for b in adv.bpp.tolist()[:4]) + (" ..." if n > 4 else ""))
+    print(
+        f"one test of {n} images: attack {t_attack:.2f} s ({100 * t_attack / total:.0f} %), "
+        f"encode + decode {t_code:.2f} s ({100 * t_code / total:.0f} %), "
+        f"metrics {t_metrics:.2f} s ({100 * t_metrics / total:.0f} %); bpp per image: "
+        + ", ".join(f"{b:.3f}" for b in adv.bpp.tolist()[:4])
+        + (" ..." if n > 4 else "")
+    )
 
 
 if __name__ == "__main__":

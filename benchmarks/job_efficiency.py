@@ -53,8 +53,9 @@ def analyse(doc: dict, workers: int | None = None) -> dict:
             span = sum(t["stopped"] - t["started"] for t in mine)
             first = min(t["started"] for t in tests)  # a worker that starts late idles from the first start
             gaps = [(mine[0]["started"] - first, first)] if mine[0]["started"] > first else []
-            gaps += [(b["started"] - a["stopped"], a["stopped"]) for a, b in zip(mine, mine[1:])
-                     if a["stopped"] < last_start]
+            gaps += [
+                (b["started"] - a["stopped"], a["stopped"]) for a, b in zip(mine, mine[1:]) if a["stopped"] < last_start
+            ]
             # only the part of a gap before the run's last test started counts (a test was unstarted)
             gaps = [(min(g, last_start - at), at) for g, at in gaps]
             idle, idle_at = max(gaps, default=(0.0, None))
@@ -62,30 +63,50 @@ def analyse(doc: dict, workers: int | None = None) -> dict:
             span = sum(sum((t.get("timings") or {}).values()) for t in mine)
             idle, idle_at = None, None
         wait = sum(waited(t) for t in mine)
-        rows[worker] = {"tests": len(mine), "busy_s": span - wait, "waited_s": wait,
-                        "longest_wait_s": max((waited(t) for t in mine), default=0.0),
-                        "longest_idle_s": idle, "idle_at_s": None if idle_at is None else idle_at - min(
-                            t["started"] for t in tests)}
+        rows[worker] = {
+            "tests": len(mine),
+            "busy_s": span - wait,
+            "waited_s": wait,
+            "longest_wait_s": max((waited(t) for t in mine), default=0.0),
+            "longest_idle_s": idle,
+            "idle_at_s": None if idle_at is None else idle_at - min(t["started"] for t in tests),
+        }
     busy = sum(r["busy_s"] for r in rows.values())
     span = max(t["stopped"] for t in tests) - min(t["started"] for t in tests) if timeline else None
-    return {"tests": len(tests), "workers": workers, "wall_s": wall, "busy_s": busy,
-            "efficiency": busy / (wall * workers), "per_worker": rows, "timeline": timeline,
-            "span_s": span, "span_efficiency": busy / (span * workers) if span else None}
+    return {
+        "tests": len(tests),
+        "workers": workers,
+        "wall_s": wall,
+        "busy_s": busy,
+        "efficiency": busy / (wall * workers),
+        "per_worker": rows,
+        "timeline": timeline,
+        "span_s": span,
+        "span_efficiency": busy / (span * workers) if span else None,
+    }
 
 
 def report(figures: dict) -> str:
-    lines = [f"tests {figures['tests']}, workers {figures['workers']}, wall {figures['wall_s']:.1f} s, "
-             f"busy {figures['busy_s']:.1f} worker-s, efficiency {figures['efficiency']:.3f}"]
+    lines = [
+        f"tests {figures['tests']}, workers {figures['workers']}, wall {figures['wall_s']:.1f} s, "
+        f"busy {figures['busy_s']:.1f} worker-s, efficiency {figures['efficiency']:.3f}"
+    ]
     if figures["span_s"]:
-        lines.append(f"first test start to last test end {figures['span_s']:.1f} s (the rest of the wall: start-up, "
-                     f"collection, the report), efficiency over it {figures['span_efficiency']:.3f}")
-    lines.append(f"{'worker':8} {'tests':>5} {'busy s':>9} {'waited s':>9} {'longest wait s':>15} {'longest idle s':>15}")
+        lines.append(
+            f"first test start to last test end {figures['span_s']:.1f} s (the rest of the wall: start-up, "
+            f"collection, the report), efficiency over it {figures['span_efficiency']:.3f}"
+        )
+    lines.append(
+        f"{'worker':8} {'tests':>5} {'busy s':>9} {'waited s':>9} {'longest wait s':>15} {'longest idle s':>15}"
+    )
     for worker, r in figures["per_worker"].items():
         idle = "n/a" if r["longest_idle_s"] is None else f"{r['longest_idle_s']:.1f}"
         if r["idle_at_s"] is not None and r["longest_idle_s"]:
             idle += f" (at {r['idle_at_s']:.0f} s)"
-        lines.append(f"{worker:8} {r['tests']:>5} {r['busy_s']:>9.1f} {r['waited_s']:>9.1f} "
-                     f"{r['longest_wait_s']:>15.1f} {idle:>15}")
+        lines.append(
+            f"{worker:8} {r['tests']:>5} {r['busy_s']:>9.1f} {r['waited_s']:>9.1f} "
+            f"{r['longest_wait_s']:>15.1f} {idle:>15}"
+        )
     if not figures["timeline"]:
         lines.append("(no started/stopped in this file: busy from the timings, idle unknown)")
     return "\n".join(lines)
@@ -94,8 +115,20 @@ def report(figures: dict) -> str:
 def run(suite: str, workers: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="nicrobust-job-") as tmp:
         out = os.path.join(tmp, "results.json")
-        cmd = [sys.executable, "-m", "pytest", suite, "-n", str(workers), "-q", "-p", "no:cacheprovider",
-               f"--nicrobust-json={out}", f"--nicrobust-cache={os.path.join(tmp, 'cache')}", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            suite,
+            "-n",
+            str(workers),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--nicrobust-json={out}",
+            f"--nicrobust-cache={os.path.join(tmp, 'cache')}",
+            *extra,
+        ]
         print("$", " ".join(cmd), flush=True)
         proc = subprocess.run(cmd)
         if not os.path.exists(out):

@@ -62,10 +62,16 @@ def libvmaf(exe: str, reference: np.ndarray, distorted: np.ndarray, tmp: str) ->
     ref, dis, log = (os.path.join(tmp, f) for f in ("ref.png", "dis.png", "vmaf.json"))
     Image.fromarray(reference).save(ref)
     Image.fromarray(distorted).save(dis)
-    graph = ("[0:v]format=yuv420p[dis];[1:v]format=yuv420p[ref];"
-             f"[dis][ref]libvmaf=model=version=vmaf_v0.6.1:log_fmt=json:log_path={log}")
-    subprocess.run([exe, "-nostdin", "-v", "error", "-i", dis, "-i", ref, "-lavfi", graph, "-f", "null", "-"],
-                   check=True, capture_output=True, timeout=120)
+    graph = (
+        "[0:v]format=yuv420p[dis];[1:v]format=yuv420p[ref];"
+        f"[dis][ref]libvmaf=model=version=vmaf_v0.6.1:log_fmt=json:log_path={log}"
+    )
+    subprocess.run(
+        [exe, "-nostdin", "-v", "error", "-i", dis, "-i", ref, "-lavfi", graph, "-f", "null", "-"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with open(log) as f:
         return float(json.load(f)["frames"][0]["metrics"]["vmaf"])
 
@@ -113,11 +119,18 @@ def plain_loop(images, crop, seed=0) -> list[dict]:
             a, a_adv, r, r_adv = u8(x), u8(x_adv), u8(recs[0]), u8(recs[1])
 
             def psnr(p, q):
-                return 10 * np.log10(255 ** 2 / np.mean((p.astype(np.float64) - q) ** 2))
+                return 10 * np.log10(255**2 / np.mean((p.astype(np.float64) - q) ** 2))
 
-            rows.append({"image": name, "delta_psnr": psnr(a, r) - psnr(a_adv, r_adv),
-                         "vmaf_clean": libvmaf(exe, a, r, tmp), "vmaf_adv": libvmaf(exe, a_adv, r_adv, tmp),
-                         "vmaf_inputs": libvmaf(exe, a, a_adv, tmp), "vmaf_recons": libvmaf(exe, r, r_adv, tmp)})
+            rows.append(
+                {
+                    "image": name,
+                    "delta_psnr": psnr(a, r) - psnr(a_adv, r_adv),
+                    "vmaf_clean": libvmaf(exe, a, r, tmp),
+                    "vmaf_adv": libvmaf(exe, a_adv, r_adv, tmp),
+                    "vmaf_inputs": libvmaf(exe, a, a_adv, tmp),
+                    "vmaf_recons": libvmaf(exe, r, r_adv, tmp),
+                }
+            )
     return rows
 
 
@@ -126,7 +139,7 @@ def run_plain(args) -> tuple[float, list[dict]]:
     code = textwrap.dedent(f"""
         import json, sys, time
         start = time.perf_counter()
-        sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r})
+        sys.path.insert(0, {os.path.join(ROOT, "benchmarks")!r})
         import torch
         if {args.threads}:
             torch.set_num_threads({args.threads})
@@ -151,8 +164,25 @@ def run_plugin(args, folder) -> tuple[float, dict]:
         f.write(THRESHOLDS)
     out = os.path.join(folder, "r.json")
     cache = tempfile.mkdtemp(dir=folder)  # a fresh x' cache: every round attacks
-    cmd = [sys.executable, "-m", "pytest", suite, "-n", "0", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--nicrobust-metrics", "psnr,vmaf", f"--nicrobust-json={out}", f"--nicrobust-cache={cache}", "-W", "ignore"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        suite,
+        "-n",
+        "0",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--nicrobust-metrics",
+        "psnr,vmaf",
+        f"--nicrobust-json={out}",
+        f"--nicrobust-cache={cache}",
+        "-W",
+        "ignore",
+    ]
     if args.threads:
         cmd += ["--nicrobust-threads", str(args.threads)]
     start = time.perf_counter()
@@ -185,29 +215,41 @@ def main():
             t_plain, plain, threads = run_plain(args)
             t_plugin, test = run_plugin(args, folder)
             t = test["timings"]
-            parts = {"load": sum(v for k2, v in t.items() if k2 == "load"),  # keys: run.measure.STEPS
-                     "attack": sum(v for k2, v in t.items() if k2.startswith(("attack:", "cache_hit:", "cache_wait:"))),
-                     "coding": sum(v for k2, v in t.items() if k2.startswith("coding:")),
-                     "metrics": sum(v for k2, v in t.items() if k2.startswith("metrics:"))}
+            parts = {
+                "load": sum(v for k2, v in t.items() if k2 == "load"),  # keys: run.measure.STEPS
+                "attack": sum(v for k2, v in t.items() if k2.startswith(("attack:", "cache_hit:", "cache_wait:"))),
+                "coding": sum(v for k2, v in t.items() if k2.startswith("coding:")),
+                "metrics": sum(v for k2, v in t.items() if k2.startswith("metrics:")),
+            }
             work = sum(parts.values())
             ratios.append(t_plain / t_plugin)
-            print(f"round {k + 1}: plain loop {t_plain:.1f} s ({threads} thread(s)), plugin {t_plugin:.1f} s "
-                  f"(threads {args.threads or 'default'}): plugin is {t_plain / t_plugin:.2f}x the plain loop; "
-                  f"load average {load:.2f}")
-            print("   plugin's measured work (busy time, summed over its image threads): "
-                  + ", ".join(f"{k2} {v:.2f} s" for k2, v in parts.items())
-                  + f"; coding + metrics {100 * (parts['coding'] + parts['metrics']) / work:.0f} % of it")
+            print(
+                f"round {k + 1}: plain loop {t_plain:.1f} s ({threads} thread(s)), plugin {t_plugin:.1f} s "
+                f"(threads {args.threads or 'default'}): plugin is {t_plain / t_plugin:.2f}x the plain loop; "
+                f"load average {load:.2f}"
+            )
+            print(
+                "   plugin's measured work (busy time, summed over its image threads): "
+                + ", ".join(f"{k2} {v:.2f} s" for k2, v in parts.items())
+                + f"; coding + metrics {100 * (parts['coding'] + parts['metrics']) / work:.0f} % of it"
+            )
         rows = test.get("per_image") or test["modes"][test["headline_mode"]]["per_image"]  # format 3: once, in modes
         ours = {r["image"]: r for r in rows}
         print("same numbers (plain | plugin):")
         for row in plain:
             mine = ours[row["image"]]
-            print(f"   {row['image']}: ΔPSNR {row['delta_psnr']:.3f} | {mine['delta_psnr']:.3f} dB; VMAF clean "
-                  f"{row['vmaf_clean']:.2f} | {mine['vmaf_clean']:.2f}, attacked {row['vmaf_adv']:.2f} | "
-                  f"{mine['vmaf_adv']:.2f}, inputs {row['vmaf_inputs']:.2f} | {mine['vmaf_inputs']:.2f}, "
-                  f"reconstructions {row['vmaf_recons']:.2f} | {mine['vmaf_recons']:.2f}")
+            print(
+                f"   {row['image']}: ΔPSNR {row['delta_psnr']:.3f} | {mine['delta_psnr']:.3f} dB; VMAF clean "
+                f"{row['vmaf_clean']:.2f} | {mine['vmaf_clean']:.2f}, attacked {row['vmaf_adv']:.2f} | "
+                f"{mine['vmaf_adv']:.2f}, inputs {row['vmaf_inputs']:.2f} | {mine['vmaf_inputs']:.2f}, "
+                f"reconstructions {row['vmaf_recons']:.2f} | {mine['vmaf_recons']:.2f}"
+            )
         dp = [abs(r["delta_psnr"] - ours[r["image"]]["delta_psnr"]) for r in plain]
-        dv = [abs(r[f"vmaf_{k2}"] - ours[r["image"]][f"vmaf_{k2}"]) for r in plain for k2 in ("clean", "adv", "inputs", "recons")]
+        dv = [
+            abs(r[f"vmaf_{k2}"] - ours[r["image"]][f"vmaf_{k2}"])
+            for r in plain
+            for k2 in ("clean", "adv", "inputs", "recons")
+        ]
         print(f"max |ΔPSNR difference| {max(dp):.3f} dB (different random starts); max |VMAF difference| {max(dv):.3f}")
         print(f"plugin / plain loop speed: {', '.join(f'{r:.2f}x' for r in ratios)}")
 

@@ -22,7 +22,11 @@ def is_suite(file_path, parent) -> bool:
     """A ``.toml`` in a ``suites/`` folder, a ``*.suite.toml``, or a ``.toml`` named on the command line."""
     if file_path.suffix != ".toml" or file_path.name in ("pyproject.toml", "thresholds.toml"):
         return False
-    return file_path.parent.name == "suites" or file_path.name.endswith(".suite.toml") or parent.session.isinitpath(file_path)
+    return (
+        file_path.parent.name == "suites"
+        or file_path.name.endswith(".suite.toml")
+        or parent.session.isinitpath(file_path)
+    )
 
 
 def _display_path(node) -> str:
@@ -51,11 +55,15 @@ def check_data_root(config, tests, display: str) -> None:
         if entry.path or entry.name in ("skimage-photos", "cityscapes"):
             continue
         if not root:
-            raise DataError(f"{display}: dataset {entry.name!r} needs the data root: pass --nicrobust-data DIR or set "
-                            f"NICROBUST_DATA to a folder holding {entry.name}/ (in this repository: ../shared/data)")
+            raise DataError(
+                f"{display}: dataset {entry.name!r} needs the data root: pass --nicrobust-data DIR or set "
+                f"NICROBUST_DATA to a folder holding {entry.name}/ (in this repository: ../shared/data)"
+            )
         if not os.path.isdir(os.path.join(root, entry.name)):
-            raise DataError(f"{display}: dataset {entry.name!r}: folder {os.path.join(root, entry.name)} does not exist "
-                            f"(data root {root})")
+            raise DataError(
+                f"{display}: dataset {entry.name!r}: folder {os.path.join(root, entry.name)} does not exist "
+                f"(data root {root})"
+            )
 
 
 class SuiteFile(pytest.File):
@@ -151,4 +159,3 @@ def _deselect(config, items, drop) -> None:
     if gone:
         config.hook.pytest_deselected(items=gone)
         items[:] = keep
-

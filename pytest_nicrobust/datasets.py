@@ -53,21 +53,28 @@ def dataset_folder(name: str, path: str | None, data_root: str | None, cityscape
     elif name == BUNDLED:
         return _skimage_dir()
     elif name in TRAINING_ONLY:
-        raise DataError(f"dataset {name!r} is training-only (the shipped codecs were trained on it); "
-                        f"evaluate on {', '.join(EVALUATION)} or your own folder")
+        raise DataError(
+            f"dataset {name!r} is training-only (the shipped codecs were trained on it); "
+            f"evaluate on {', '.join(EVALUATION)} or your own folder"
+        )
     elif name == "cityscapes":
         if not cityscapes_root:
-            raise DataError("dataset 'cityscapes' cannot be redistributed: point --nicrobust-cityscapes "
-                            "or NICROBUST_CITYSCAPES at your copy (e.g. leftImg8bit/val)")
+            raise DataError(
+                "dataset 'cityscapes' cannot be redistributed: point --nicrobust-cityscapes "
+                "or NICROBUST_CITYSCAPES at your copy (e.g. leftImg8bit/val)"
+            )
         folder = cityscapes_root
     elif name in EVALUATION:
         if not data_root:
-            raise DataError(f"dataset {name!r}: no data root configured; pass --nicrobust-data DIR or set "
-                            f"NICROBUST_DATA to a folder holding {name}/")
+            raise DataError(
+                f"dataset {name!r}: no data root configured; pass --nicrobust-data DIR or set "
+                f"NICROBUST_DATA to a folder holding {name}/"
+            )
         folder = os.path.join(data_root, name)
     else:
-        raise DataError(f"unknown dataset {name!r}: use {', '.join(EVALUATION + ('cityscapes', BUNDLED))} "
-                        f"or give path = \"...\"")
+        raise DataError(
+            f'unknown dataset {name!r}: use {", ".join(EVALUATION + ("cityscapes", BUNDLED))} or give path = "..."'
+        )
     if not os.path.isdir(folder):
         raise DataError(f"dataset {name!r}: folder {folder} does not exist")
     return folder
@@ -129,11 +136,15 @@ def read_rgb(path: str) -> np.ndarray:
                 if not np.isfinite(arr).all():
                     raise DataError(f"image {path}: 32-bit float pixels hold NaN or infinity")
                 if arr.min() < 0 or arr.max() > 1:
-                    raise DataError(f"image {path}: 32-bit float pixels outside [0, 1] (from {arr.min():.4g} to "
-                                    f"{arr.max():.4g}): no known white level; save it as 8- or 16-bit")
+                    raise DataError(
+                        f"image {path}: 32-bit float pixels outside [0, 1] (from {arr.min():.4g} to "
+                        f"{arr.max():.4g}): no known white level; save it as 8- or 16-bit"
+                    )
                 return _gray(arr, 1.0)
-            raise DataError(f"image {path}: pixel mode {mode}{f' ({bits}-bit samples)' if bits else ''} has no "
-                            "known white level; save it as 8- or 16-bit RGB or grayscale")
+            raise DataError(
+                f"image {path}: pixel mode {mode}{f' ({bits}-bit samples)' if bits else ''} has no "
+                "known white level; save it as 8- or 16-bit RGB or grayscale"
+            )
     except DataError:
         raise
     except Exception as exc:
@@ -145,11 +156,10 @@ def center_crop(pixels: np.ndarray, size: int, name: str) -> np.ndarray:
     if h < size or w < size:
         raise DataError(f"image {name} is {w}x{h}, smaller than the requested crop {size}")
     top, left = (h - size) // 2, (w - size) // 2
-    return pixels[top:top + size, left:left + size]
+    return pixels[top : top + size, left : left + size]
 
 
-def load_dataset(name: str, folder: str, count: int | None = None, crop: int | None = None,
-                 metrics=()) -> list[Image]:
+def load_dataset(name: str, folder: str, count: int | None = None, crop: int | None = None, metrics=()) -> list[Image]:
     """The images of a data set; ``metrics`` (names) refuse images too small to be measured."""
     from .metrics.registry import min_side
 

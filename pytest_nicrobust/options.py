@@ -19,11 +19,13 @@ from .run.devices import check_device
 
 def _checked(parse):
     """argparse shows an ArgumentTypeError's message as is: one line naming the option."""
+
     def wrapper(text):
         try:
             return parse(text)
         except (ValueError, NicrobustError) as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+
     wrapper.__name__ = parse.__name__
     return wrapper
 
@@ -66,44 +68,123 @@ def parse_summary(text: str) -> str:
 def add_options(parser) -> None:
     group = parser.getgroup("nicrobust", "neural image codec robustness (pytest-nicrobust)")
     add = group.addoption
-    add("--nicrobust-data", metavar="DIR", default=os.environ.get("NICROBUST_DATA"),
-        help="folder holding kodak/, bsds/, nips2017/ (env NICROBUST_DATA)")
-    add("--nicrobust-cityscapes", metavar="DIR", default=os.environ.get("NICROBUST_CITYSCAPES"),
-        help="your Cityscapes images, e.g. leftImg8bit/val (env NICROBUST_CITYSCAPES)")
-    add("--nicrobust-thresholds", metavar="PATH", default=None,
-        help="limits file (default: thresholds.toml in the rootdir, else the plugin's own limits)")
-    add("--nicrobust-json", metavar="PATH", default=None,
-        help="write every test's per-image and mean values to this JSON file")
-    add("--nicrobust-seed", type=_checked(parse_seed), default=0,
-        help="run seed; each test derives its own seed from it and its id (default 0)")
-    add("--nicrobust-device", type=_checked(check_device), default="auto",
-        help="auto, cpu, cuda, cuda:1 ... (default: cuda if available; under xdist one GPU per worker)")
-    add("--nicrobust-threads", type=_checked(parse_positive_int), default=None,
+    add(
+        "--nicrobust-data",
+        metavar="DIR",
+        default=os.environ.get("NICROBUST_DATA"),
+        help="folder holding kodak/, bsds/, nips2017/ (env NICROBUST_DATA)",
+    )
+    add(
+        "--nicrobust-cityscapes",
+        metavar="DIR",
+        default=os.environ.get("NICROBUST_CITYSCAPES"),
+        help="your Cityscapes images, e.g. leftImg8bit/val (env NICROBUST_CITYSCAPES)",
+    )
+    add(
+        "--nicrobust-thresholds",
+        metavar="PATH",
+        default=None,
+        help="limits file (default: thresholds.toml in the rootdir, else the plugin's own limits)",
+    )
+    add(
+        "--nicrobust-json",
+        metavar="PATH",
+        default=None,
+        help="write every test's per-image and mean values to this JSON file",
+    )
+    add(
+        "--nicrobust-seed",
+        type=_checked(parse_seed),
+        default=0,
+        help="run seed; each test derives its own seed from it and its id (default 0)",
+    )
+    add(
+        "--nicrobust-device",
+        type=_checked(check_device),
+        default="auto",
+        help="auto, cpu, cuda, cuda:1 ... (default: cuda if available; under xdist one GPU per worker)",
+    )
+    add(
+        "--nicrobust-threads",
+        type=_checked(parse_positive_int),
+        default=None,
         help="on CPU, images measured in parallel per process, one torch thread each "
-             "(default: cores per xdist worker); the numbers do not depend on it")
-    add("--nicrobust-batch-size", type=_checked(parse_positive_int), default=None,
-        help="images per attack batch (default: 1 on CPU, 8 on CUDA)")
-    add("--nicrobust-metrics", type=_checked(parse_metrics), default=",".join(METRICS),
-        help="comma-separated full-reference metrics to compute (default: all)")
-    add("--nicrobust-heavy", action="store_true",
-        help="also run cases marked heavy (full data sets); they are deselected otherwise")
-    add("--nicrobust-eot-samples", type=_checked(parse_positive_int), default=4,
-        help="random draws a defense-adaptive attack averages over per step (EOT; default 4)")
-    add("--nicrobust-no-transfer", action="store_true",
-        help="do not generate transfer tests (or deselect them with -m 'not transfer')")
-    add("--nicrobust-cache", metavar="DIR", default=None,
-        help="adversarial-image cache (default: nicrobust/ in the pytest cache directory)")
-    add("--nicrobust-timeout", type=_checked(parse_seconds), default=1800.0, metavar="SECONDS",
-        help="time limit per robustness test (default 1800; 0: none)")
-    add("--nicrobust-shard", type=_checked(parse_shard), metavar="K/N", default=None,
+        "(default: cores per xdist worker); the numbers do not depend on it",
+    )
+    add(
+        "--nicrobust-batch-size",
+        type=_checked(parse_positive_int),
+        default=None,
+        help="images per attack batch (default: 1 on CPU, 8 on CUDA)",
+    )
+    add(
+        "--nicrobust-metrics",
+        type=_checked(parse_metrics),
+        default=",".join(METRICS),
+        help="comma-separated full-reference metrics to compute (default: all)",
+    )
+    add(
+        "--nicrobust-heavy",
+        action="store_true",
+        help="also run cases marked heavy (full data sets); they are deselected otherwise",
+    )
+    add(
+        "--nicrobust-eot-samples",
+        type=_checked(parse_positive_int),
+        default=4,
+        help="random draws a defense-adaptive attack averages over per step (EOT; default 4)",
+    )
+    add(
+        "--nicrobust-no-transfer",
+        action="store_true",
+        help="do not generate transfer tests (or deselect them with -m 'not transfer')",
+    )
+    add(
+        "--nicrobust-cache",
+        metavar="DIR",
+        default=None,
+        help="adversarial-image cache (default: nicrobust/ in the pytest cache directory)",
+    )
+    add(
+        "--nicrobust-timeout",
+        type=_checked(parse_seconds),
+        default=1800.0,
+        metavar="SECONDS",
+        help="time limit per robustness test (default 1800; 0: none)",
+    )
+    add(
+        "--nicrobust-shard",
+        type=_checked(parse_shard),
+        metavar="K/N",
+        default=None,
         help="run the K-th of N deterministic parts of the suites (whole models per part); "
-             "python -m pytest_nicrobust merge joins their JSON")
-    add("--nicrobust-summary", type=_checked(parse_summary), default="worst", metavar="failed|worst|all",
-        help="terminal gate table: failing tests only, failures and the closest passes (default), or every test")
-    add("--nicrobust-compare", metavar="BASELINE.json", default=None,
-        help="compare with a previous run's --nicrobust-json (tests matched by parameters)")
-    add("--nicrobust-compare-fail", type=_checked(parse_cli), metavar="LIMITS", default={},
+        "python -m pytest_nicrobust merge joins their JSON",
+    )
+    add(
+        "--nicrobust-summary",
+        type=_checked(parse_summary),
+        default="worst",
+        metavar="failed|worst|all",
+        help="terminal gate table: failing tests only, failures and the closest passes (default), or every test",
+    )
+    add(
+        "--nicrobust-compare",
+        metavar="BASELINE.json",
+        default=None,
+        help="compare with a previous run's --nicrobust-json (tests matched by parameters)",
+    )
+    add(
+        "--nicrobust-compare-fail",
+        type=_checked(parse_cli),
+        metavar="LIMITS",
+        default={},
         help="fail a test that got worse than allowed, e.g. delta_psnr:0.3,bitrate_increase:10%% "
-             "(also [regression] in thresholds.toml)")
-    add("--nicrobust-compare-map", type=_checked(parse_mapping), metavar="OLD=NEW,...", default={},
-        help="baseline codec labels to compare with this run's, e.g. ourcodec-v1=ourcodec-v2")
+        "(also [regression] in thresholds.toml)",
+    )
+    add(
+        "--nicrobust-compare-map",
+        type=_checked(parse_mapping),
+        metavar="OLD=NEW,...",
+        default={},
+        help="baseline codec labels to compare with this run's, e.g. ourcodec-v1=ourcodec-v2",
+    )

@@ -102,6 +102,7 @@ class _Hooks:
 
 # -- fixtures --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def nicrobust_context(request):
     """Per-worker settings and caches (device, batch size, thresholds, loaded models)."""
@@ -126,8 +127,10 @@ def nicrobust_defense(request, nicrobust_case):
     try:
         return request.getfixturevalue(fixture_name(name))
     except pytest.FixtureLookupError:
-        raise NicrobustError(f"defense {name!r} is registered but no fixture {fixture_name(name)!r} "
-                             "provides it; define one in your conftest.py") from None
+        raise NicrobustError(
+            f"defense {name!r} is registered but no fixture {fixture_name(name)!r} "
+            "provides it; define one in your conftest.py"
+        ) from None
 
 
 def _builtin_defense_fixture(name: str):

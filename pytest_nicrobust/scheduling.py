@@ -46,7 +46,8 @@ class Plan:
         index = {(c.suite, c.name): i for i, c in enumerate(cases) if c is not None}
         self.members = [
             [index[(m.suite, m.name)] for m in c.members if (m.suite, m.name) in index]
-            if c is not None and c.kind == "worst-case" else []
+            if c is not None and c.kind == "worst-case"
+            else []
             for c in cases
         ]
         self.done_tokens: set = set()

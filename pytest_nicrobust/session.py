@@ -55,7 +55,9 @@ class NicrobustSession:
         if json_path and not self.is_worker:
             folder = os.path.dirname(os.path.abspath(json_path))
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                raise pytest.UsageError(f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable")
+                raise pytest.UsageError(
+                    f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable"
+                )
 
     # -- devices ---------------------------------------------------------------
 
@@ -70,8 +72,9 @@ class NicrobustSession:
         if workerinput is None or "nicrobust_gpus" not in workerinput:
             return
         try:
-            gpu = worker_gpu(workerinput["workerid"], workerinput["nicrobust_gpus"],
-                             self.config.getoption("nicrobust_device"))
+            gpu = worker_gpu(
+                workerinput["workerid"], workerinput["nicrobust_gpus"], self.config.getoption("nicrobust_device")
+            )
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
         if gpu is not None:
@@ -79,7 +82,9 @@ class NicrobustSession:
             self.pinned_gpu = gpu
 
     def header(self) -> list[str]:
-        note = "  (no thresholds.toml in the rootdir: the plugin's default limits)" if self.thresholds.is_default else ""
+        note = (
+            "  (no thresholds.toml in the rootdir: the plugin's default limits)" if self.thresholds.is_default else ""
+        )
         return [f"nicrobust: thresholds {self.thresholds.path}{note}; seed {self.config.getoption('nicrobust_seed')}"]
 
     # -- on a worker: one test ---------------------------------------------------
@@ -92,8 +97,13 @@ class NicrobustSession:
 
     def new_record(self, request, case, ctx) -> dict:
         """The result record of a test (keys: :mod:`pytest_nicrobust.record`), carried on its report."""
-        result = {"id": request.node.nodeid, "name": case.name, "suite": os.path.abspath(case.suite),
-                  "device": ctx.device, "worker": getattr(self.config, "workerinput", {}).get("workerid")}
+        result = {
+            "id": request.node.nodeid,
+            "name": case.name,
+            "suite": os.path.abspath(case.suite),
+            "device": ctx.device,
+            "worker": getattr(self.config, "workerinput", {}).get("workerid"),
+        }
         if ctx.device.startswith("cuda"):
             import torch
 
@@ -121,8 +131,9 @@ class NicrobustSession:
         guard = contextlib.nullcontext()
         if seconds and workerinput:  # the markers sit beside the x' cache, shared by the workers
             about = {k: result[k] for k in ("name", "suite", "kind", "params")}
-            guard = once_per_run(self.marker_folder(), workerinput.get("testrunuid", ""),
-                                 request.node.nodeid, seconds, about)
+            guard = once_per_run(
+                self.marker_folder(), workerinput.get("testrunuid", ""), request.node.nodeid, seconds, about
+            )
         if self.writer:
             self.writer.running(self.sorted(), request.node.nodeid, seconds)
         with guard, time_limit(seconds, request.node.nodeid, stderr_fd=self.stderr_fd):
@@ -162,9 +173,13 @@ class NicrobustSession:
         ours = "nicrobust" in report.keywords or report.nodeid.split("::")[0].endswith(".toml")
         if not found and report.failed and ours and report.nodeid not in self.results:
             name = report.nodeid.rpartition("::")[2]
-            self.results[report.nodeid] = (self._ended_by_limit(report) or
-                                           {"id": report.nodeid, "name": name, "kind": "crashed",
-                                            "outcome": "failed", "error": report.longreprtext[-2000:]})
+            self.results[report.nodeid] = self._ended_by_limit(report) or {
+                "id": report.nodeid,
+                "name": name,
+                "kind": "crashed",
+                "outcome": "failed",
+                "error": report.longreprtext[-2000:],
+            }
         if self.writer and (found or report.failed):
             self.writer.progress(self.sorted())
 
@@ -190,14 +205,22 @@ class NicrobustSession:
         if not marker or time.time() - float(marker.get("started", 0)) < float(marker.get("limit_s", 0)):
             return None  # died before its limit: a crash
         seconds = float(marker["limit_s"])
-        line = f"TimeLimitExceeded: {native_message(report.nodeid, seconds)} (worker {getattr(node.gateway, 'id', '?')})"
+        line = (
+            f"TimeLimitExceeded: {native_message(report.nodeid, seconds)} (worker {getattr(node.gateway, 'id', '?')})"
+        )
         report.longrepr = line  # the failure and the short summary read this line, not "worker crashed"
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             tr.write_line(f"nicrobust: {line}", red=True)
         about = {k: v for k, v in (marker.get("record") or {}).items() if k in ("name", "suite", "kind", "params")}
-        return {"id": report.nodeid, "name": report.nodeid.rpartition("::")[2], "kind": "crashed", **about,
-                "outcome": "failed", "error": line}  # Allure's "time limit" category matches the error
+        return {
+            "id": report.nodeid,
+            "name": report.nodeid.rpartition("::")[2],
+            "kind": "crashed",
+            **about,
+            "outcome": "failed",
+            "error": line,
+        }  # Allure's "time limit" category matches the error
 
     def sorted(self) -> list[dict]:
         return sorted(self.results.values(), key=lambda r: r["id"])

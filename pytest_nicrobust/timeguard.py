@@ -84,6 +84,7 @@ def time_limit(seconds: float, what: str, grace: float | None = None, stderr_fd:
     grace = min(60.0, max(5.0, seconds / 10)) if grace is None else grace
     use_alarm = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
     if use_alarm:
+
         def on_alarm(signum, frame):
             raise TimeLimitExceeded(limit_message(what, seconds))
 
@@ -118,8 +119,10 @@ def once_per_run(folder: str, run_id: str, test_id: str, seconds: float = 0, rec
     """
     marker = marker_path(folder, run_id, test_id)
     if os.path.exists(marker):
-        raise TimeLimitExceeded(f"{test_id} ended its worker earlier in this run (past --nicrobust-timeout, "
-                                "in code that could not be interrupted); not run again")
+        raise TimeLimitExceeded(
+            f"{test_id} ended its worker earlier in this run (past --nicrobust-timeout, "
+            "in code that could not be interrupted); not run again"
+        )
     os.makedirs(folder, exist_ok=True)
     with open(marker, "w") as f:
         json.dump({"id": test_id, "limit_s": seconds, "started": time.time(), "record": record or {}}, f, default=str)

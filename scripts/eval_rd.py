@@ -212,22 +212,32 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoints", default=str(CKPT_DIR), help="folder with the checkpoint files")
     ap.add_argument("--manifest", default=str(CKPT_DIR / "manifest.json"), help="manifest (used when it exists)")
-    ap.add_argument("--kodak", default=None, help="Kodak folder (default: $NICROBUST_DATA/kodak or ../shared/data/kodak)")
+    ap.add_argument(
+        "--kodak", default=None, help="Kodak folder (default: $NICROBUST_DATA/kodak or ../shared/data/kodak)"
+    )
     ap.add_argument("--reference", default=None, help="compressai_kodak_rd.json (default: ../shared/reference/)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N Kodak images (0: all 24)")
     ap.add_argument("--only", nargs="*", default=None, help="only these model ids")
     ap.add_argument("--check-image", default="kodim05", help="image whose numbers are stored for the quick test")
-    ap.add_argument("--exact-images", type=int, default=24,
-                    help="compare decoder and encoder-side reconstruction on the first N images")
+    ap.add_argument(
+        "--exact-images",
+        type=int,
+        default=24,
+        help="compare decoder and encoder-side reconstruction on the first N images",
+    )
     ap.add_argument("--cache", default=None, help="cache per-model / JPEG results here (keyed by file sha256)")
     ap.add_argument("--json", default=None, help="write all results here")
     ap.add_argument("--plot", default=None, help="write the RD plot (PNG) here")
     ap.add_argument("--markdown", default=None, help="write the RD table / BD-rates (markdown) here")
-    ap.add_argument("--update-manifest", action="store_true", help="write sha256, kodak and check numbers into the manifest")
+    ap.add_argument(
+        "--update-manifest", action="store_true", help="write sha256, kodak and check numbers into the manifest"
+    )
     args = ap.parse_args(argv)
 
     kodak = Path(args.kodak) if args.kodak else data_root() / "kodak"
-    ref_path = Path(args.reference) if args.reference else REPO.parent / "shared" / "reference" / "compressai_kodak_rd.json"
+    ref_path = (
+        Path(args.reference) if args.reference else REPO.parent / "shared" / "reference" / "compressai_kodak_rd.json"
+    )
     files = sorted(kodak.glob("kodim*.png"))
     if args.limit:
         files = files[: args.limit]
@@ -333,7 +343,11 @@ def main(argv=None) -> int:
             f"| `nicrobust:{r['id']}` | {e.get('N', '')} | {e.get('M', '')} | {e.get('steps', '')} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
             f"{r['ms_ssim']:.4f} | {'&le; ' if r['jpeg_below_range'] else ''}{r['jpeg_psnr_at_bpp']:.2f} | {'&ge; ' if r['jpeg_below_range'] else ''}{r['gain_vs_jpeg_db']:+.2f} | {'yes' if r['exact_decode'] else 'NO'} ({r['exact_checked_images']} img) |"
         )
-    lines += ["", "| architecture | BD-rate vs JPEG 4:2:0 | PSNR range | BD-rate vs CompressAI (published, same arch) | PSNR range | ladder monotone |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| architecture | BD-rate vs JPEG 4:2:0 | PSNR range | BD-rate vs CompressAI (published, same arch) | PSNR range | ladder monotone |",
+        "|---|---|---|---|---|---|",
+    ]
 
     def fmt(d):
         if not d or d["bd_rate"] is None:
@@ -373,12 +387,27 @@ def make_plot(path: Path, results, jpeg, reference, archs) -> None:
         pts = sorted((r for r in results if r["architecture"] == a), key=lambda r: r["quality"])
         ax.plot([r["bpp"] for r in pts], [r["psnr"] for r in pts], "o-", color=c, label=f"nicrobust {a} (shipped)")
         for r in pts:
-            ax.annotate(f"q{r['quality']}", (r["bpp"], r["psnr"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color=c)
+            ax.annotate(
+                f"q{r['quality']}",
+                (r["bpp"], r["psnr"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+                color=c,
+            )
         key = f"compressai-{a}_mse_cpu"
         if key in reference:
             rb, rp = reference[key]["bpp"], reference[key]["psnr-rgb"]
             keep = [i for i, b in enumerate(rb) if b <= xmax]
-            ax.plot([rb[i] for i in keep], [rp[i] for i in keep], "s--", color=c, alpha=0.55, ms=4, label=f"CompressAI {a} (published)")
+            ax.plot(
+                [rb[i] for i in keep],
+                [rp[i] for i in keep],
+                "s--",
+                color=c,
+                alpha=0.55,
+                ms=4,
+                label=f"CompressAI {a} (published)",
+            )
     keep = [i for i, b in enumerate(jpeg["bpp"]) if b <= xmax]
     ax.plot([jpeg["bpp"][i] for i in keep], [jpeg["psnr"][i] for i in keep], "k^:", ms=4, label="JPEG 4:2:0 (Pillow)")
     ax.set_xlabel("bits per pixel (real bitstream)")
@@ -414,7 +443,10 @@ def render_markdown(table, jpeg, results, summary, models, n_images) -> str:
                 f"{h['seconds']:.0f} | {h['lr']:g} | {h['batch_size']}x{h['crop']}^2 | {h['data_prep']} |"
             )
     train_table = "\n".join(
-        ["| model | round | device | init | steps | seconds | lr | batch | training images |", "|---|---|---|---|---|---|---|---|---|"]
+        [
+            "| model | round | device | init | steps | seconds | lr | batch | training images |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         + train_rows
     )
     return f"""# Shipped codec checkpoints: rate-distortion on Kodak
@@ -465,7 +497,7 @@ long-trained) models.
 JPEG (4:2:0) sweep on the same images:
 
 | quality | {jl} |
-|---|{'---|' * len(jpeg['quality'])}
+|---|{"---|" * len(jpeg["quality"])}
 | bpp | {jb} |
 | PSNR | {jp} |
 

@@ -95,8 +95,7 @@ def check_training_folder(folder: Path) -> None:
     name = folder.resolve().name.lower()
     if name in FORBIDDEN_FOLDERS:
         raise SystemExit(
-            f"refusing to train on {folder}: '{name}' is an evaluation set "
-            f"(forbidden: {', '.join(FORBIDDEN_FOLDERS)})"
+            f"refusing to train on {folder}: '{name}' is an evaluation set (forbidden: {', '.join(FORBIDDEN_FOLDERS)})"
         )
 
 
@@ -164,9 +163,7 @@ def build_model(arch: str, N: int, M: int):
 def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> dict:
     n, _, h, w = x.shape
     num_pixels = n * h * w
-    bpp = sum(
-        torch.log(lk).sum() / (-math.log(2) * num_pixels) for lk in out["likelihoods"].values()
-    )
+    bpp = sum(torch.log(lk).sum() / (-math.log(2) * num_pixels) for lk in out["likelihoods"].values())
     mse = torch.mean((out["x_hat"] - x) ** 2)
     loss = lmbda * 255.0**2 * mse + bpp
     return {"loss": loss, "bpp": bpp, "mse": mse}
@@ -353,8 +350,9 @@ def run_config(args, lmbda: float, N: int, M: int, finetuned_from, device: torch
     }
 
 
-def restore_training_state(args, state: dict, model, opt, aux_opt, sampler, config: dict,
-                           device: torch.device) -> tuple[int, float]:
+def restore_training_state(
+    args, state: dict, model, opt, aux_opt, sampler, config: dict, device: torch.device
+) -> tuple[int, float]:
     """Put a resumed run's weights, optimisers and RNGs back; return its ``(step, elapsed)``."""
     load_weights(model, state["model"])
     model.to(device).train()
@@ -396,9 +394,7 @@ def train_step(model, opt, aux_opt, x: torch.Tensor, lmbda: float, clip_max_norm
         return losses, None
     losses["loss"].backward()
     if clip_max_norm > 0:
-        torch.nn.utils.clip_grad_norm_(
-            [p for g in opt.param_groups for p in g["params"]], clip_max_norm
-        )
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip_max_norm)
     opt.step()
     aux_loss = model.aux_loss()
     aux_loss.backward()
@@ -406,8 +402,7 @@ def train_step(model, opt, aux_opt, x: torch.Tensor, lmbda: float, clip_max_norm
     return losses, aux_loss
 
 
-def print_progress(args, step: int, t_start: float, lr: float, losses: dict, aux_loss,
-                   ema: dict, is_tty: bool) -> None:
+def print_progress(args, step: int, t_start: float, lr: float, losses: dict, aux_loss, ema: dict, is_tty: bool) -> None:
     """Fold this step's values into the running averages ``ema`` and print one progress line."""
     vals = {
         "loss": float(losses["loss"]),
@@ -427,8 +422,9 @@ def print_progress(args, step: int, t_start: float, lr: float, losses: dict, aux
     print(("\r" + line) if is_tty else line, end="" if is_tty else "\n", flush=True)
 
 
-def training_loop(args, model, opt, aux_opt, sampler, config: dict, lmbda: float,
-                  step: int, t_start: float, out_path: Path | None) -> int:
+def training_loop(
+    args, model, opt, aux_opt, sampler, config: dict, lmbda: float, step: int, t_start: float, out_path: Path | None
+) -> int:
     """Train until ``--steps`` / ``--time-limit``, saving ``--out`` every ``--save-every``
     seconds; return the final step."""
     last_save = time.time()
@@ -457,8 +453,9 @@ def training_loop(args, model, opt, aux_opt, sampler, config: dict, lmbda: float
     return step
 
 
-def save_and_export(args, model, opt, aux_opt, sampler, config: dict, step: int,
-                    elapsed: float, out_path: Path | None) -> None:
+def save_and_export(
+    args, model, opt, aux_opt, sampler, config: dict, step: int, elapsed: float, out_path: Path | None
+) -> None:
     """Record the run's length in ``config``, write ``--out`` and the ``--export`` shipping file."""
     config["steps"] = int(step)
     config["train_seconds"] = round(float(elapsed), 1)
@@ -548,40 +545,70 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--arch", default="bmshj2018-hyperprior", choices=ARCHITECTURES, help="CompressAI architecture")
-    p.add_argument("--quality", type=int, default=3, choices=sorted(LAMBDAS_MSE),
-                   help="quality index; picks lambda from CompressAI's MSE ladder")
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=3,
+        choices=sorted(LAMBDAS_MSE),
+        help="quality index; picks lambda from CompressAI's MSE ladder",
+    )
     p.add_argument("--lmbda", type=float, default=None, help="explicit lambda (overrides --quality)")
     p.add_argument("--N", type=int, default=None, help="channel width N (default: per-architecture compact width)")
     p.add_argument("--M", type=int, default=None, help="latent channels M (default: per-architecture compact width)")
-    p.add_argument("--data", nargs="+", default=[str(root / d) for d in TRAINING_FOLDERS],
-                   help="training image folders (folders named kodak/bsds/nips2017 are refused)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=[str(root / d) for d in TRAINING_FOLDERS],
+        help="training image folders (folders named kodak/bsds/nips2017 are refused)",
+    )
     p.add_argument("--crop", type=int, default=256, help="random crop size (square)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step")
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps in total (0: no step limit)")
-    p.add_argument("--time-limit", type=float, default=0, help="stop after this many seconds of training in total (0: none)")
+    p.add_argument(
+        "--time-limit", type=float, default=0, help="stop after this many seconds of training in total (0: none)"
+    )
     p.add_argument("--lr", type=float, default=1e-4, help="main Adam learning rate")
-    p.add_argument("--lr-drop", type=float, default=0.15,
-                   help="divide the LR by 10 for this final fraction of the run (of steps or time)")
+    p.add_argument(
+        "--lr-drop",
+        type=float,
+        default=0.15,
+        help="divide the LR by 10 for this final fraction of the run (of steps or time)",
+    )
     p.add_argument("--aux-lr", type=float, default=1e-3, help="aux Adam learning rate (entropy bottleneck quantiles)")
     p.add_argument("--clip-max-norm", type=float, default=1.0, help="gradient clipping (0: off)")
     p.add_argument("--seed", type=int, default=0, help="seed for init and crop sampling")
-    p.add_argument("--device", default="auto", help="'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
+    p.add_argument(
+        "--device", default="auto", help="'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1', ..."
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--out", default=None, help="resumable training state file (model + optimisers + step)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    p.add_argument("--init", default=None,
-                   help="initialise weights from this checkpoint (training state or shipped file), e.g. to "
-                        "fine-tune a trained rate point to another lambda; optimisers start fresh")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="initialise weights from this checkpoint (training state or shipped file), e.g. to "
+        "fine-tune a trained rate point to another lambda; optimisers start fresh",
+    )
     p.add_argument("--save-every", type=float, default=120, help="seconds between saves of --out")
     p.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
-    p.add_argument("--export", default=None,
-                   help="write the shipping file here at the end (flat state_dict after update(force=True))")
-    p.add_argument("--export-dtype", default="float16", choices=("float16", "float32"),
-                   help="storage dtype of learned parameters in --export")
+    p.add_argument(
+        "--export",
+        default=None,
+        help="write the shipping file here at the end (flat state_dict after update(force=True))",
+    )
+    p.add_argument(
+        "--export-dtype",
+        default="float16",
+        choices=("float16", "float32"),
+        help="storage dtype of learned parameters in --export",
+    )
     p.add_argument("--export-only", action="store_true", help="no training: export --out to --export and exit")
-    p.add_argument("--pack", default=None,
-                   help="no training: write the --data folders, downscaled to --max-side and re-encoded as "
-                        "JPEG, into this folder (images smaller than --crop are dropped) and exit")
+    p.add_argument(
+        "--pack",
+        default=None,
+        help="no training: write the --data folders, downscaled to --max-side and re-encoded as "
+        "JPEG, into this folder (images smaller than --crop are dropped) and exit",
+    )
     p.add_argument("--max-side", type=int, default=768, help="long side limit for --pack")
     p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality for --pack")
     return p

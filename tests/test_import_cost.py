@@ -8,15 +8,29 @@ import sys
 import pytest
 
 TORCH_FREE = [
-    "pytest_nicrobust.plugin", "pytest_nicrobust.options", "pytest_nicrobust.session", "pytest_nicrobust.collection",
+    "pytest_nicrobust.plugin",
+    "pytest_nicrobust.options",
+    "pytest_nicrobust.session",
+    "pytest_nicrobust.collection",
     "pytest_nicrobust.scheduling",
-    "pytest_nicrobust.config.suite", "pytest_nicrobust.config.cases", "pytest_nicrobust.config.thresholds",
-    "pytest_nicrobust.config.regression", "pytest_nicrobust.config.shards",
-    "pytest_nicrobust.names", "pytest_nicrobust.record", "pytest_nicrobust.files",
-    "pytest_nicrobust.verdict.gates", "pytest_nicrobust.verdict.baseline",
-    "pytest_nicrobust.attacks", "pytest_nicrobust.codecs", "pytest_nicrobust.codecs.registry",
-    "pytest_nicrobust.defenses", "pytest_nicrobust.metrics", "pytest_nicrobust.run.devices",
-    "pytest_nicrobust.cli", "pytest_nicrobust.codecs.kinds.public_trees",
+    "pytest_nicrobust.config.suite",
+    "pytest_nicrobust.config.cases",
+    "pytest_nicrobust.config.thresholds",
+    "pytest_nicrobust.config.regression",
+    "pytest_nicrobust.config.shards",
+    "pytest_nicrobust.names",
+    "pytest_nicrobust.record",
+    "pytest_nicrobust.files",
+    "pytest_nicrobust.verdict.gates",
+    "pytest_nicrobust.verdict.baseline",
+    "pytest_nicrobust.attacks",
+    "pytest_nicrobust.codecs",
+    "pytest_nicrobust.codecs.registry",
+    "pytest_nicrobust.defenses",
+    "pytest_nicrobust.metrics",
+    "pytest_nicrobust.run.devices",
+    "pytest_nicrobust.cli",
+    "pytest_nicrobust.codecs.kinds.public_trees",
 ]
 # Every codec kind's table half is read at collection: found by its path, not listed by hand.
 KINDS = pathlib.Path(__file__).resolve().parents[1] / "pytest_nicrobust" / "codecs" / "kinds"
@@ -37,9 +51,11 @@ def test_module_imports_without_torch(module):
 
 
 def test_registries_answer_without_torch():
-    code = ("from pytest_nicrobust.attacks import ATTACKS; from pytest_nicrobust.defenses import DEFENSES; "
-            "from pytest_nicrobust.metrics import METRICS, GATES; from pytest_nicrobust.codecs import known_models; "
-            "assert ATTACKS and DEFENSES and METRICS and GATES and known_models()")
+    code = (
+        "from pytest_nicrobust.attacks import ATTACKS; from pytest_nicrobust.defenses import DEFENSES; "
+        "from pytest_nicrobust.metrics import METRICS, GATES; from pytest_nicrobust.codecs import known_models; "
+        "assert ATTACKS and DEFENSES and METRICS and GATES and known_models()"
+    )
     assert _heavy_after(code) == []
 
 
@@ -52,8 +68,10 @@ def test_workers_load_only_what_workers_run():
     """A worker runs tests (run/) and writes no run-level output: the writer, the summaries, the
     terminal and Allure's run files stay on the controller."""
     controller = ("writer", "summary", "terminal", "allure_run", "transfer_matrix", "provenance")
-    code = ("import sys; import pytest_nicrobust.run.case, pytest_nicrobust.run.worst_case, pytest_nicrobust.run.transfer; "
-            f"print(','.join(m for m in {controller!r} if 'pytest_nicrobust.outputs.' + m in sys.modules))")
+    code = (
+        "import sys; import pytest_nicrobust.run.case, pytest_nicrobust.run.worst_case, pytest_nicrobust.run.transfer; "
+        f"print(','.join(m for m in {controller!r} if 'pytest_nicrobust.outputs.' + m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-800:]
     assert proc.stdout.strip() == "", f"a worker's modules import the controller's outputs: {proc.stdout.strip()}"

@@ -14,22 +14,52 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pytest_nicrobust"
 
 # Rooms from the ground up; a module belongs to the first room whose prefix matches its name.
 ROOMS = [
-    ("ground", ("pytest_nicrobust", "pytest_nicrobust.names", "pytest_nicrobust.record", "pytest_nicrobust.files",
-                "pytest_nicrobust.seeding", "pytest_nicrobust.timeguard", "pytest_nicrobust.metrics.colors")),
-    ("extension points", ("pytest_nicrobust.datasets", "pytest_nicrobust.metrics", "pytest_nicrobust.attacks",
-                          "pytest_nicrobust.codecs", "pytest_nicrobust.defenses")),
+    (
+        "ground",
+        (
+            "pytest_nicrobust",
+            "pytest_nicrobust.names",
+            "pytest_nicrobust.record",
+            "pytest_nicrobust.files",
+            "pytest_nicrobust.seeding",
+            "pytest_nicrobust.timeguard",
+            "pytest_nicrobust.metrics.colors",
+        ),
+    ),
+    (
+        "extension points",
+        (
+            "pytest_nicrobust.datasets",
+            "pytest_nicrobust.metrics",
+            "pytest_nicrobust.attacks",
+            "pytest_nicrobust.codecs",
+            "pytest_nicrobust.defenses",
+        ),
+    ),
     ("config", ("pytest_nicrobust.config",)),
     ("verdict", ("pytest_nicrobust.verdict",)),
     ("outputs", ("pytest_nicrobust.outputs",)),
     ("run", ("pytest_nicrobust.run",)),
-    ("session", ("pytest_nicrobust.options", "pytest_nicrobust.session", "pytest_nicrobust.collection",
-                 "pytest_nicrobust.scheduling")),
+    (
+        "session",
+        (
+            "pytest_nicrobust.options",
+            "pytest_nicrobust.session",
+            "pytest_nicrobust.collection",
+            "pytest_nicrobust.scheduling",
+        ),
+    ),
     ("entry points", ("pytest_nicrobust.plugin", "pytest_nicrobust.cli", "pytest_nicrobust.__main__")),
 ]
 # Within the extension points the order matters too: datasets check sizes against metrics, codecs are
 # checked on datasets, defenses wrap codecs.
-EXTENSION_ORDER = ["pytest_nicrobust.metrics", "pytest_nicrobust.datasets", "pytest_nicrobust.attacks",
-                   "pytest_nicrobust.codecs", "pytest_nicrobust.defenses"]
+EXTENSION_ORDER = [
+    "pytest_nicrobust.metrics",
+    "pytest_nicrobust.datasets",
+    "pytest_nicrobust.attacks",
+    "pytest_nicrobust.codecs",
+    "pytest_nicrobust.defenses",
+]
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -93,8 +123,10 @@ def violations(mods: dict[str, pathlib.Path]) -> list[str]:
             if name.startswith(target + ".") and target != "pytest_nicrobust":
                 bad.append(f"{where}:{line}: {name} imports its package face {target}")
             elif rank(target) > rank(name):
-                bad.append(f"{where}:{line}: {name} ({ROOMS[room_of(name)][0]}) imports "
-                           f"{target} ({ROOMS[room_of(target)][0]}), a room above it")
+                bad.append(
+                    f"{where}:{line}: {name} ({ROOMS[room_of(name)][0]}) imports "
+                    f"{target} ({ROOMS[room_of(target)][0]}), a room above it"
+                )
     return bad
 
 
@@ -108,7 +140,7 @@ def cycles(mods: dict[str, pathlib.Path]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack)
         stack.pop()

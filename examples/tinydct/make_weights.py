@@ -11,9 +11,9 @@ only (never on the images a suite evaluates on). The file holds tensors only, so
 import argparse
 
 import torch
+from tinydct.codec import TinyDCT
 
 from pytest_nicrobust.datasets import load_dataset, to_tensor
-from tinydct.codec import TinyDCT
 
 
 def main():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from .. import CodecError
-
 from .objectives import evaluate_objective
 from .presets import DEFAULT_OBJECTIVE, PROXIES, USES_REFERENCE, parse_objective
 
@@ -34,8 +33,11 @@ def check_finite_step(what: str, step: int, tensor: torch.Tensor) -> None:
     bad = (~torch.isfinite(flat)).any(dim=1)
     if bool(bad.any()):
         where = bad.nonzero().flatten().tolist()
-        raise AttackNonFiniteError(f"the {what} is NaN or infinite at step {step} for image(s) {where} of the "
-                                   f"batch; its attack stopped (no weaker x' is measured)", list(range(flat.shape[0])))
+        raise AttackNonFiniteError(
+            f"the {what} is NaN or infinite at step {step} for image(s) {where} of the "
+            f"batch; its attack stopped (no weaker x' is measured)",
+            list(range(flat.shape[0])),
+        )
 
 
 class Attack:
@@ -152,7 +154,9 @@ def linf_8bit(x, x_adv, eps):
 
 def linf_violation(x, x_adv, eps) -> str | None:
     worst = (x_adv - x).abs().max().item()
-    return None if worst <= eps + ROUNDING else f"changes a pixel by {worst * 255:.1f}/255 > L∞ budget {eps * 255:.2f}/255"
+    return (
+        None if worst <= eps + ROUNDING else f"changes a pixel by {worst * 255:.1f}/255 > L∞ budget {eps * 255:.2f}/255"
+    )
 
 
 def rms_violation(x, x_adv, budget) -> str | None:

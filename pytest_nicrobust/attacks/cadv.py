@@ -70,7 +70,9 @@ def gamut_map(luma, chroma):
     fits; RGB is affine in t, so the largest t in [0,1] has a closed form per pixel.
     """
     zero = torch.zeros_like(luma)
-    offset = ycbcr_to_rgb(torch.cat([zero, chroma], dim=1)) - ycbcr_to_rgb(torch.cat([zero, torch.full_like(luma, 0.5), torch.full_like(luma, 0.5)], dim=1))
+    offset = ycbcr_to_rgb(torch.cat([zero, chroma], dim=1)) - ycbcr_to_rgb(
+        torch.cat([zero, torch.full_like(luma, 0.5), torch.full_like(luma, 0.5)], dim=1)
+    )
     big = torch.full_like(offset, float("inf"))
     room_up = torch.where(offset > 1e-12, (1 - luma) / offset.clamp_min(1e-12), big)
     room_down = torch.where(offset < -1e-12, luma / (-offset).clamp_min(1e-12), big)
@@ -81,12 +83,26 @@ def gamut_map(luma, chroma):
 class CAdv(Attack):
     name = "cadv"
 
-    def __init__(self, codec, *, lr=0.005, steps=50, chroma_eps=0.1, clusters=8, hints=8, init_std=0.0,
-                 colorizer=None, colorizer_weights=None, **kwargs):
+    def __init__(
+        self,
+        codec,
+        *,
+        lr=0.005,
+        steps=50,
+        chroma_eps=0.1,
+        clusters=8,
+        hints=8,
+        init_std=0.0,
+        colorizer=None,
+        colorizer_weights=None,
+        **kwargs,
+    ):
         super().__init__(codec, **kwargs)
         if lr <= 0 or steps < 0 or chroma_eps < 0 or clusters < 1 or hints < 1 or init_std < 0:
-            raise ValueError(f"{self.name}: need lr > 0, steps >= 0, chroma_eps >= 0, clusters >= 1, hints >= 1, "
-                             f"init_std >= 0 (got {lr}, {steps}, {chroma_eps}, {clusters}, {hints}, {init_std})")
+            raise ValueError(
+                f"{self.name}: need lr > 0, steps >= 0, chroma_eps >= 0, clusters >= 1, hints >= 1, "
+                f"init_std >= 0 (got {lr}, {steps}, {chroma_eps}, {clusters}, {hints}, {init_std})"
+            )
         self.lr, self.steps, self.chroma_eps = float(lr), int(steps), float(chroma_eps)
         self.clusters, self.hints, self.init_std = int(clusters), int(hints), float(init_std)
         device = getattr(codec, "device", "cpu")
@@ -126,5 +142,6 @@ class CAdv(Attack):
             x_adv = gamut_map(luma, (chroma + moved - base).clamp(0, 1))
             return x_adv, self.objective_value(x, x_adv, rec_clean)
 
-        return adam_ascent(delta, self.lr, self.steps, evaluate,
-                           lambda: delta.clamp_(-self.chroma_eps, self.chroma_eps), start=x)
+        return adam_ascent(
+            delta, self.lr, self.steps, evaluate, lambda: delta.clamp_(-self.chroma_eps, self.chroma_eps), start=x
+        )

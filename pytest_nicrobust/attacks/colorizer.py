@@ -60,19 +60,23 @@ class EdgeAwarePropagation:
             norm = torch.zeros_like(weight)
             for dy in (-d, 0, d):
                 for dx in (-d, 0, d):
-                    g = gp[..., d + dy:d + dy + h, d + dx:d + dx + w]
-                    k = torch.exp(-(g - guide).pow(2).sum(dim=1, keepdim=True) / (2 * self.sigma ** 2))
-                    acc = acc + k * vp[..., d + dy:d + dy + h, d + dx:d + dx + w]
+                    g = gp[..., d + dy : d + dy + h, d + dx : d + dx + w]
+                    k = torch.exp(-(g - guide).pow(2).sum(dim=1, keepdim=True) / (2 * self.sigma**2))
+                    acc = acc + k * vp[..., d + dy : d + dy + h, d + dx : d + dx + w]
                     norm = norm + k
             acc = acc / norm
             value, weight = acc[:, :2], acc[:, 2:]
         filled = weight > 1e-20
-        return torch.where(filled, value / torch.where(filled, weight, torch.ones_like(weight)), torch.zeros_like(value))
+        return torch.where(
+            filled, value / torch.where(filled, weight, torch.ones_like(weight)), torch.zeros_like(value)
+        )
 
 
 # -- CIE Lab (sRGB, D65) ---------------------------------------------------------------
 
-_RGB2XYZ = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+_RGB2XYZ = torch.tensor(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 _WHITE = torch.tensor([0.950456, 1.0, 1.088754])
 
 
@@ -90,7 +94,7 @@ def lab_to_rgb(lab):
     L, a, b = lab[:, 0:1], lab[:, 1:2], lab[:, 2:3]
     fy = (L + 16) / 116
     f = torch.cat([fy + a / 500, fy, fy - b / 200], dim=1)
-    xyz = torch.where(f > 0.206893, f ** 3, (f - 16 / 116) / 7.787) * _WHITE.to(lab).view(1, 3, 1, 1)
+    xyz = torch.where(f > 0.206893, f**3, (f - 16 / 116) / 7.787) * _WHITE.to(lab).view(1, 3, 1, 1)
     lin = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB2XYZ).to(lab), xyz)
     return torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(1e-12) ** (1 / 2.4) - 0.055, 12.92 * lin)
 
@@ -126,8 +130,14 @@ class ZhangNet(nn.Module):
         self.mid7 = _block(512, 512, 3)
         self.up8 = nn.ConvTranspose2d(512, 256, 4, stride=2, padding=1)
         self.skip3 = nn.Conv2d(256, 256, 3, padding=1)
-        self.dec8 = nn.Sequential(nn.ReLU(True), nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True),
-                                  nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True), nn.BatchNorm2d(256))
+        self.dec8 = nn.Sequential(
+            nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(True),
+            nn.BatchNorm2d(256),
+        )
         self.up9 = nn.ConvTranspose2d(256, 128, 4, stride=2, padding=1)
         self.skip2 = nn.Conv2d(128, 128, 3, padding=1)
         self.dec9 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(True), nn.BatchNorm2d(128))

@@ -44,8 +44,9 @@ class FTDA(Attack):
     def __init__(self, codec, *, tau=6e-4, lr=0.2, steps=100, init_std=3 / 255, quantize=1, **kwargs):
         super().__init__(codec, **kwargs)
         if tau < 0 or lr <= 0 or steps < 0 or init_std < 0:
-            raise ValueError(f"{self.name}: need tau >= 0, lr > 0, steps >= 0, init_std >= 0 "
-                             f"(got {tau}, {lr}, {steps}, {init_std})")
+            raise ValueError(
+                f"{self.name}: need tau >= 0, lr > 0, steps >= 0, init_std >= 0 (got {tau}, {lr}, {steps}, {init_std})"
+            )
         self.tau, self.lr, self.steps = float(tau), float(lr), int(steps)
         self.init_std, self.quantize = float(init_std), bool(quantize)
 
@@ -65,6 +66,7 @@ class FTDA(Attack):
             x_adv = x + budget * w
             return x_adv, self.objective_value(x, x_adv, rec_clean)
 
-        best = adam_ascent(w, self.lr, self.steps, evaluate,
-                           lambda: w.copy_(shrink_to_rmse(x, budget * w, budget) / budget), start=x)
+        best = adam_ascent(
+            w, self.lr, self.steps, evaluate, lambda: w.copy_(shrink_to_rmse(x, budget * w, budget) / budget), start=x
+        )
         return fit_rmse(x, best, budget, quantize=self.quantize)

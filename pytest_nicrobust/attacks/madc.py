@@ -70,7 +70,7 @@ class MADC(Attack):
 
     def step(self, g):
         n = g[0].numel()
-        return self.alpha * g * (n ** 0.5) / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, 1, 1, 1)
+        return self.alpha * g * (n**0.5) / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, 1, 1, 1)
 
     def restore(self, x, x_adv):
         return x + rescale_to_rmse(x, x_adv - x, self.eps)

@@ -40,7 +40,9 @@ def _msssim_loss(a, b):
 def evaluate_objective(name: str, color: str, x, x_adv, rec_clean, rec_adv, bpp_adv) -> torch.Tensor:
     if name == "bitrate":
         return bpp_adv
-    x, x_adv, rec_clean, rec_adv = (None if t is None else to_color_space(t, color) for t in (x, x_adv, rec_clean, rec_adv))
+    x, x_adv, rec_clean, rec_adv = (
+        None if t is None else to_color_space(t, color) for t in (x, x_adv, rec_clean, rec_adv)
+    )
     if name == "recon_shift":
         return _mse(rec_adv, rec_clean)
     if name == "recon_error":

@@ -46,8 +46,10 @@ class SSAH(Attack):
     def __init__(self, codec, *, lr=0.2, lambda_lf=0.1, steps=50, init_std=3 / 255, eps=8 / 255, **kwargs):
         super().__init__(codec, **kwargs)
         if lr <= 0 or lambda_lf < 0 or steps < 0 or init_std < 0 or eps < 0:
-            raise ValueError(f"{self.name}: need lr > 0 and lambda_lf, steps, init_std, eps >= 0 "
-                             f"(got {lr}, {lambda_lf}, {steps}, {init_std}, {eps})")
+            raise ValueError(
+                f"{self.name}: need lr > 0 and lambda_lf, steps, init_std, eps >= 0 "
+                f"(got {lr}, {lambda_lf}, {steps}, {init_std}, {eps})"
+            )
         self.lr, self.lambda_lf, self.steps = float(lr), float(lambda_lf), int(steps)
         self.init_std, self.eps = float(init_std), float(eps)
 

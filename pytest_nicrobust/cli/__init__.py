@@ -11,7 +11,10 @@ import sys
 
 COMMANDS = {
     "merge": ("pytest_nicrobust.cli.merge", "join the JSON of CI shards (--nicrobust-shard K/N) into one run"),
-    "check-codec": ("pytest_nicrobust.cli.check_codec", "check a codec against the contract before trusting its numbers"),
+    "check-codec": (
+        "pytest_nicrobust.cli.check_codec",
+        "check a codec against the contract before trusting its numbers",
+    ),
 }
 
 
@@ -21,8 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m pytest_nicrobust",
         description="Tools of pytest-nicrobust that run outside a pytest session. "
-                    "The robustness tests themselves run under pytest: pytest suites -n auto.",
-        epilog="Run 'python -m pytest_nicrobust COMMAND --help' for a command's options.")
+        "The robustness tests themselves run under pytest: pytest suites -n auto.",
+        epilog="Run 'python -m pytest_nicrobust COMMAND --help' for a command's options.",
+    )
     ap.add_argument("--version", action="version", version=f"pytest-nicrobust {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, summary) in COMMANDS.items():

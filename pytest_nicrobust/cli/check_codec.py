@@ -32,7 +32,9 @@ def codec_of_suite(file: str, name: str | None, device: str):
     chosen = [e for e in entries if name in (e.display, e.label)][:1] if name else entries
     if len(chosen) != 1:
         known = ", ".join(e.display for e in entries)
-        raise ValueError(f"{file}: " + (f"no codec {name!r}" if name else "several codecs") + f"; give --codec one of {known}")
+        raise ValueError(
+            f"{file}: " + (f"no codec {name!r}" if name else "several codecs") + f"; give --codec one of {known}"
+        )
     return load_entry(chosen[0], device)
 
 
@@ -50,20 +52,27 @@ def load_spec(spec: str, weights: str | None, device: str, model: str | None, co
     keys = parse_spec(spec, os.getcwd())
     quality = keys.get("qualities", [None])[0]
     weights = keys.get("weights") or (os.path.abspath(weights) if weights else None)
-    return load_codec(keys["model"], weights, quality, device, keys["model"].rpartition(":")[2],
-                      search=(os.getcwd(),))
+    return load_codec(keys["model"], weights, quality, device, keys["model"].rpartition(":")[2], search=(os.getcwd(),))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pytest_nicrobust check-codec", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m pytest_nicrobust check-codec",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("spec", help="as in a suite: nicrobust:mbt2018-mean@q2, package.module:factory@3, or a checkpoint")
     ap.add_argument("--weights", help="weights file passed to an external factory")
     ap.add_argument("--model", help="the CompressAI architecture of a checkpoint (default: read from its keys)")
     ap.add_argument("--codec", help="with a suite file as SPEC: which of its codecs (label or label[quality])")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                    help="what one property may take before it fails (default 120; large models on a busy CPU need more)")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="what one property may take before it fails (default 120; large models on a busy CPU need more)",
+    )
     args = ap.parse_args(argv)
     try:
         codec = load_spec(args.spec, args.weights, args.device, args.model, args.codec)
@@ -87,6 +96,8 @@ def main(argv=None) -> int:
     for r in results:
         print(r.line())
     failed = [r for r in results if not r.passed]
-    print(f"{len(results) - len(failed)} of {len(results)} properties hold" + (f"; failed: {', '.join(r.name for r in failed)}"
-                                                                              if failed else ""))
+    print(
+        f"{len(results) - len(failed)} of {len(results)} properties hold"
+        + (f"; failed: {', '.join(r.name for r in failed)}" if failed else "")
+    )
     return 1 if failed else 0

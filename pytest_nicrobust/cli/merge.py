@@ -48,7 +48,7 @@ def _load(path: str) -> dict:
     if not isinstance(doc, dict) or "tests" not in doc or "provenance" not in doc:
         raise MergeError(f"{path}: not a --nicrobust-json file of this plugin (no tests or provenance)")
     if not doc.get("complete"):
-        raise MergeError(f"{path}: the run that wrote it did not finish (\"complete\": false); run that shard again")
+        raise MergeError(f'{path}: the run that wrote it did not finish ("complete": false); run that shard again')
     check_doc(path, doc)
     return doc
 
@@ -85,33 +85,60 @@ def check_doc(path: str, doc: dict) -> None:
         value = prov["thresholds"].get(key)
         _need(isinstance(value, str), path, f"provenance.thresholds.{key}", "a string", value)
     suites = prov.get("suites")
-    _need(isinstance(suites, dict) and all(isinstance(k, str) and isinstance(v, (str, type(None)))
-                                           for k, v in suites.items()), path, "provenance.suites",
-          "a table of file hashes", suites)
+    _need(
+        isinstance(suites, dict)
+        and all(isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in suites.items()),
+        path,
+        "provenance.suites",
+        "a table of file hashes",
+        suites,
+    )
     shard = prov.get("shard")
     if shard is not None:
         m = _SHARD.fullmatch(shard) if isinstance(shard, str) else None
-        _need(bool(m) and 1 <= int(m.group(1)) <= int(m.group(2)), path, "provenance.shard", "'K/N' with 1 <= K <= N",
-              shard)
+        _need(
+            bool(m) and 1 <= int(m.group(1)) <= int(m.group(2)),
+            path,
+            "provenance.shard",
+            "'K/N' with 1 <= K <= N",
+            shard,
+        )
     for key in ("timestamp", "finished"):
         _need(isinstance(prov.get(key), str), path, f"provenance.{key}", "a time string", prov.get(key))
     _need(_number(prov.get("duration_s")), path, "provenance.duration_s", "a finite number", prov.get("duration_s"))
-    _need(isinstance(prov.get("workers"), int) and not isinstance(prov.get("workers"), bool), path,
-          "provenance.workers", "an integer", prov.get("workers"))
-    _need(isinstance(prov.get("devices"), list) and all(isinstance(d, str) for d in prov["devices"]), path,
-          "provenance.devices", "a list of strings", prov.get("devices"))
+    _need(
+        isinstance(prov.get("workers"), int) and not isinstance(prov.get("workers"), bool),
+        path,
+        "provenance.workers",
+        "an integer",
+        prov.get("workers"),
+    )
+    _need(
+        isinstance(prov.get("devices"), list) and all(isinstance(d, str) for d in prov["devices"]),
+        path,
+        "provenance.devices",
+        "a list of strings",
+        prov.get("devices"),
+    )
     _need(isinstance(tests, list), path, "tests", "a list of test records", tests)
     for i, t in enumerate(tests):
         where = f"tests[{i}]"
         _need(isinstance(t, dict), path, where, "a test record (a table)", t)
-        _need(isinstance(t.get("id"), str) and bool(t["id"]), path, f"{where}.id", "the test's id (a string)", t.get("id"))
+        _need(
+            isinstance(t.get("id"), str) and bool(t["id"]), path, f"{where}.id", "the test's id (a string)", t.get("id")
+        )
         where = f"tests[{i}] ({t['id']})"
         _need(isinstance(t.get("name", ""), str), path, f"{where}.name", "a string", t.get("name"))
         _need(t.get("outcome") in OUTCOMES, path, f"{where}.outcome", " or ".join(OUTCOMES), t.get("outcome"))
         if "params" in t:
             params = t["params"]
-            _need(isinstance(params, dict) and all(isinstance(v, (str, int, float, type(None))) for v in params.values()),
-                  path, f"{where}.params", "a table of labels", params)
+            _need(
+                isinstance(params, dict) and all(isinstance(v, (str, int, float, type(None))) for v in params.values()),
+                path,
+                f"{where}.params",
+                "a table of labels",
+                params,
+            )
             for key in ("codec", "attack", "objective", "dataset"):
                 _need(isinstance(params.get(key), str), path, f"{where}.params.{key}", "a string", params.get(key))
         if "mean" in t:
@@ -122,12 +149,22 @@ def check_doc(path: str, doc: dict) -> None:
                 _need(isinstance(block, dict), path, f"{where}.modes.{mode}", "a table", block)
                 if "mean" in block:
                     _means(path, f"{where}.modes.{mode}.mean", block["mean"])
-                _need(isinstance(block.get("per_image", []), list), path, f"{where}.modes.{mode}.per_image",
-                      "a list of rows", block.get("per_image"))
+                _need(
+                    isinstance(block.get("per_image", []), list),
+                    path,
+                    f"{where}.modes.{mode}.per_image",
+                    "a list of rows",
+                    block.get("per_image"),
+                )
         _need(isinstance(t.get("gates", []), list), path, f"{where}.gates", "a list of gates", t.get("gates"))
         for j, g in enumerate(t.get("gates", [])):
-            _need(isinstance(g, dict) and isinstance(g.get("metric"), str), path, f"{where}.gates[{j}]",
-                  "a gate (metric, value, limit)", g)
+            _need(
+                isinstance(g, dict) and isinstance(g.get("metric"), str),
+                path,
+                f"{where}.gates[{j}]",
+                "a gate (metric, value, limit)",
+                g,
+            )
             for key in ("value", "limit"):
                 _need(_number(g.get(key)), path, f"{where}.gates[{j}].{key}", "a finite number", g.get(key))
         _need(isinstance(t.get("errors", []), list), path, f"{where}.errors", "a list", t.get("errors"))
@@ -137,6 +174,7 @@ def check_doc(path: str, doc: dict) -> None:
 
 
 # -- re-gating ------------------------------------------------------------------------------
+
 
 def load_gate_thresholds(prov: dict, given: str | None):
     """The thresholds the shards were gated with: their recorded path (or ``given``), same SHA-256."""
@@ -150,11 +188,15 @@ def load_gate_thresholds(prov: dict, given: str | None):
         path = DEFAULT_PATH  # another install of the plugin: its default file, if it is the same
     digest = sha256_or_none(path)
     if digest is None:
-        raise MergeError(f"thresholds file {path} (the shards were gated with it) cannot be read; re-gating needs "
-                         "it: pass --thresholds FILE")
+        raise MergeError(
+            f"thresholds file {path} (the shards were gated with it) cannot be read; re-gating needs "
+            "it: pass --thresholds FILE"
+        )
     if digest != recorded["sha256"]:
-        raise MergeError(f"thresholds file {path} has SHA-256 {digest[:12]}…, the shards were gated with "
-                         f"{recorded['sha256'][:12]}…; pass --thresholds with the file they used")
+        raise MergeError(
+            f"thresholds file {path} has SHA-256 {digest[:12]}…, the shards were gated with "
+            f"{recorded['sha256'][:12]}…; pass --thresholds with the file they used"
+        )
     try:
         return load_thresholds(path, is_default=bool(recorded.get("plugin_default")))
     except ThresholdsError as exc:
@@ -176,15 +218,32 @@ def regate(test: dict, thresholds) -> str | None:
     gates = []
     for mode in modes:
         means = means_of(test, mode)
-        gates += [g.as_dict() for g in check(means, thresholds.limits_for(match_labels(params, mode)), mode,
-                                             "transfer_" if mode == "transfer" else "")]
+        gates += [
+            g.as_dict()
+            for g in check(
+                means,
+                thresholds.limits_for(match_labels(params, mode)),
+                mode,
+                "transfer_" if mode == "transfer" else "",
+            )
+        ]
     for g in test.get("gates", []):
         if g.get("kind") == "regression":
             gates.append({**g, "passed": g["value"] <= g["limit"]})
     failed_otherwise = bool(test.get("errors")) or (
-        test["outcome"] in ("failed", "error") and test.get("error") and not str(test["error"]).startswith("GateFailure"))
-    outcome = ("failed" if failed_otherwise else "skipped" if not gates
-               else "passed" if all(g["passed"] for g in gates) else "failed")
+        test["outcome"] in ("failed", "error")
+        and test.get("error")
+        and not str(test["error"]).startswith("GateFailure")
+    )
+    outcome = (
+        "failed"
+        if failed_otherwise
+        else "skipped"
+        if not gates
+        else "passed"
+        if all(g["passed"] for g in gates)
+        else "failed"
+    )
     changed = []
     if gates != test.get("gates", []):
         changed.append("gates recomputed")
@@ -197,9 +256,13 @@ def regate(test: dict, thresholds) -> str | None:
 
 def _identity(prov: dict) -> dict:
     """What must agree between shards of one run."""
-    return {"plugin version": prov["plugin"]["version"], "plugin commit": prov["plugin"].get("commit"),
-            "suites": sorted((os.path.basename(p), h) for p, h in prov["suites"].items()),
-            "thresholds": prov["thresholds"]["sha256"], **{k: prov.get(k) for k in SAME}}
+    return {
+        "plugin version": prov["plugin"]["version"],
+        "plugin commit": prov["plugin"].get("commit"),
+        "suites": sorted((os.path.basename(p), h) for p, h in prov["suites"].items()),
+        "thresholds": prov["thresholds"]["sha256"],
+        **{k: prov.get(k) for k in SAME},
+    }
 
 
 def check_shards(docs: dict[str, dict]) -> None:
@@ -209,8 +272,10 @@ def check_shards(docs: dict[str, dict]) -> None:
         other = _identity(docs[path]["provenance"])
         for key in first:
             if other[key] != first[key]:
-                raise MergeError(f"{path} and {paths[0]} come from different runs: their {key} differ "
-                                 f"({other[key]!r} vs {first[key]!r})")
+                raise MergeError(
+                    f"{path} and {paths[0]} come from different runs: their {key} differ "
+                    f"({other[key]!r} vs {first[key]!r})"
+                )
     shards = {}
     for path, doc in docs.items():
         spec = doc["provenance"].get("shard")
@@ -226,8 +291,10 @@ def check_shards(docs: dict[str, dict]) -> None:
     (n,) = counts
     missing = sorted(set(range(1, n + 1)) - set(shards))
     if missing:
-        raise MergeError(f"shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing; given: "
-                         + ", ".join(f"{k}/{n} ({p})" for k, (p, _) in sorted(shards.items())))
+        raise MergeError(
+            f"shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing; given: "
+            + ", ".join(f"{k}/{n} ({p})" for k, (p, _) in sorted(shards.items()))
+        )
 
 
 def merge_docs(docs: dict[str, dict]) -> tuple[dict, list[dict], dict | None]:
@@ -243,12 +310,24 @@ def merge_docs(docs: dict[str, dict]) -> tuple[dict, list[dict], dict | None]:
     tests.sort(key=lambda t: t["id"])
     provs = [doc["provenance"] for doc in docs.values()]
     prov = dict(provs[0])
-    prov.update(timestamp=min(p["timestamp"] for p in provs), finished=max(p["finished"] for p in provs),
-                duration_s=round(sum(p["duration_s"] for p in provs), 3), shard=None,
-                command=[p["command"] for p in provs], devices=sorted({d for p in provs for d in p["devices"]}),
-                workers=sum(p["workers"] for p in provs),
-                shards=[{"shard": p["shard"], "file": os.path.abspath(path), "timestamp": p["timestamp"],
-                         "duration_s": p["duration_s"]} for path, p in zip(docs, provs)])
+    prov.update(
+        timestamp=min(p["timestamp"] for p in provs),
+        finished=max(p["finished"] for p in provs),
+        duration_s=round(sum(p["duration_s"] for p in provs), 3),
+        shard=None,
+        command=[p["command"] for p in provs],
+        devices=sorted({d for p in provs for d in p["devices"]}),
+        workers=sum(p["workers"] for p in provs),
+        shards=[
+            {
+                "shard": p["shard"],
+                "file": os.path.abspath(path),
+                "timestamp": p["timestamp"],
+                "duration_s": p["duration_s"],
+            }
+            for path, p in zip(docs, provs)
+        ],
+    )
     return prov, tests, _merge_comparison([doc.get("comparison") for doc in docs.values()])
 
 
@@ -260,19 +339,30 @@ def _merge_comparison(parts: list) -> dict | None:
         raise MergeError("the shards were compared with different baselines")
     # every shard lists the baseline tests it did not run: missing from the whole run = in none of them
     missing = set(parts[0]["missing"]).intersection(*(p["missing"] for p in parts[1:]))
-    return {**parts[0], "compared": sum(p["compared"] for p in parts), "missing": sorted(missing),
-            "new": sorted({n for p in parts for n in p["new"]}),
-            "regressions": sorted({n for p in parts for n in p["regressions"]})}
+    return {
+        **parts[0],
+        "compared": sum(p["compared"] for p in parts),
+        "missing": sorted(missing),
+        "new": sorted({n for p in parts for n in p["new"]}),
+        "regressions": sorted({n for p in parts for n in p["regressions"]}),
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pytest_nicrobust merge", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m pytest_nicrobust merge",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("shards", nargs="+", metavar="SHARD.json", help="the shards' --nicrobust-json files")
     ap.add_argument("-o", "--output", required=True, metavar="PATH", help="merged results JSON")
     ap.add_argument("--alluredir", metavar="DIR", help="write Allure's run files (summary, environment, ...) here")
-    ap.add_argument("--thresholds", metavar="FILE", help="the thresholds file the shards were gated with, when it "
-                    "is not at the path they recorded (its SHA-256 must match)")
+    ap.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        help="the thresholds file the shards were gated with, when it "
+        "is not at the path they recorded (its SHA-256 must match)",
+    )
     args = ap.parse_args(argv)
     try:
         twice = sorted({p for p in args.shards if args.shards.count(p) > 1})

@@ -18,9 +18,19 @@ of the group ``pytest_nicrobust.codecs``; the factory returns a
 from __future__ import annotations
 
 from .. import lazy_attribute
-from .registry import (ARCHITECTURES, CODEC_KINDS, ENTRY_POINT_GROUP, WEIGHT_SOURCES, call_factory,  # noqa: F401
-                       codec_kind, external_codecs, is_import_path, known_models, parse_spec, resolve_factory)
-
+from .registry import (
+    ARCHITECTURES,
+    CODEC_KINDS,
+    ENTRY_POINT_GROUP,
+    WEIGHT_SOURCES,
+    call_factory,  # noqa: F401
+    codec_kind,
+    external_codecs,
+    is_import_path,
+    known_models,
+    parse_spec,
+    resolve_factory,
+)
 
 _LAZY = {"load_codec": "loading", "load_entry": "loading", "check": "checks.conformance"}
 

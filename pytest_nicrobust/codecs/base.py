@@ -141,27 +141,44 @@ def check_decoded(x: torch.Tensor, x_hat, nbytes, codec) -> None:
     from .. import NicrobustWarning
 
     n, label = x.shape[0], codec.label
-    if not isinstance(x_hat, torch.Tensor) or x_hat.ndim != 4 or x_hat.shape[0] != n or x_hat.shape[1] != 3 \
-            or x_hat.shape[2] < x.shape[2] or x_hat.shape[3] < x.shape[3]:
+    if (
+        not isinstance(x_hat, torch.Tensor)
+        or x_hat.ndim != 4
+        or x_hat.shape[0] != n
+        or x_hat.shape[1] != 3
+        or x_hat.shape[2] < x.shape[2]
+        or x_hat.shape[3] < x.shape[3]
+    ):
         shape = tuple(x_hat.shape) if isinstance(x_hat, torch.Tensor) else type(x_hat).__name__
-        raise CodecError(f"codec {label}: the decoded batch is {shape}, want ({n}, 3, {x.shape[2]}, {x.shape[3]}) or larger")
+        raise CodecError(
+            f"codec {label}: the decoded batch is {shape}, want ({n}, 3, {x.shape[2]}, {x.shape[3]}) or larger"
+        )
     try:
         counts = [b for b in nbytes]
     except TypeError:
         counts = None
     if counts is None or len(counts) != n or not all(_whole(b) for b in counts):
-        raise CodecError(f"codec {label}: the round trip gave byte counts {str(nbytes)[:80]} for a batch of {n} "
-                         f"image(s); want one count (an int >= 0) per image")
+        raise CodecError(
+            f"codec {label}: the round trip gave byte counts {str(nbytes)[:80]} for a batch of {n} "
+            f"image(s); want one count (an int >= 0) per image"
+        )
     lo = x_hat.detach().reshape(n, -1).amin(dim=1)
     hi = x_hat.detach().reshape(n, -1).amax(dim=1)
     wrong = ((lo < DECODED_RANGE[0]) | (hi > DECODED_RANGE[1])).nonzero().flatten().tolist()
     if wrong:
-        raise NonFiniteError(f"codec {label}: the decoded image spans [{float(lo.min()):.4g}, {float(hi.max()):.4g}] "
-                             f"for image(s) {wrong} of the batch, not [0, 1] (wrong units?)", wrong)
+        raise NonFiniteError(
+            f"codec {label}: the decoded image spans [{float(lo.min()):.4g}, {float(hi.max()):.4g}] "
+            f"for image(s) {wrong} of the batch, not [0, 1] (wrong units?)",
+            wrong,
+        )
     if (float(lo.min()) < -0.5 / 255 or float(hi.max()) > 1 + 0.5 / 255) and not getattr(codec, "_warned_range", False):
         codec._warned_range = True
-        warnings.warn(NicrobustWarning(f"codec {label}: the decoded image reaches [{float(lo.min()):.4g}, "
-                                       f"{float(hi.max()):.4g}]; clamped to [0, 1] (the contract asks for [0, 1])"))
+        warnings.warn(
+            NicrobustWarning(
+                f"codec {label}: the decoded image reaches [{float(lo.min()):.4g}, "
+                f"{float(hi.max()):.4g}]; clamped to [0, 1] (the contract asks for [0, 1])"
+            )
+        )
 
 
 class Codec:
@@ -200,8 +217,12 @@ class Codec:
     def identity(self) -> dict:
         """What pins this codec's numbers (class, its source, weights); see the module docstring."""
         cls = type(self)
-        ident = {"class": f"{cls.__module__}.{cls.__qualname__}", "label": self.info.label,
-                 "quality": self.info.quality, "weights": self.info.weights}
+        ident = {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "label": self.info.label,
+            "quality": self.info.quality,
+            "weights": self.info.weights,
+        }
         try:
             source = inspect.getsourcefile(cls)
         except TypeError:  # defined in a REPL or a built-in

@@ -45,5 +45,5 @@ def load_state_dict_file(path, what: str):
 def strip_prefix(state_dict: dict, prefix: str = "module.") -> dict:
     """Checkpoints saved from ``DataParallel`` prefix every key with ``module.``."""
     if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
+        return {k[len(prefix) :]: v for k, v in state_dict.items()}
     return state_dict

@@ -11,8 +11,15 @@ from .. import CodecError
 from .registry import ARCHITECTURES, call_factory, codec_kind, resolve_factory
 
 
-def load_codec(model: str, weights: str | None, quality, device="cpu", label: str | None = None,
-               options: dict | None = None, search: tuple[str, ...] = ()):
+def load_codec(
+    model: str,
+    weights: str | None,
+    quality,
+    device="cpu",
+    label: str | None = None,
+    options: dict | None = None,
+    search: tuple[str, ...] = (),
+):
     """Build a ready-to-use codec (``update(force=True)`` done, eval mode, on ``device``).
 
     ``options`` are the extra keys of a suite's ``[[codecs]]`` table (external codecs only);
@@ -24,8 +31,9 @@ def load_codec(model: str, weights: str | None, quality, device="cpu", label: st
         return _checked_codec(kind.load(model, weights, quality, device, label, options or {}), model)
     if model not in ARCHITECTURES:
         factory = resolve_factory(model, search)
-        codec = call_factory(factory, model, name=label, quality=quality, weights=weights, device=device,
-                             **(options or {}))
+        codec = call_factory(
+            factory, model, name=label, quality=quality, weights=weights, device=device, **(options or {})
+        )
         return _checked_codec(codec, model)
     if options:
         raise CodecError(f"{label}: CompressAI models take no options ({', '.join(options)})")
@@ -38,12 +46,20 @@ def _checked_codec(codec, model: str):
     from .base import Codec
 
     if not isinstance(codec, Codec):
-        raise CodecError(f"codec {model!r}: its factory returned {type(codec).__name__}, "
-                         "not a pytest_nicrobust.codecs.base.Codec")
+        raise CodecError(
+            f"codec {model!r}: its factory returned {type(codec).__name__}, not a pytest_nicrobust.codecs.base.Codec"
+        )
     return codec
 
 
 def load_entry(entry, device="cpu", search: tuple[str, ...] = ()):
     """The codec of a suite's :class:`~pytest_nicrobust.config.cases.CodecEntry`."""
-    return load_codec(entry.model, entry.weights, entry.quality, device, entry.label, entry.options,
-                      tuple(search) + ((entry.home,) if entry.home else ()))
+    return load_codec(
+        entry.model,
+        entry.weights,
+        entry.quality,
+        device,
+        entry.label,
+        entry.options,
+        tuple(search) + ((entry.home,) if entry.home else ()),
+    )

@@ -63,7 +63,7 @@ def quantization_proxy(model, proxy: str, generator: torch.Generator | None):
 # above 2**31 the float -> int32 cast of the symbol is undefined too. So a symbol (latent minus its mean
 # or median) must stay below 2**27 in magnitude; the guard allows 2**26, leaving room for the offsets
 # and CDF lengths (at most a few thousand). A trained model's latents are below 1e3.
-CODER_RANGE = 2 ** 26
+CODER_RANGE = 2**26
 
 
 class CoderRangeError(NonFiniteError):
@@ -80,8 +80,11 @@ def _check_range(t: torch.Tensor, what: str, label: str, bound: float = CODER_RA
     bad = _out_of_range(t, bound)
     if bad:
         worst = float(t.detach().abs().max())
-        raise CoderRangeError(f"codec {label}: {what} is outside the entropy coder's range (|value| up to "
-                              f"{worst:.3g} > {bound:.3g}) for image(s) {bad} of the batch", bad)
+        raise CoderRangeError(
+            f"codec {label}: {what} is outside the entropy coder's range (|value| up to "
+            f"{worst:.3g} > {bound:.3g}) for image(s) {bad} of the batch",
+            bad,
+        )
 
 
 def _medians(module, inputs):
@@ -123,8 +126,11 @@ def guard_coder(model, label: str):
                 wrong = ((indexes < 0) | (indexes >= n)).reshape(indexes.shape[0], -1).any(dim=1)
                 if n and wrong.any():
                     bad = wrong.nonzero().flatten().tolist()
-                    raise CoderRangeError(f"codec {label}: the scales give CDF indexes outside 0..{n - 1} "
-                                          f"for image(s) {bad} of the batch", bad)
+                    raise CoderRangeError(
+                        f"codec {label}: the scales give CDF indexes outside 0..{n - 1} "
+                        f"for image(s) {bad} of the batch",
+                        bad,
+                    )
             return original(inputs, *args, **kwargs)
 
         return compress

@@ -50,9 +50,28 @@ CODEC_KINDS: dict[str, str] = {
 KINDS_PACKAGE = "pytest_nicrobust.codecs.kinds"
 
 # top-level packages whose callables are never codec factories (besides the standard library)
-NOT_FACTORIES = frozenset({"torch", "torchvision", "numpy", "PIL", "pytest", "_pytest", "pluggy", "xdist",
-                           "execnet", "compressai", "scipy", "skimage", "allure", "allure_commons", "tomllib",
-                           "setuptools", "pip", "importlib_metadata"})
+NOT_FACTORIES = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "numpy",
+        "PIL",
+        "pytest",
+        "_pytest",
+        "pluggy",
+        "xdist",
+        "execnet",
+        "compressai",
+        "scipy",
+        "skimage",
+        "allure",
+        "allure_commons",
+        "tomllib",
+        "setuptools",
+        "pip",
+        "importlib_metadata",
+    }
+)
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -124,8 +143,10 @@ def parse_spec(spec: str, base_dir: str = ".") -> dict:
     if sep and head in WEIGHT_SOURCES:
         model, _, quality = rest.partition("@")
         if model not in ARCHITECTURES or not re.fullmatch(r"q\d+", quality):
-            raise ValueError(f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>' with a model from "
-                             f"{', '.join(ARCHITECTURES)}, got {spec!r}")
+            raise ValueError(
+                f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>' with a model from "
+                f"{', '.join(ARCHITECTURES)}, got {spec!r}"
+            )
         return {"model": model, "weights": head, "qualities": [int(quality[1:])]}
     target, at, quality = spec.partition("@")
     if is_import_path(target):
@@ -133,7 +154,9 @@ def parse_spec(spec: str, base_dir: str = ".") -> dict:
         if at:
             out["qualities"] = [parse_quality(quality)]
         return out
-    raise ValueError(f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>' or 'package.module:factory[@quality]', got {spec!r}")
+    raise ValueError(
+        f"expected '<{'|'.join(WEIGHT_SOURCES)}>:<model>@q<N>' or 'package.module:factory[@quality]', got {spec!r}"
+    )
 
 
 def import_factory(path: str, search: tuple[str, ...] = ()):
@@ -161,8 +184,11 @@ def import_factory(path: str, search: tuple[str, ...] = ()):
 def _home(obj) -> str:
     """The module that defines ``obj`` (a function, class, bound method or other callable)."""
     target = getattr(obj, "__func__", obj)
-    home = getattr(target, "__module__", None) if (inspect.isfunction(target) or inspect.isclass(target)
-                                                   or inspect.isbuiltin(target)) else None
+    home = (
+        getattr(target, "__module__", None)
+        if (inspect.isfunction(target) or inspect.isclass(target) or inspect.isbuiltin(target))
+        else None
+    )
     return home or getattr(type(target), "__module__", "") or ""
 
 
@@ -188,9 +214,11 @@ def refuse_non_factory(path: str, obj) -> None:
     kind = "builtin" if inspect.isbuiltin(inner) or inspect.ismethoddescriptor(inner) else None
     where = named or _library(_home(inner)) or (kind and "Python's builtins")
     if where:
-        raise CodecError(f"codec {path!r}: {getattr(inner, '__qualname__', type(inner).__name__)} comes from {where}, "
-                         "not a codec factory (a factory is your own code that returns a Codec); refused before "
-                         "any suite key reached it")
+        raise CodecError(
+            f"codec {path!r}: {getattr(inner, '__qualname__', type(inner).__name__)} comes from {where}, "
+            "not a codec factory (a factory is your own code that returns a Codec); refused before "
+            "any suite key reached it"
+        )
 
 
 def resolve_factory(model: str, search: tuple[str, ...] = ()):
@@ -226,6 +254,8 @@ def call_factory(factory, model: str, **kwargs):
     standard = ("name", "quality", "weights", "device")
     lost = [k for k in kwargs if k not in params and k not in standard]
     if lost:
-        raise CodecError(f"codec {model!r}: its factory takes no {', '.join(map(repr, lost))} "
-                         f"(suite keys are passed as keyword arguments; add them or **options to the factory)")
+        raise CodecError(
+            f"codec {model!r}: its factory takes no {', '.join(map(repr, lost))} "
+            f"(suite keys are passed as keyword arguments; add them or **options to the factory)"
+        )
     return factory(**{k: v for k, v in kwargs.items() if k in params})

@@ -35,11 +35,11 @@ def gated_modes(defense: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class CodecEntry:
     label: str
-    model: str                    # built-in model, entry-point name, "module:callable" or a codec kind
-    weights: str | None           # nicrobust | zoo | random | absolute path (may hold {quality}) | None
+    model: str  # built-in model, entry-point name, "module:callable" or a codec kind
+    weights: str | None  # nicrobust | zoo | random | absolute path (may hold {quality}) | None
     quality: int | str | None
-    options_json: str = "{}"      # further keys of the [[codecs]] table, for an external factory
-    home: str = ""                # the suite's folder: an import-path model is also looked for there
+    options_json: str = "{}"  # further keys of the [[codecs]] table, for an external factory
+    home: str = ""  # the suite's folder: an import-path model is also looked for there
 
     @property
     def display(self) -> str:
@@ -139,8 +139,13 @@ class Case:
 
     @property
     def markers(self) -> list[str]:
-        return [f"codec_{self.codec.label}", f"attack_{self.attack.name}", f"dataset_{self.dataset.name}",
-                f"defense_{self.defense}", f"objective_{self.attack.objective.replace(':', '_')}"]
+        return [
+            f"codec_{self.codec.label}",
+            f"attack_{self.attack.name}",
+            f"dataset_{self.dataset.name}",
+            f"defense_{self.defense}",
+            f"objective_{self.attack.objective.replace(':', '_')}",
+        ]
 
     @property
     def cost(self) -> float:
@@ -200,8 +205,8 @@ class WorstCase:
 
 @dataclass(frozen=True)
 class TransferCase:
-    source: Case                    # defense "none": x' is made against the bare codec
-    target: CodecEntry | str        # a codec of the suite, or a classical codec name
+    source: Case  # defense "none": x' is made against the bare codec
+    target: CodecEntry | str  # a codec of the suite, or a classical codec name
 
     kind = "transfer"
     defense = "none"
@@ -225,8 +230,11 @@ class TransferCase:
 
     @property
     def name(self) -> str:
-        return case_id(self.source.codec.label, self.source.codec.quality,
-                       f"{self.source.attack_id}-transfer-{id_token(self.target_label)}")
+        return case_id(
+            self.source.codec.label,
+            self.source.codec.quality,
+            f"{self.source.attack_id}-transfer-{id_token(self.target_label)}",
+        )
 
     @property
     def model_key(self) -> str:

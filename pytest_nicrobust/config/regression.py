@@ -58,9 +58,12 @@ def parse_cli(text: str | None) -> dict[str, Allowed]:
             continue
         metric, sep, value = part.partition(":")
         if not sep:
-            raise ThresholdsError(f"{CLI}: {part!r}: expected METRIC:AMOUNT, e.g. delta_psnr:0.3 or bitrate_increase:10%")
-        allowed = parse_allowed(metric.strip(), value.strip() if value.strip().endswith("%") else _number(value, part),
-                                CLI, CLI)
+            raise ThresholdsError(
+                f"{CLI}: {part!r}: expected METRIC:AMOUNT, e.g. delta_psnr:0.3 or bitrate_increase:10%"
+            )
+        allowed = parse_allowed(
+            metric.strip(), value.strip() if value.strip().endswith("%") else _number(value, part), CLI, CLI
+        )
         if allowed:
             out[allowed.metric] = allowed
     return out

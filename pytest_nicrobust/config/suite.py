@@ -39,14 +39,30 @@ import re
 from dataclasses import dataclass, field
 from itertools import product
 
-from ..attacks.presets import (ALIGNED_ORDER, ATTACKS, DEFAULT_OBJECTIVE, NO_OBJECTIVE, PARAMETERS,
-                               PROXIES, check_parameter, parse_objective, uses_objective)
-from ..codecs.registry import (ARCHITECTURES, WEIGHT_SOURCES, TableError, codec_kind, is_import_path, known_models,
-                               parse_spec)
+from ..attacks.presets import (
+    ALIGNED_ORDER,
+    ATTACKS,
+    DEFAULT_OBJECTIVE,
+    NO_OBJECTIVE,
+    PARAMETERS,
+    PROXIES,
+    check_parameter,
+    parse_objective,
+    uses_objective,
+)
+from ..codecs.registry import (
+    ARCHITECTURES,
+    WEIGHT_SOURCES,
+    TableError,
+    codec_kind,
+    is_import_path,
+    known_models,
+    parse_spec,
+)
 from ..defenses.registry import DEFENSES
 from ..metrics.registry import GATE_OBJECTIVES, METRICS, min_side
-from .errors import SuiteError, read_toml
 from .cases import AttackEntry, Case, CodecEntry, DatasetEntry, WorstCase
+from .errors import SuiteError, read_toml
 from .thresholds import base_metric, match_labels
 
 _LABEL_BAD = re.compile(r"[\s,=()'\"\[\]]|::")
@@ -55,7 +71,7 @@ _LABEL_BAD = re.compile(r"[\s,=()'\"\[\]]|::")
 @dataclass
 class Suite:
     path: str
-    transfer: bool = True    # also generate the transfer tests (x' of each codec on the others)
+    transfer: bool = True  # also generate the transfer tests (x' of each codec on the others)
     worst_case: bool = True  # one worst-case item per (codec, dataset, defense)
     cases: list[Case] = field(default_factory=list)
 
@@ -89,7 +105,9 @@ def _get(table, key, types, path, where, default=None, required=False):
 
 def _typename(types):
     types = types if isinstance(types, tuple) else (types,)
-    return " or ".join({int: "an integer", str: "a string", list: "a list", bool: "true/false", dict: "a table"}[t] for t in types)
+    return " or ".join(
+        {int: "an integer", str: "a string", list: "a list", bool: "true/false", dict: "a table"}[t] for t in types
+    )
 
 
 def _positive(value, path, key):
@@ -135,20 +153,38 @@ def _parse_codecs(doc, path, base_dir):
         model = _get(t, "model", str, path, where, required=True)
         builtin = model in ARCHITECTURES
         if not builtin and not is_import_path(model) and model not in known_models():
-            _fail(path, f"{where}.model", f"unknown model {model!r}; known: {', '.join(known_models())}, "
-                  "or an import path 'package.module:factory'")
+            _fail(
+                path,
+                f"{where}.model",
+                f"unknown model {model!r}; known: {', '.join(known_models())}, "
+                "or an import path 'package.module:factory'",
+            )
         if builtin:
             _check_keys(t, _CODEC_KEYS, path, where)
         options = {k: v for k, v in t.items() if k not in _CODEC_KEYS}
-        weights = _resolve_weights(_get(t, "weights", str, path, where, default="nicrobust" if builtin else None), base_dir)
+        weights = _resolve_weights(
+            _get(t, "weights", str, path, where, default="nicrobust" if builtin else None), base_dir
+        )
         if builtin and weights not in WEIGHT_SOURCES and "{quality}" not in weights and not os.path.exists(weights):
-            _fail(path, f"{where}.weights", f"checkpoint {weights} does not exist (or use one of {', '.join(WEIGHT_SOURCES)})")
+            _fail(
+                path,
+                f"{where}.weights",
+                f"checkpoint {weights} does not exist (or use one of {', '.join(WEIGHT_SOURCES)})",
+            )
         qualities = _get(t, "qualities", list, path, where, required=builtin) or [None]
         for q in qualities:
             if builtin and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
                 _fail(path, f"{where}.qualities", f"qualities of CompressAI models are integers 1..8, got {q!r}")
-            if not builtin and q is not None and (isinstance(q, bool) or not isinstance(q, (int, str)) or _LABEL_BAD.search(str(q))):
-                _fail(path, f"{where}.qualities", f"qualities are integers or strings without spaces, commas or '=', got {q!r}")
+            if (
+                not builtin
+                and q is not None
+                and (isinstance(q, bool) or not isinstance(q, (int, str)) or _LABEL_BAD.search(str(q)))
+            ):
+                _fail(
+                    path,
+                    f"{where}.qualities",
+                    f"qualities are integers or strings without spaces, commas or '=', got {q!r}",
+                )
         if len(set(qualities)) != len(qualities):
             _fail(path, f"{where}.qualities", f"repeated quality in {qualities}")
         # a random-init codec says so in every test id
@@ -163,8 +199,11 @@ def _parse_codecs(doc, path, base_dir):
 
 def _check_label(label, path, where):
     if not label or _LABEL_BAD.search(label):
-        _fail(path, f"{where}.name", f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, "
-              "'=' or '::'")
+        _fail(
+            path,
+            f"{where}.name",
+            f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, '=' or '::'",
+        )
     return label
 
 
@@ -178,7 +217,11 @@ def _parse_codec_kind(kind, t, path, where, base_dir):
     qualities = checked["qualities"] or [None]
     for q in qualities:
         if q is not None and (isinstance(q, bool) or not isinstance(q, (int, str)) or _LABEL_BAD.search(str(q))):
-            _fail(path, f"{where}.qualities", f"qualities are integers or strings without spaces, commas or '=', got {q!r}")
+            _fail(
+                path,
+                f"{where}.qualities",
+                f"qualities are integers or strings without spaces, commas or '=', got {q!r}",
+            )
     if len(set(qualities)) != len(qualities):
         _fail(path, f"{where}.qualities", f"repeated quality in {qualities}")
     label = _check_label(name or checked["label"], path, where)
@@ -210,7 +253,11 @@ def _parse_attacks(doc, path):
         presets = _get(t, "presets", list, path, where, default=[next(iter(ATTACKS[name]["presets"]))])
         for p in presets:
             if p not in ATTACKS[name]["presets"]:
-                _fail(path, f"{where}.presets", f"unknown preset {p!r} for {name}; choose from {', '.join(ATTACKS[name]['presets'])}")
+                _fail(
+                    path,
+                    f"{where}.presets",
+                    f"unknown preset {p!r} for {name}; choose from {', '.join(ATTACKS[name]['presets'])}",
+                )
         objectives = _get(t, "objectives", list, path, where)
         if not uses_objective(name):
             if objectives is not None:
@@ -243,13 +290,20 @@ def _parse_datasets(doc, path, base_dir, metrics):
         _check_keys(t, {"name", "images", "crop", "path", "heavy"}, path, where)
         name = _get(t, "name", str, path, where, required=True)
         if not name or _LABEL_BAD.search(name):  # it becomes part of every test id and label
-            _fail(path, f"{where}.name", f"{name!r}: a dataset name has no spaces, quotes, commas, brackets, "
-                                         "parentheses, '=' or '::' (it is part of every test id)")
+            _fail(
+                path,
+                f"{where}.name",
+                f"{name!r}: a dataset name has no spaces, quotes, commas, brackets, "
+                "parentheses, '=' or '::' (it is part of every test id)",
+            )
         images = _positive(_get(t, "images", int, path, where, default=default_images), path, f"{where}.images")
         crop = _positive(_get(t, "crop", int, path, where, default=default_crop), path, f"{where}.crop")
         if crop is not None and crop < side:
-            _fail(path, f"{where}.crop" if "crop" in t else "crop",
-                  f"{crop} px is too small for {metric} (it needs images of at least {side}x{side})")
+            _fail(
+                path,
+                f"{where}.crop" if "crop" in t else "crop",
+                f"{crop} px is too small for {metric} (it needs images of at least {side}x{side})",
+            )
         folder = _get(t, "path", str, path, where)
         if folder and not os.path.isabs(folder):
             folder = os.path.normpath(os.path.join(base_dir, folder))
@@ -281,8 +335,12 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
     """
     path = display or file
     doc = read_toml(file, path, SuiteError)
-    _check_keys(doc, {"description", "defenses", "images", "crop", "transfer", "worst_case",
-                      "codecs", "attacks", "datasets"}, path, "suite")
+    _check_keys(
+        doc,
+        {"description", "defenses", "images", "crop", "transfer", "worst_case", "codecs", "attacks", "datasets"},
+        path,
+        "suite",
+    )
     base_dir = os.path.dirname(os.path.abspath(file))
     codecs = _parse_codecs(doc, path, base_dir)
     attacks = _parse_attacks(doc, path)
@@ -291,8 +349,11 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
     for d in defenses:
         if d not in DEFENSES:
             _fail(path, "defenses", f"unknown defense {d!r}; choose from {', '.join(DEFENSES)}")
-    suite = Suite(file, transfer=_get(doc, "transfer", bool, path, "", default=True),
-                  worst_case=_get(doc, "worst_case", bool, path, "", default=True))
+    suite = Suite(
+        file,
+        transfer=_get(doc, "transfer", bool, path, "", default=True),
+        worst_case=_get(doc, "worst_case", bool, path, "", default=True),
+    )
     for c, (name, preset, objectives, proxy, overrides), d, df in product(codecs, attacks, datasets, defenses):
         probe = Case(file, c, AttackEntry(name, preset, DEFAULT_OBJECTIVE, proxy, overrides), d, df)
         if objectives is not None:

@@ -67,12 +67,16 @@ class Thresholds:
                 if value is not False and needs is not None and needs not in metrics:
                     raise ThresholdsError(
                         f"{source}: {metric} gates {needs}, which this run does not compute "
-                        f"(--nicrobust-metrics {','.join(metrics)}); add {needs} there or set {metric} = false")
+                        f"(--nicrobust-metrics {','.join(metrics)}); add {needs} there or set {metric} = false"
+                    )
 
     def unmatched(self, label_sets) -> list[str]:
         """Override tables that match none of the given label sets (see :func:`match_labels`)."""
-        return [source for source, match, _ in self.tables[1:]
-                if not any(_matches_all(match, labels) for labels in label_sets)]
+        return [
+            source
+            for source, match, _ in self.tables[1:]
+            if not any(_matches_all(match, labels) for labels in label_sets)
+        ]
 
     def limits_for(self, params: dict) -> dict[str, Limit]:
         """Limits for a test with the given labels (see :func:`match_labels`)."""
@@ -112,8 +116,12 @@ def _vocabulary(key: str):
     from ..attacks.presets import ATTACKS, NO_OBJECTIVE, OBJECTIVES
     from ..defenses.registry import DEFENSES
 
-    return {"mode": MODES, "attack": tuple(ATTACKS) + (WORST_CASE,), "defense": tuple(DEFENSES),
-            "objective": OBJECTIVES + (NO_OBJECTIVE, "all")}.get(key)
+    return {
+        "mode": MODES,
+        "attack": tuple(ATTACKS) + (WORST_CASE,),
+        "defense": tuple(DEFENSES),
+        "objective": OBJECTIVES + (NO_OBJECTIVE, "all"),
+    }.get(key)
 
 
 def _check_pattern(key: str, pattern: str, path: str, where: str) -> None:
@@ -123,8 +131,9 @@ def _check_pattern(key: str, pattern: str, path: str, where: str) -> None:
         return
     head = pattern.split("[")[0] if key == "attack" else pattern.split(":")[0] if key == "objective" else pattern
     if not any(_glob(head).match(n) for n in names):
-        raise ThresholdsError(f"{path}: {where}.match.{key}: {pattern!r} matches no {key}; "
-                              f"{key}s are {', '.join(names)}")
+        raise ThresholdsError(
+            f"{path}: {where}.match.{key}: {pattern!r} matches no {key}; {key}s are {', '.join(names)}"
+        )
 
 
 def _limits(table: dict, path: str, where: str) -> dict:
@@ -136,12 +145,15 @@ def _limits(table: dict, path: str, where: str) -> dict:
             continue
         if key not in GATES:
             raise ThresholdsError(f"{path}: {where}.{key}: unknown metric; gateable: {', '.join(GATES)}")
-        if value is not False and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                   or not math.isfinite(value)):
+        if value is not False and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
             raise ThresholdsError(f"{path}: {where}.{key}: expected a finite number or false, got {value!r}")
         if value is not False and value < 0:  # an attack makes images worse: only an improvement would pass
-            raise ThresholdsError(f"{path}: {where}.{key}: {value!r} is negative; a limit below 0 passes only when "
-                                  "the attack improves the image (write 0 for \"no degradation at all\")")
+            raise ThresholdsError(
+                f"{path}: {where}.{key}: {value!r} is negative; a limit below 0 passes only when "
+                'the attack improves the image (write 0 for "no degradation at all")'
+            )
         limits[key] = value
     return limits
 
@@ -169,7 +181,7 @@ def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
 def _match(table: dict, path: str, where: str) -> dict:
     match = table.get("match", {})
     if not isinstance(match, dict):
-        raise ThresholdsError(f"{path}: {where}.match: expected an inline table like {{ codec = \"bmshj*\" }}")
+        raise ThresholdsError(f'{path}: {where}.match: expected an inline table like {{ codec = "bmshj*" }}')
     for key, pattern in match.items():
         if key not in MATCH_KEYS:
             raise ThresholdsError(f"{path}: {where}.match.{key}: unknown key; match on {', '.join(MATCH_KEYS)}")
@@ -191,10 +203,17 @@ def _regression(doc, path: str, name: str) -> list:
         if not isinstance(table, dict):
             raise ThresholdsError(f"{path}: regression.overrides.{oname}: expected a table")
         where = f"regression.overrides.{oname}"
-        tables.append((f"{name} [{where}]", _match(table, path, where), {k: v for k, v in table.items() if k != "match"}))
-    return [(source, match, {m: parse_allowed(m, v, source, f"{path}: {source.split(' ', 1)[1][1:-1]}")
-                             for m, v in values.items()})
-            for source, match, values in tables]
+        tables.append(
+            (f"{name} [{where}]", _match(table, path, where), {k: v for k, v in table.items() if k != "match"})
+        )
+    return [
+        (
+            source,
+            match,
+            {m: parse_allowed(m, v, source, f"{path}: {source.split(' ', 1)[1][1:-1]}") for m, v in values.items()},
+        )
+        for source, match, values in tables
+    ]
 
 
 def match_labels(params: dict, mode: str = "undefended") -> dict:

@@ -11,7 +11,17 @@ defense from its ``conftest.py``::
         return MyMedianDefense()        # a pytest_nicrobust.defenses.Defense
 """
 
-BUILTIN_DEFENSE_NAMES = ("none", "flip", "roll", "rotate", "color-reorder", "random-ensemble", "self-ensemble", "jpeg", "blur")
+BUILTIN_DEFENSE_NAMES = (
+    "none",
+    "flip",
+    "roll",
+    "rotate",
+    "color-reorder",
+    "random-ensemble",
+    "self-ensemble",
+    "jpeg",
+    "blur",
+)
 
 # A list, so registration from a conftest is seen by the suite parser (``name in DEFENSES``).
 DEFENSES = list(BUILTIN_DEFENSE_NAMES)

@@ -34,9 +34,9 @@ class Defense:
     """Base class: identity. Subclasses override ``apply``/``invert`` (and ``sample`` if random)."""
 
     name = "identity"
-    random = False        # draws differ between uses: the adaptive attack averages over them
-    reversible = True     # T⁻¹(T(x)) == x
-    extra_bits = 0.0      # side information sent with each image
+    random = False  # draws differ between uses: the adaptive attack averages over them
+    reversible = True  # T⁻¹(T(x)) == x
+    extra_bits = 0.0  # side information sent with each image
 
     def sample(self, generator: torch.Generator):
         return None
@@ -57,7 +57,9 @@ class Defense:
 
     def roundtrip(self, codec, x, draw) -> RoundTrip:
         rt = codec.roundtrip(self.apply(x, draw))
-        return RoundTrip(round_to_8bit(self.invert(rt.x_hat, draw)), rt.nbytes, rt.bpp + self.extra_bits / x[0, 0].numel())
+        return RoundTrip(
+            round_to_8bit(self.invert(rt.x_hat, draw)), rt.nbytes, rt.bpp + self.extra_bits / x[0, 0].numel()
+        )
 
 
 class Flip(Defense):
@@ -175,8 +177,10 @@ class SelfEnsemble(Defense):
 
     def forward(self, codec, x, proxy, generator, draw):
         with torch.no_grad():  # choose the variant as the encoder would (rounded latents)
-            errors = [(_dihedral_inverse(codec.forward(_dihedral(x, v), "ste").x_hat, v) - x).pow(2).flatten(1).mean(1)
-                      for v in _DIHEDRAL]
+            errors = [
+                (_dihedral_inverse(codec.forward(_dihedral(x, v), "ste").x_hat, v) - x).pow(2).flatten(1).mean(1)
+                for v in _DIHEDRAL
+            ]
         picks = self._pick(errors)
         x_hat, bpp = [None] * len(x), [None] * len(x)
         for vi in sorted(set(picks)):
@@ -237,7 +241,7 @@ class GaussianBlur(Defense):
     def apply(self, x, draw):
         r = max(1, int(round(3 * self.sigma)))
         t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-        k = torch.exp(-t ** 2 / (2 * self.sigma ** 2))
+        k = torch.exp(-(t**2) / (2 * self.sigma**2))
         k = k / k.sum()
         x = F.pad(x, (r, r, r, r), mode="reflect")
         x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
@@ -247,8 +251,10 @@ class GaussianBlur(Defense):
         return f"blur sigma {self.sigma:g}"
 
 
-BUILTIN_DEFENSES = {d.name: d for d in (Flip, Roll, Rotate, ColorReorder, RandomEnsemble, SelfEnsemble,
-                                        JPEGPrecompression, GaussianBlur)}
+BUILTIN_DEFENSES = {
+    d.name: d
+    for d in (Flip, Roll, Rotate, ColorReorder, RandomEnsemble, SelfEnsemble, JPEGPrecompression, GaussianBlur)
+}
 
 
 def builtin_defense(name: str) -> Defense:

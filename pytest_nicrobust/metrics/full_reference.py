@@ -149,9 +149,7 @@ def _check_pair(a, b, name_a: str = "a", name_b: str = "b") -> None:
     _check_image(a, name_a)
     _check_image(b, name_b)
     if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.device != b.device:
         raise ValueError(f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}")
 
@@ -292,9 +290,7 @@ def vmaf(reference: torch.Tensor, distorted: torch.Tensor) -> torch.Tensor:
     _check_pair(reference, distorted, "reference", "distorted")
     h, w = reference.shape[-2:]
     if min(h, w) < VMAF_MIN_SIDE:
-        raise ValueError(
-            f"VMAF needs images of at least {VMAF_MIN_SIDE}x{VMAF_MIN_SIDE} pixels, got H={h}, W={w}"
-        )
+        raise ValueError(f"VMAF needs images of at least {VMAF_MIN_SIDE}x{VMAF_MIN_SIDE} pixels, got H={h}, W={w}")
     model = _vmaf_model(reference.device)
     with torch.no_grad():
         dtype = _vmaf_dtype(reference.device)

@@ -61,8 +61,9 @@ def _gates() -> dict[str, Gate]:
     gates["delta_bpp"] = Gate("delta_bpp", "bpp", 0.005, "bitrate", None)
     # transfer tests: x' made for a source codec, measured on a target codec
     for name in [f"delta_{m.name}" for m in ROWS] + ["bitrate_increase"]:
-        gates[f"transfer_{name}"] = Gate(f"transfer_{name}", gates[name].unit, gates[name].floor,
-                                         gates[name].objective, gates[name].metric)
+        gates[f"transfer_{name}"] = Gate(
+            f"transfer_{name}", gates[name].unit, gates[name].floor, gates[name].objective, gates[name].metric
+        )
     return gates
 
 

@@ -17,35 +17,61 @@ import uuid
 
 from ..metrics.registry import GATES
 
+
 def categories() -> list[dict]:
     """Allure puts a result in the first category whose pattern matches (allure2 #3330): a failed
     gate's message names the gate most over its limit first, so that is the category; within it,
     results group by message, i.e. by codec. Every failed metric of a test is in its Behaviors labels."""
+
     def gate(metric, what):
         return rf"(?s).*GateFailure: {metric}( \[[a-z-]+\])? {what}:.*"
 
-    cats = [{"name": "run verdict", "matchedStatuses": ["failed", "broken", "skipped"], "messageRegex": r"(?s)^verdict:.*"}]
-    cats += [{"name": f"over the limit: {m}", "matchedStatuses": ["failed"], "messageRegex": gate(m, "over its limit")}
-             for m in GATES]
+    cats = [
+        {"name": "run verdict", "matchedStatuses": ["failed", "broken", "skipped"], "messageRegex": r"(?s)^verdict:.*"}
+    ]
     cats += [
-        {"name": "worse than the baseline", "matchedStatuses": ["failed"],
-         "messageRegex": gate(r"\S+", "worse than the baseline allows")},
-        {"name": "codec error / NaN output", "matchedStatuses": ["failed", "broken"],
-         "messageRegex": r"(?s).*(CodecError|NonFiniteError|codec error).*"},
+        {"name": f"over the limit: {m}", "matchedStatuses": ["failed"], "messageRegex": gate(m, "over its limit")}
+        for m in GATES
+    ]
+    cats += [
+        {
+            "name": "worse than the baseline",
+            "matchedStatuses": ["failed"],
+            "messageRegex": gate(r"\S+", "worse than the baseline allows"),
+        },
+        {
+            "name": "codec error / NaN output",
+            "matchedStatuses": ["failed", "broken"],
+            "messageRegex": r"(?s).*(CodecError|NonFiniteError|codec error).*",
+        },
         {"name": "time limit", "matchedStatuses": ["failed", "broken"], "messageRegex": r"(?s).*TimeLimitExceeded.*"},
-        {"name": "data error", "matchedStatuses": ["failed", "broken"], "messageRegex": r"(?s).*(DataError|data error).*"},
-        {"name": "config error", "matchedStatuses": ["failed", "broken"],
-         "messageRegex": r"(?s).*(SuiteError|ThresholdsError|BaselineError|config error).*"},
+        {
+            "name": "data error",
+            "matchedStatuses": ["failed", "broken"],
+            "messageRegex": r"(?s).*(DataError|data error).*",
+        },
+        {
+            "name": "config error",
+            "matchedStatuses": ["failed", "broken"],
+            "messageRegex": r"(?s).*(SuiteError|ThresholdsError|BaselineError|config error).*",
+        },
     ]
     return cats
 
 
 def environment(prov: dict, results: list[dict]) -> dict:
     """environment.properties: provenance flattened, plus each codec's weights and their SHA-256."""
-    env = {"pytest-nicrobust": prov["plugin"]["version"], "pytest-nicrobust.commit": prov["plugin"]["commit"] or "unknown",
-           "nicrobust.seed": prov["seed"], "nicrobust.thresholds": prov["thresholds"]["path"],
-           "nicrobust.thresholds.sha256": prov["thresholds"]["sha256"], "nicrobust.workers": prov["workers"],
-           "device": ", ".join(prov["devices"]) or "unknown", "python": prov["python"], "started": prov["timestamp"]}
+    env = {
+        "pytest-nicrobust": prov["plugin"]["version"],
+        "pytest-nicrobust.commit": prov["plugin"]["commit"] or "unknown",
+        "nicrobust.seed": prov["seed"],
+        "nicrobust.thresholds": prov["thresholds"]["path"],
+        "nicrobust.thresholds.sha256": prov["thresholds"]["sha256"],
+        "nicrobust.workers": prov["workers"],
+        "device": ", ".join(prov["devices"]) or "unknown",
+        "python": prov["python"],
+        "started": prov["timestamp"],
+    }
     env.update({p: v for p, v in prov["packages"].items() if p in ("torch", "compressai", "pytest")})
     for path, digest in prov["suites"].items():
         env[f"suite.{os.path.basename(path)}.sha256"] = digest
@@ -54,22 +80,34 @@ def environment(prov: dict, results: list[dict]) -> dict:
             if codec:
                 key = f"codec.{codec['label']}[{codec['quality']}]"
                 env[f"{key}.weights"] = codec.get("file") or codec.get("weights")
-                env[f"{key}.sha256"] = codec.get("sha256", "none (random init)" if codec.get("random_init") else "unknown")
+                env[f"{key}.sha256"] = codec.get(
+                    "sha256", "none (random init)" if codec.get("random_init") else "unknown"
+                )
     return env
 
 
 def ci_build(env) -> dict | None:
     """Build number, name and URLs of a CI run, from GitHub Actions' or GitLab CI's own variables."""
     if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_NUMBER", "").isdigit():
-        run = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/" \
-              f"{env.get('GITHUB_RUN_ID', '')}"
-        return {"type": "github", "buildOrder": int(env["GITHUB_RUN_NUMBER"]),
-                "buildName": f"{env.get('GITHUB_WORKFLOW', 'workflow')} #{env['GITHUB_RUN_NUMBER']}", "buildUrl": run,
-                "reportUrl": env.get("NICROBUST_REPORT_URL", "")}
+        run = (
+            f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/"
+            f"{env.get('GITHUB_RUN_ID', '')}"
+        )
+        return {
+            "type": "github",
+            "buildOrder": int(env["GITHUB_RUN_NUMBER"]),
+            "buildName": f"{env.get('GITHUB_WORKFLOW', 'workflow')} #{env['GITHUB_RUN_NUMBER']}",
+            "buildUrl": run,
+            "reportUrl": env.get("NICROBUST_REPORT_URL", ""),
+        }
     if env.get("GITLAB_CI") == "true" and env.get("CI_PIPELINE_IID", "").isdigit():
-        return {"type": "gitlab", "buildOrder": int(env["CI_PIPELINE_IID"]),
-                "buildName": f"{env.get('CI_PROJECT_PATH', 'pipeline')} #{env['CI_PIPELINE_IID']}",
-                "buildUrl": env.get("CI_PIPELINE_URL", ""), "reportUrl": env.get("NICROBUST_REPORT_URL", "")}
+        return {
+            "type": "gitlab",
+            "buildOrder": int(env["CI_PIPELINE_IID"]),
+            "buildName": f"{env.get('CI_PROJECT_PATH', 'pipeline')} #{env['CI_PIPELINE_IID']}",
+            "buildUrl": env.get("CI_PIPELINE_URL", ""),
+            "reportUrl": env.get("NICROBUST_REPORT_URL", ""),
+        }
     return None
 
 
@@ -113,8 +151,13 @@ def executor(prov: dict, build_order: int | None = None, env=None, alluredir: st
     if ci:
         return {"name": "pytest-nicrobust", "reportName": "nicrobust robustness gate", **ci}
     order = build_order if build_order is not None else next_build_order(alluredir)
-    return {"name": "pytest-nicrobust", "type": "pytest", "buildName": f"run #{order} ({prov['timestamp']})",
-            "reportName": "nicrobust robustness gate", "buildOrder": order}
+    return {
+        "name": "pytest-nicrobust",
+        "type": "pytest",
+        "buildName": f"run #{order} ({prov['timestamp']})",
+        "reportName": "nicrobust robustness gate",
+        "buildOrder": order,
+    }
 
 
 def _property(text) -> str:
@@ -134,8 +177,9 @@ def write_json(alluredir: str, name: str, doc) -> None:
 _TYPES = {".png": "image/png", ".csv": "text/csv", ".json": "application/json", ".html": "text/html"}
 
 
-def write_run_result(alluredir: str, name: str, description_html: str, files: list[tuple[str, bytes]],
-                     status: str, message: str) -> None:
+def write_run_result(
+    alluredir: str, name: str, description_html: str, files: list[tuple[str, bytes]], status: str, message: str
+) -> None:
     """A standalone Allure result with ``files`` [(attachment name, bytes)] attached.
 
     Its status is the run's verdict (failed when any robustness test failed), so it never
@@ -149,12 +193,25 @@ def write_run_result(alluredir: str, name: str, description_html: str, files: li
             f.write(body)
         attachments.append({"name": title, "source": source, "type": _TYPES.get(ext, "text/plain")})
     now = int(time.time() * 1000)
-    result = {"uuid": str(uuid.uuid4()), "historyId": f"nicrobust-{name}", "testCaseId": f"nicrobust-{name}",
-              "name": name, "fullName": f"nicrobust.{name}", "status": status, "stage": "finished",
-              "statusDetails": {"message": message},
-              "start": now, "stop": now, "descriptionHtml": description_html, "attachments": attachments,
-              "labels": [{"name": "parentSuite", "value": "nicrobust"}, {"name": "suite", "value": "run summary"},
-                         {"name": "framework", "value": "pytest-nicrobust"}]}
+    result = {
+        "uuid": str(uuid.uuid4()),
+        "historyId": f"nicrobust-{name}",
+        "testCaseId": f"nicrobust-{name}",
+        "name": name,
+        "fullName": f"nicrobust.{name}",
+        "status": status,
+        "stage": "finished",
+        "statusDetails": {"message": message},
+        "start": now,
+        "stop": now,
+        "descriptionHtml": description_html,
+        "attachments": attachments,
+        "labels": [
+            {"name": "parentSuite", "value": "nicrobust"},
+            {"name": "suite", "value": "run summary"},
+            {"name": "framework", "value": "pytest-nicrobust"},
+        ],
+    }
     tmp = os.path.join(alluredir, f"{result['uuid']}-result.json.tmp")
     with open(tmp, "w") as f:
         json.dump(result, f)

@@ -15,8 +15,18 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ..files import sha256_or_none
 
-PACKAGES = ("pytest-nicrobust", "torch", "torchvision", "compressai", "pytest", "pytest-xdist", "numpy",
-            "pytorch-msssim", "vmaf-torch", "allure-pytest")
+PACKAGES = (
+    "pytest-nicrobust",
+    "torch",
+    "torchvision",
+    "compressai",
+    "pytest",
+    "pytest-xdist",
+    "numpy",
+    "pytorch-msssim",
+    "vmaf-torch",
+    "allure-pytest",
+)
 
 
 def _version(dist: str) -> str:
@@ -95,8 +105,11 @@ def run_facts(config, thresholds) -> dict:
         "plugin": {"version": __version__, "commit": plugin_commit()},
         "command": ["pytest", *config.invocation_params.args],
         "cwd": str(config.invocation_params.dir),
-        "thresholds": {"path": os.path.abspath(thresholds.path), "sha256": sha256_or_none(thresholds.path),
-                       "plugin_default": thresholds.is_default},
+        "thresholds": {
+            "path": os.path.abspath(thresholds.path),
+            "sha256": sha256_or_none(thresholds.path),
+            "plugin_default": thresholds.is_default,
+        },
         "seed": config.getoption("nicrobust_seed"),
         "metrics": list(config.getoption("nicrobust_metrics")),
         "python": sys.version.split()[0],
@@ -113,8 +126,9 @@ def collect(facts: dict, suite_hashes: dict, results: list[dict], started: float
     """
     for path in {r["suite"] for r in results if r.get("suite")} - set(suite_hashes):
         suite_hashes[path] = sha256_or_none(path)
-    devices = sorted({r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "")
-                      for r in results if r.get("device")})
+    devices = sorted(
+        {r["device"] + (f" ({r['device_name']})" if r.get("device_name") else "") for r in results if r.get("device")}
+    )
     workers = sorted({r["worker"] for r in results if r.get("worker")})
     return {
         "timestamp": iso(started),

@@ -40,12 +40,24 @@ def gate_view(result: dict, gate: dict) -> dict:
     metric = gate["metric"]
     comparison = result.get("comparison") or {}
     base_metric = metric.removeprefix("transfer_")
-    view = {"kind": gate.get("kind", "limit"), "metric": metric, "mode": gate.get("mode") or "", "unit": unit(metric),
-            "headroom": headroom(gate), "over": gate["value"] - gate["limit"], "passed": gate["passed"],
-            "source": gate.get("source", "")}
+    view = {
+        "kind": gate.get("kind", "limit"),
+        "metric": metric,
+        "mode": gate.get("mode") or "",
+        "unit": unit(metric),
+        "headroom": headroom(gate),
+        "over": gate["value"] - gate["limit"],
+        "passed": gate["passed"],
+        "source": gate.get("source", ""),
+    }
     if view["kind"] == "regression":
-        view.update(value=gate.get("current"), limit=None, allowed=gate["limit"], baseline=gate.get("baseline"),
-                    change=gate["value"])
+        view.update(
+            value=gate.get("current"),
+            limit=None,
+            allowed=gate["limit"],
+            baseline=gate.get("baseline"),
+            change=gate["value"],
+        )
     else:
         change = (comparison.get("change") or {}).get(base_metric)
         before = (comparison.get("baseline_mean") or {}).get(base_metric)
@@ -75,8 +87,10 @@ def gate_phrase(view: dict) -> str:
     how = f"over by {_fmt_num(view['over'], u)}" if view["over"] > 0 else f"margin {_fmt_num(-view['over'], u)}"
     if view["kind"] == "regression":
         sign = ">" if view["over"] > 0 else "<="
-        return (f"{name} {_fmt_num(view['value'], u)} (baseline {_fmt_num(view['baseline'], u)}, change "
-                f"{view['change']:+.3g} {sign} allowed {view['allowed']:.3g}{' ' + u if u else ''}), {how}")
+        return (
+            f"{name} {_fmt_num(view['value'], u)} (baseline {_fmt_num(view['baseline'], u)}, change "
+            f"{view['change']:+.3g} {sign} allowed {view['allowed']:.3g}{' ' + u if u else ''}), {how}"
+        )
     sign = ">" if view["over"] > 0 else "<="
     return f"{name} {_fmt_num(view['value'], u)} {sign} limit {view['limit']:g}{' ' + u if u else ''}, {how}"
 
@@ -85,13 +99,17 @@ def verdict_facts(results: list[dict]) -> dict:
     """Counts and the worst gate of the run: what the verdict line says."""
     gated = [r for r in results if r.get("gates")]
     failed = [r for r in results if r.get("outcome") in ("failed", "error")]
-    facts = {"tests": len(results), "failed": len(failed),
-             "passed": sum(1 for r in results if r.get("outcome") == "passed"),
-             "ungated": sum(1 for r in results if r.get("outcome") == "skipped"),
-             "errors": sum(1 for r in failed if not r.get("gates")),
-             "regressions": sum(1 for r in results if any(g.get("kind") == "regression" and not g["passed"]
-                                                          for g in r.get("gates", []))),
-             "worst": None}
+    facts = {
+        "tests": len(results),
+        "failed": len(failed),
+        "passed": sum(1 for r in results if r.get("outcome") == "passed"),
+        "ungated": sum(1 for r in results if r.get("outcome") == "skipped"),
+        "errors": sum(1 for r in failed if not r.get("gates")),
+        "regressions": sum(
+            1 for r in results if any(g.get("kind") == "regression" and not g["passed"] for g in r.get("gates", []))
+        ),
+        "worst": None,
+    }
     if gated:
         r = min(gated, key=lambda r: headroom(binding_gate(r)))
         facts["worst"] = {"test": r["name"], **gate_view(r, binding_gate(r))}
@@ -110,7 +128,9 @@ def verdict_line(facts: dict) -> tuple[str, str]:
     w = facts["worst"]
     where = ""
     if w:
-        where = f"; {'worst' if w['over'] > 0 else 'closest'}: {gate_phrase(w)} (headroom {room_text(w)}) in {w['test']}"
+        where = (
+            f"; {'worst' if w['over'] > 0 else 'closest'}: {gate_phrase(w)} (headroom {room_text(w)}) in {w['test']}"
+        )
     return status, f"{word}: {counts}{where}"
 
 
@@ -148,14 +168,22 @@ def score_card(results: list[dict]) -> list[dict]:
     for r in results:
         if r.get("kind") not in ("case", "worst-case") or "params" not in r:
             continue
-        c = cards.setdefault(codec_of(r["params"]), {"codec": codec_of(r["params"]), "passed": 0, "failed": 0,
-                                                     "ungated": 0, "worst_case": []})
+        c = cards.setdefault(
+            codec_of(r["params"]),
+            {"codec": codec_of(r["params"]), "passed": 0, "failed": 0, "ungated": 0, "worst_case": []},
+        )
         c[{"passed": "passed", "skipped": "ungated"}.get(r.get("outcome"), "failed")] += 1
         if r["kind"] == "worst-case":
             mean = r.get("mean") or {}
-            c["worst_case"].append({"dataset": r["params"]["dataset"], "defense": r["params"]["defense"],
-                                    "outcome": r.get("outcome"), "test": r["name"],
-                                    **{m: mean[m] for m in HEADLINE_METRICS if m in mean}})
+            c["worst_case"].append(
+                {
+                    "dataset": r["params"]["dataset"],
+                    "defense": r["params"]["defense"],
+                    "outcome": r.get("outcome"),
+                    "test": r["name"],
+                    **{m: mean[m] for m in HEADLINE_METRICS if m in mean},
+                }
+            )
     return list(cards.values())
 
 
@@ -167,25 +195,39 @@ def defense_table(results: list[dict]) -> list[dict]:
             continue
         m = {mode: block.get("mean", {}) for mode, block in r["modes"].items()}
         cost = r["defense"].get("cost", {})
-        rows.append({"codec": codec_of(r["params"]), "attack": attack_label(r["params"]), "defense": r["params"]["defense"],
-                     "delta_psnr_undefended": m["undefended"].get("delta_psnr"),
-                     "delta_psnr_non_adaptive": m["non-adaptive"].get("delta_psnr"),
-                     "delta_psnr_adaptive": m["adaptive"].get("delta_psnr"),
-                     "bitrate_increase_adaptive": m["adaptive"].get("bitrate_increase"),
-                     "cost_psnr": cost.get("cost_psnr"), "cost_bpp": cost.get("cost_bpp")})
+        rows.append(
+            {
+                "codec": codec_of(r["params"]),
+                "attack": attack_label(r["params"]),
+                "defense": r["params"]["defense"],
+                "delta_psnr_undefended": m["undefended"].get("delta_psnr"),
+                "delta_psnr_non_adaptive": m["non-adaptive"].get("delta_psnr"),
+                "delta_psnr_adaptive": m["adaptive"].get("delta_psnr"),
+                "bitrate_increase_adaptive": m["adaptive"].get("bitrate_increase"),
+                "cost_psnr": cost.get("cost_psnr"),
+                "cost_bpp": cost.get("cost_bpp"),
+            }
+        )
     return rows
 
 
 def build(results: list[dict]) -> dict:
     facts = verdict_facts(results)
     status, line = verdict_line(facts)
-    return {"verdict": status, "verdict_line": "verdict: " + line, "counts": {k: v for k, v in facts.items() if k != "worst"},
-            "worst": facts["worst"], "gate_matrix": gate_matrix(results),
-            "score_card": score_card(results), "defenses": defense_table(results),
-            "ungated": sum(1 for r in results if r.get("outcome") == "skipped")}
+    return {
+        "verdict": status,
+        "verdict_line": "verdict: " + line,
+        "counts": {k: v for k, v in facts.items() if k != "worst"},
+        "worst": facts["worst"],
+        "gate_matrix": gate_matrix(results),
+        "score_card": score_card(results),
+        "defenses": defense_table(results),
+        "ungated": sum(1 for r in results if r.get("outcome") == "skipped"),
+    }
 
 
 # -- HTML -----------------------------------------------------------------------------
+
 
 def _fmt(v) -> str:
     return html.escape(v) if isinstance(v, str) else ("" if v is None else f"{v:.3g}")
@@ -203,8 +245,10 @@ def _cell_html(cell: dict | None) -> str:
         return "<td></td>"
     if "metric" not in cell:
         failed = cell.get("outcome") in ("failed", "error")
-        return (f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
-                f"{'error (see the test)' if failed else 'no limit'}</td>")
+        return (
+            f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
+            f"{'error (see the test)' if failed else 'no limit'}</td>"
+        )
     u = unit(cell["metric"])
     mode = mode_suffix(cell["mode"])
     name = f"{html.escape(cell['metric'])}{mode}"
@@ -212,15 +256,19 @@ def _cell_html(cell: dict | None) -> str:
     if not math.isfinite(cell["headroom"]) or value is None:
         text = f"{name}<br><b>NaN</b>"
     elif cell.get("kind") == "regression":  # the mean, the baseline's and the change, each named
-        text = (f"{name} vs baseline<br><b>{value:.3g}</b> {u} (baseline {cell['baseline']:.3g})"
-                f"<br>change {cell['change']:+.3g}, allowed +{cell['allowed']:.3g}"
-                f"<br>headroom {100 * cell['headroom']:.0f} %")
+        text = (
+            f"{name} vs baseline<br><b>{value:.3g}</b> {u} (baseline {cell['baseline']:.3g})"
+            f"<br>change {cell['change']:+.3g}, allowed +{cell['allowed']:.3g}"
+            f"<br>headroom {100 * cell['headroom']:.0f} %"
+        )
     else:
-        text = (f"{name}<br><b>{value:.3g}</b> / {cell['limit']:g} {u}"
-                f"<br>headroom {100 * cell['headroom']:.0f} %")
+        text = f"{name}<br><b>{value:.3g}</b> / {cell['limit']:g} {u}<br>headroom {100 * cell['headroom']:.0f} %"
         if "change" in cell:
-            text += f"<br>baseline {cell['baseline']:.3g}, change {cell['change']:+.3g}" if "baseline" in cell \
+            text += (
+                f"<br>baseline {cell['baseline']:.3g}, change {cell['change']:+.3g}"
+                if "baseline" in cell
                 else f"<br>change {cell['change']:+.3g}"
+            )
     return f"<td style='background:{colour(cell['headroom'])}' title='{html.escape(cell['test'])}'>{text}</td>"
 
 
@@ -230,8 +278,10 @@ def matrix_html(matrix: dict) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix["columns"])
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(row)}</th>"
-        + "".join(_cell_html(matrix["cells"][row].get(c)) for c in matrix["columns"]) + "</tr>"
-        for row in matrix["rows"])
+        + "".join(_cell_html(matrix["cells"][row].get(c)) for c in matrix["columns"])
+        + "</tr>"
+        for row in matrix["rows"]
+    )
     return f"<table border=1 cellpadding=4 style='border-collapse:collapse;font:12px sans-serif'><tr><th></th>{head}</tr>{body}</table>"
 
 
@@ -247,15 +297,19 @@ def _html_table(rows: list[dict]) -> str:
 def description_html(summary: dict, results: list[dict]) -> str:
     """The run summary's Allure description: a list (Allure sanitises descriptions, see test_page.py);
     the coloured gate matrix is its first attachment."""
-    items = [f"<b>{html.escape(summary.get('verdict_line', ''))}</b>",
-             "The gate matrix (coloured by headroom, worst case first) and the score card are in the first "
-             "attachment below, the transfer heatmaps after it."]
+    items = [
+        f"<b>{html.escape(summary.get('verdict_line', ''))}</b>",
+        "The gate matrix (coloured by headroom, worst case first) and the score card are in the first "
+        "attachment below, the transfer heatmaps after it.",
+    ]
     for card in summary.get("score_card", []):
         for w in card["worst_case"]:
             numbers = ", ".join(f"{m} {w[m]:.3g}{' ' + unit(m) if unit(m) else ''}" for m in HEADLINE_METRICS if m in w)
             numbers = numbers or "no numbers (see the test)"
-            items.append(f"worst case of <b>{html.escape(card['codec'])}</b> on {html.escape(w['dataset'])} "
-                         f"({html.escape(w['defense'])}): {numbers}: {html.escape(w['outcome'] or '')}")
+            items.append(
+                f"worst case of <b>{html.escape(card['codec'])}</b> on {html.escape(w['dataset'])} "
+                f"({html.escape(w['defense'])}): {numbers}: {html.escape(w['outcome'] or '')}"
+            )
     crashed = [r["name"] for r in results if r.get("kind") == "crashed"]
     if crashed:
         items.append("crashed (no result): " + ", ".join(html.escape(n) for n in crashed))
@@ -264,19 +318,33 @@ def description_html(summary: dict, results: list[dict]) -> str:
 
 def summary_html(summary: dict) -> str:
     """The run summary page: verdict, the gate matrix (worst case first), score card, defenses."""
-    cards = [{"codec": c["codec"], "passed": c["passed"], "failed": c["failed"], "no limit": c["ungated"],
-              **{f"worst case {m}": max((w.get(m, -math.inf) for w in c["worst_case"]), default=None) for m in HEADLINE_METRICS}}
-             for c in summary.get("score_card", [])]
+    cards = [
+        {
+            "codec": c["codec"],
+            "passed": c["passed"],
+            "failed": c["failed"],
+            "no limit": c["ungated"],
+            **{
+                f"worst case {m}": max((w.get(m, -math.inf) for w in c["worst_case"]), default=None)
+                for m in HEADLINE_METRICS
+            },
+        }
+        for c in summary.get("score_card", [])
+    ]
     for card in cards:
         for k, v in card.items():
             if v == -math.inf:
                 card[k] = None
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>nicrobust run summary</title></head>"
-            "<body style='font:13px sans-serif'>"
-            f"<h3>{html.escape(summary.get('verdict_line', ''))}</h3>"
-            "<h3>Gates: mean / limit of each test's binding metric (worst case first)</h3>"
-            + matrix_html(summary.get("gate_matrix", {}))
-            + "<p>Green: ≥ 50 % headroom; yellow: < 50 %; orange: < 20 %; red: over the limit; grey: no limit applies.</p>"
-            + "<h3>Score card: the worst case per codec is the headline</h3>" + _html_table(cards)
-            + "<h3>Defenses: ΔPSNR (dB) undefended / non-adaptive / adaptive, and cost on clean images</h3>"
-            + _html_table(summary.get("defenses", [])) + "</body></html>")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>nicrobust run summary</title></head>"
+        "<body style='font:13px sans-serif'>"
+        f"<h3>{html.escape(summary.get('verdict_line', ''))}</h3>"
+        "<h3>Gates: mean / limit of each test's binding metric (worst case first)</h3>"
+        + matrix_html(summary.get("gate_matrix", {}))
+        + "<p>Green: ≥ 50 % headroom; yellow: < 50 %; orange: < 20 %; red: over the limit; grey: no limit applies.</p>"
+        + "<h3>Score card: the worst case per codec is the headline</h3>"
+        + _html_table(cards)
+        + "<h3>Defenses: ΔPSNR (dB) undefended / non-adaptive / adaptive, and cost on clean images</h3>"
+        + _html_table(summary.get("defenses", []))
+        + "</body></html>"
+    )

@@ -116,13 +116,17 @@ def unmatched_overrides(thresholds, results: list[dict]) -> list[str]:
 
 def _verdict(tr, results: list[dict]) -> None:
     status, line = verdict_line(verdict_facts(results))
-    colour = {"failed": {"red": True, "bold": True}, "passed": {"green": True, "bold": True}}.get(status, {"yellow": True})
+    colour = {"failed": {"red": True, "bold": True}, "passed": {"green": True, "bold": True}}.get(
+        status, {"yellow": True}
+    )
     tr.write_line(f"nicrobust verdict: {line}", **colour)
 
 
 def _comparison(tr, comparison: dict) -> None:
-    tr.write_line(f"compared with {comparison['baseline']}: {comparison['compared']} test(s) matched, "
-                  f"{len(comparison['regressions'])} got worse than allowed")
+    tr.write_line(
+        f"compared with {comparison['baseline']}: {comparison['compared']} test(s) matched, "
+        f"{len(comparison['regressions'])} got worse than allowed"
+    )
     new = comparison.get("new") or []
     if new:
         tr.write_line(f"{len(new)} test(s) not in the baseline:", yellow=True)
@@ -132,8 +136,11 @@ def _comparison(tr, comparison: dict) -> None:
             tr.write_line(f"  … and {len(new) - 10} more (listed in the JSON's comparison.new)")
     missing = comparison.get("missing") or []
     if missing:
-        tr.write_line(f"{len(missing)} baseline test(s) not in this run: {comparison.get('missing_reason', 'not run')}; "
-                      "listed in the JSON's comparison.missing", yellow=True)
+        tr.write_line(
+            f"{len(missing)} baseline test(s) not in this run: {comparison.get('missing_reason', 'not run')}; "
+            "listed in the JSON's comparison.missing",
+            yellow=True,
+        )
     for line in comparison.get("warnings") or []:
         tr.write_line(f"warning: {line}", yellow=True)
 
@@ -159,17 +166,24 @@ def write(tr, results: list[dict], writer) -> None:
         if gated:
             r = min(gated, key=lambda r: headroom(binding_gate(r)))
             v = gate_view(r, binding_gate(r))
-            closest = (f"; {'worst' if v['over'] > 0 else 'closest'}: {gate_phrase(v)} (headroom {room_text(v)}) "
-                       f"in {r['name']}")
-        tr.write_line(f"transfer: {len(transfer)} cells, {failed} failed{closest} (matrices in the JSON and the report)",
-                      **({"red": True} if failed else {}))
+            closest = (
+                f"; {'worst' if v['over'] > 0 else 'closest'}: {gate_phrase(v)} (headroom {room_text(v)}) "
+                f"in {r['name']}"
+            )
+        tr.write_line(
+            f"transfer: {len(transfer)} cells, {failed} failed{closest} (matrices in the JSON and the report)",
+            **({"red": True} if failed else {}),
+        )
     ungated = sum(1 for r in results if r.get("outcome") == "skipped")
     if ungated:
-        tr.write_line(f"{ungated} test(s) measured with no limit in {writer.thresholds.path} (skipped, not passed)",
-                      yellow=True)
+        tr.write_line(
+            f"{ungated} test(s) measured with no limit in {writer.thresholds.path} (skipped, not passed)", yellow=True
+        )
     if writer.thresholds.is_default:
-        tr.write_line(f"no thresholds.toml in the rootdir: the plugin's default limits applied ({writer.thresholds.path})",
-                      yellow=True)
+        tr.write_line(
+            f"no thresholds.toml in the rootdir: the plugin's default limits applied ({writer.thresholds.path})",
+            yellow=True,
+        )
     for source in unmatched_overrides(writer.thresholds, results):
         tr.write_line(f"warning: {source} matched no test in this run", yellow=True)
     comparison = writer.extras.get("comparison")

@@ -57,14 +57,17 @@ def describe_test(parameters: dict, codec_info) -> None:
     if parameters.get("target"):
         allure.dynamic.parent_suite("nicrobust transfer")
         allure.dynamic.suite(codec_q)
-        allure.dynamic.sub_suite(f"{parameters['attack']} · {parameters.get('objective', '')} · {parameters.get('dataset', '')}")
+        allure.dynamic.sub_suite(
+            f"{parameters['attack']} · {parameters.get('objective', '')} · {parameters.get('dataset', '')}"
+        )
     else:
         allure.dynamic.parent_suite("nicrobust")
         allure.dynamic.suite(parameters["codec"])
         allure.dynamic.sub_suite(parameters["attack"])
     allure.dynamic.story(codec_q)
-    allure.dynamic.label("nicrobust_weights", "RANDOM INIT (not a trained codec)" if codec_info.random_init
-                         else str(codec_info.weights))
+    allure.dynamic.label(
+        "nicrobust_weights", "RANDOM INIT (not a trained codec)" if codec_info.random_init else str(codec_info.weights)
+    )
 
 
 def attach_text(name: str, text: str) -> None:
@@ -85,13 +88,17 @@ def gates_html(result: dict, gates: list) -> str:
         room = "NaN" if g.value != g.value else f"{100 * (g.limit - g.value) / max(abs(g.limit), 1e-9):.0f} %"
         verdict = "pass" if g.passed else "<b>FAIL</b>"
         what = " against the baseline" if g.kind == "regression" else ""
-        items.append(f"{verdict}: <b>{html.escape(g.metric)}</b>{mode}{what}: {html.escape(g.numbers())}, "
-                     f"headroom {room} ({html.escape(g.source)})")
+        items.append(
+            f"{verdict}: <b>{html.escape(g.metric)}</b>{mode}{what}: {html.escape(g.numbers())}, "
+            f"headroom {room} ({html.escape(g.source)})"
+        )
     rows = result.get("per_image") or []
     if gates and rows and rows[0].get("winner"):
         metric = min(gates, key=lambda g: (g.limit - g.value) / max(abs(g.limit), 1e-9)).metric
-        won = ", ".join(f"{html.escape(str(r['image']))}: {html.escape(str((r.get('winner') or {}).get(metric, '?')))}"
-                        for r in rows)
+        won = ", ".join(
+            f"{html.escape(str(r['image']))}: {html.escape(str((r.get('winner') or {}).get(metric, '?')))}"
+            for r in rows
+        )
         items.append(f"Worst attack per image for {html.escape(metric)}: {won} (every metric: the metrics attachment)")
     comparison = result.get("comparison")
     if comparison and comparison.get("status") == "new":
@@ -101,8 +108,11 @@ def gates_html(result: dict, gates: list) -> str:
     elif comparison:
         before = comparison.get("baseline_mean") or {}
         now = result.get("mean") or {}
-        change = ", ".join(f"{html.escape(m)} {now.get(m, float('nan')):.4g} (baseline {before.get(m, float('nan')):.4g}, "
-                           f"change {v:+.3g})" for m, v in comparison["change"].items())
+        change = ", ".join(
+            f"{html.escape(m)} {now.get(m, float('nan')):.4g} (baseline {before.get(m, float('nan')):.4g}, "
+            f"change {v:+.3g})"
+            for m, v in comparison["change"].items()
+        )
         items.append(f"Against the baseline {html.escape(comparison['baseline'])}: {change}")
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
@@ -118,8 +128,22 @@ def label_outcome(gates: list) -> None:
 
 
 # The metric table's default columns (the rest of every row is in the "all metrics" CSV attachment).
-DEFAULT_COLUMNS = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase", "psnr_clean", "psnr_adv",
-                   "bpp_clean", "bpp_adv", "psnr_inputs", "cost_psnr", "cost_bpp", "quality")
+DEFAULT_COLUMNS = (
+    "delta_psnr",
+    "delta_msssim",
+    "delta_vmaf",
+    "bitrate_increase",
+    "psnr_clean",
+    "psnr_adv",
+    "bpp_clean",
+    "bpp_adv",
+    "psnr_inputs",
+    "cost_psnr",
+    "cost_bpp",
+    "quality",
+)
+
+
 def _columns(means: dict, gated=()) -> list[str]:
     return [k for k in means if k in DEFAULT_COLUMNS or k in gated]
 
@@ -127,8 +151,12 @@ def _columns(means: dict, gated=()) -> list[str]:
 def _table(records: list[dict], means: dict, gated=()) -> str:
     keys = _columns(means, gated)
     head = "".join(f"<th>{html.escape(k)}" + (f"<br>({unit_of(k)})" if unit_of(k) else "") + "</th>" for k in keys)
-    rows = [f"<tr><td>{html.escape(r['image'])}</td>" + "".join(f"<td>{r.get(k, float('nan')):.4g}</td>" for k in keys)
-            + "</tr>" for r in records]
+    rows = [
+        f"<tr><td>{html.escape(r['image'])}</td>"
+        + "".join(f"<td>{r.get(k, float('nan')):.4g}</td>" for k in keys)
+        + "</tr>"
+        for r in records
+    ]
     rows.append("<tr><th>mean</th>" + "".join(f"<th>{means[k]:.4g}</th>" for k in keys) + "</tr>")
     return f"<table border=1><tr><th>image</th>{head}</tr>{''.join(rows)}</table>"
 
@@ -140,9 +168,15 @@ def metrics_csv(result: dict) -> str:
         keys = [k for k in (block.get("mean") or {}) if k != "image"]
         out.append(",".join(["mode", "image"] + [f"{k} ({unit_of(k)})" if unit_of(k) else k for k in keys]))
         for r in block.get("per_image", []):
-            out.append(",".join([mode or "values", str(r.get("image", ""))] + [f"{r.get(k, float('nan')):.6g}"
-                                                                              if isinstance(r.get(k), (int, float)) else
-                                                                              str(r.get(k, "")) for k in keys]))
+            out.append(
+                ",".join(
+                    [mode or "values", str(r.get("image", ""))]
+                    + [
+                        f"{r.get(k, float('nan')):.6g}" if isinstance(r.get(k), (int, float)) else str(r.get(k, ""))
+                        for k in keys
+                    ]
+                )
+            )
     return "\n".join(out) + "\n"
 
 
@@ -151,14 +185,25 @@ def winners_html(result: dict) -> str:
     rows = result.get("per_image") or []
     if not rows or not any(r.get("winner") for r in rows):
         return ""
-    metrics = [m for m in ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase", "delta_mse")
-               if any(m in (r.get("winner") or {}) for r in rows)]
+    metrics = [
+        m
+        for m in ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase", "delta_mse")
+        if any(m in (r.get("winner") or {}) for r in rows)
+    ]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
-    body = "".join(f"<tr><td>{html.escape(str(r['image']))}</td>" + "".join(
-        f"<td>{html.escape(str((r.get('winner') or {}).get(m, '')))} ({r.get(m, float('nan')):.3g})</td>" for m in metrics)
-        + "</tr>" for r in rows)
-    return ("<h4>which attack won each image (the worst value per image and metric)</h4>"
-            f"<table border=1><tr><th>image</th>{head}</tr>{body}</table>")
+    body = "".join(
+        f"<tr><td>{html.escape(str(r['image']))}</td>"
+        + "".join(
+            f"<td>{html.escape(str((r.get('winner') or {}).get(m, '')))} ({r.get(m, float('nan')):.3g})</td>"
+            for m in metrics
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        "<h4>which attack won each image (the worst value per image and metric)</h4>"
+        f"<table border=1><tr><th>image</th>{head}</tr>{body}</table>"
+    )
 
 
 def metric_table_html(result: dict, gates: list) -> str:
@@ -170,11 +215,17 @@ def metric_table_html(result: dict, gates: list) -> str:
         parts.append(f"<h4>{html.escape(mode or 'values')}</h4>" + _table(block["per_image"], block["mean"], gated))
     defense = result.get("defense")
     if defense and defense.get("per_image"):
-        parts.append(f"<h4>cost of {html.escape(defense['draw'])} on clean images (positive = worse)</h4>"
-                     + _table(defense["per_image"], defense["cost"], gated))
-    parts.append("<p>The main columns; every metric of every image is in the attachment \"all metrics (CSV)\".</p>")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{TABLE_CSS}</style></head><body>"
-            + gates_html(result, gates) + "".join(parts) + "</body></html>")
+        parts.append(
+            f"<h4>cost of {html.escape(defense['draw'])} on clean images (positive = worse)</h4>"
+            + _table(defense["per_image"], defense["cost"], gated)
+        )
+    parts.append('<p>The main columns; every metric of every image is in the attachment "all metrics (CSV)".</p>')
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{TABLE_CSS}</style></head><body>"
+        + gates_html(result, gates)
+        + "".join(parts)
+        + "</body></html>"
+    )
 
 
 def attach_metric_table(result: dict, gates) -> None:
@@ -196,9 +247,14 @@ def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:
     """
     from PIL import Image, ImageDraw
 
-    panels = [(x, "x"), (x_adv, "x'"), (rec_clean, "C(x)"), (rec_adv, "C(x')"),
-              (((x_adv - x).abs() * DIFF_GAIN).clamp(0, 1), f"|x'-x| x{DIFF_GAIN}"),
-              (((rec_adv - rec_clean).abs() * DIFF_GAIN).clamp(0, 1), f"|C(x')-C(x)| x{DIFF_GAIN}")]
+    panels = [
+        (x, "x"),
+        (x_adv, "x'"),
+        (rec_clean, "C(x)"),
+        (rec_adv, "C(x')"),
+        (((x_adv - x).abs() * DIFF_GAIN).clamp(0, 1), f"|x'-x| x{DIFF_GAIN}"),
+        (((rec_adv - rec_clean).abs() * DIFF_GAIN).clamp(0, 1), f"|C(x')-C(x)| x{DIFF_GAIN}"),
+    ]
     h, w = x.shape[-2:]
     label_h = 14
     row = Image.new("RGB", (len(panels) * (w + 4) - 4, h + label_h), "white")

@@ -61,7 +61,9 @@ def assemble(results: list[dict]) -> dict:
             grid = [[_value(values.get((s, t)), m) for t in targets] for s in sources]
             if any(v is not None for row in grid for v in row):
                 metrics[m] = grid
-                limits[m] = [[_limit(values[(s, t)], m) if (s, t) in values else None for t in targets] for s in sources]
+                limits[m] = [
+                    [_limit(values[(s, t)], m) if (s, t) in values else None for t in targets] for s in sources
+                ]
         out[group] = {"sources": sources, "targets": targets, "metrics": metrics, "limits": limits}
     return out
 
@@ -145,13 +147,17 @@ def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
         lo, hi = scales[metric]
         limit = bar_limit(limits)
         ax.set_facecolor("#dddddd")
-        im = ax.imshow(np.ma.masked_invalid(grid), cmap="magma_r", aspect="auto", vmin=lo, vmax=hi if hi > lo else lo + 1)
+        im = ax.imshow(
+            np.ma.masked_invalid(grid), cmap="magma_r", aspect="auto", vmin=lo, vmax=hi if hi > lo else lo + 1
+        )
         for i in range(rows):
             for j in range(cols):
                 if np.isnan(grid[i, j]):
                     continue
                 dark = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+                ax.text(
+                    j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black"
+                )
                 if not np.isnan(limits[i, j]) and grid[i, j] > limits[i, j]:
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
         ax.set_xticks(range(cols), [plain_text(t) for t in mat["targets"]], rotation=30, ha="right", fontsize=7)
@@ -159,8 +165,7 @@ def heatmap_png(title: str, mat: dict, scales: dict) -> bytes:
         ax.set_ylabel("x' made for (source)", fontsize=8)
         others = sorted({float(v) for v in limits.flatten() if not np.isnan(v)} - {limit})
         note = f"; white-box limit {', '.join(f'{v:g}' for v in others)}" if others else ""
-        ax.set_title(f"{axis_title(metric)}, measured on the target →  (red outline: over its limit{note})",
-                     fontsize=9)
+        ax.set_title(f"{axis_title(metric)}, measured on the target →  (red outline: over its limit{note})", fontsize=9)
         bar = fig.colorbar(im, ax=ax, fraction=0.046)
         bar.ax.tick_params(labelsize=7)
         if limit is not None:  # one limit per bar: the transfer cells' (the diagonal's own is in the title)

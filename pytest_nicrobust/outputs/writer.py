@@ -15,13 +15,17 @@ from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
 from . import allure_run, provenance, summary, terminal, transfer_matrix
 
-
 FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
 
 
 def run_document(prov: dict, results: list[dict], complete: bool, extras: dict | None = None) -> dict:
-    return {"format": FORMAT, "complete": complete, "provenance": prov, "tests": [for_json(r) for r in results],
-            **(extras or {})}
+    return {
+        "format": FORMAT,
+        "complete": complete,
+        "provenance": prov,
+        "tests": [for_json(r) for r in results],
+        **(extras or {}),
+    }
 
 
 class Outputs:
@@ -42,25 +46,39 @@ class Outputs:
             return None
 
 
-def write_outputs(out: Outputs, prov: dict, results: list[dict], comparison: dict | None,
-                  json_path: str | None, alluredir: str | None, run_files: bool = True) -> None:
+def write_outputs(
+    out: Outputs,
+    prov: dict,
+    results: list[dict],
+    comparison: dict | None,
+    json_path: str | None,
+    alluredir: str | None,
+    run_files: bool = True,
+) -> None:
     """The JSON first (measurements only), then the summaries in it, the transfer files, Allure's files.
 
     ``run_files``: write Allure's environment, executor and run summary (a shard leaves them to the merge).
     """
     if json_path:  # 1. the measurements, before anything that could fail (a full disk: one warning)
-        if out.attempt("results JSON", lambda: write_json_atomic(json_path, run_document(prov, results, True))
-                       or True) is None:
+        if (
+            out.attempt("results JSON", lambda: write_json_atomic(json_path, run_document(prov, results, True)) or True)
+            is None
+        ):
             json_path = None  # nothing more to add to a file that could not be written
         else:
             out.written.append(json_path)
     setup_warnings(comparison, prov)
     matrices = out.attempt("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
-    out.extras = {"summary": out.attempt("summary", lambda: summary.build(results)) or {}, "transfer": matrices,
-                  "comparison": comparison}
+    out.extras = {
+        "summary": out.attempt("summary", lambda: summary.build(results)) or {},
+        "transfer": matrices,
+        "comparison": comparison,
+    }
     if json_path:  # 2. the same file with the summaries
-        out.attempt("summaries in the JSON", lambda: write_json_atomic(
-            json_path, run_document(prov, results, complete=True, extras=out.extras)))
+        out.attempt(
+            "summaries in the JSON",
+            lambda: write_json_atomic(json_path, run_document(prov, results, complete=True, extras=out.extras)),
+        )
     files = _transfer_files(out, matrices, json_path)
     if alluredir:
         out.attempt("Allure run files", lambda: _allure(out, alluredir, prov, results, files, run_files))
@@ -84,6 +102,7 @@ def _transfer_files(out: Outputs, matrices: dict, json_path: str | None) -> list
                 with os.fdopen(fd, "wb") as f:
                     f.write(body)
             out.written.append(folder + "/")
+
         out.attempt("transfer files", save)
     return files
 
@@ -97,9 +116,14 @@ def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files
         page = summary.summary_html(out.extras.get("summary", {}))
         status, message = summary.verdict(results)
         shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
-        allure_run.write_run_result(alluredir, "nicrobust run summary",
-                                    summary.description_html(out.extras.get("summary", {}), results),
-                                    [("gate matrix and score card.html", page.encode())] + shown, status, message)
+        allure_run.write_run_result(
+            alluredir,
+            "nicrobust run summary",
+            summary.description_html(out.extras.get("summary", {}), results),
+            [("gate matrix and score card.html", page.encode())] + shown,
+            status,
+            message,
+        )
     out.written.append(alluredir + "/")
 
 
@@ -150,8 +174,15 @@ class RunWriter(Outputs):
         if not (self.json_path or self.alluredir):
             self.extras = {"comparison": comparison}
             return
-        write_outputs(self, self.provenance(results), results, comparison, self.json_path, self.alluredir,
-                      run_files=not self.shard)
+        write_outputs(
+            self,
+            self.provenance(results),
+            results,
+            comparison,
+            self.json_path,
+            self.alluredir,
+            run_files=not self.shard,
+        )
 
     def terminal_summary(self, tr, results: list[dict]) -> None:
         terminal.write(tr, results, self)

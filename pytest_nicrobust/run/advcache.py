@@ -36,13 +36,21 @@ def cache_key(codec, attack_entry, seed: int, image, batch: list[str], defense: 
     doc = {
         "codec": codec.identity_digest(),
         "device": codec.device.type,  # x' made on a GPU differs slightly from the CPU one
-        "attack": [attack_entry.name, attack_entry.preset, attack_entry.objective, attack_entry.proxy,
-                   sorted(attack_entry.params.items())],
+        "attack": [
+            attack_entry.name,
+            attack_entry.preset,
+            attack_entry.objective,
+            attack_entry.proxy,
+            sorted(attack_entry.params.items()),
+        ],
         "seed": seed,
         "defense": defense,
         "batch": batch,
-        "image": [image.name, hashlib.sha256(np.ascontiguousarray(image.pixels).tobytes()).hexdigest(),
-                  list(image.pixels.shape)],
+        "image": [
+            image.name,
+            hashlib.sha256(np.ascontiguousarray(image.pixels).tobytes()).hexdigest(),
+            list(image.pixels.shape),
+        ],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -52,8 +60,12 @@ def private_folder(path: str) -> str | None:
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.stat(path)
     if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
-        warnings.warn(NicrobustWarning(f"adversarial-image cache {path} is not private to this user "
-                                       "(owner or permissions); caching is off for this run"))
+        warnings.warn(
+            NicrobustWarning(
+                f"adversarial-image cache {path} is not private to this user "
+                "(owner or permissions); caching is off for this run"
+            )
+        )
         return None
     return path
 
@@ -94,8 +106,7 @@ class AdvCache:
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             return self._reject(key, f"holds {pixels.dtype} pixels of shape {pixels.shape}, not (H, W, 3) uint8")
         if shape is not None and tuple(pixels.shape[:2]) != tuple(shape):
-            return self._reject(key, f"is {pixels.shape[1]}x{pixels.shape[0]}, not the image's "
-                                     f"{shape[1]}x{shape[0]}")
+            return self._reject(key, f"is {pixels.shape[1]}x{pixels.shape[0]}, not the image's {shape[1]}x{shape[0]}")
         try:
             problem = check(pixels) if check else None
         except Exception as exc:  # e.g. a size that does not match the clean image

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from .measure import case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors
 from .conclude import conclude, gate_modes
+from .measure import case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors
 
 
 def run_case(case, ctx, result: dict, defense=None) -> None:
     """Fill ``result`` (a plain dict carried to the controller) and raise GateFailure on a passed limit."""
     seeds = case_seeds(ctx.run_seed, case)
-    result.update(kind="case", params=case.parameters, attack_params=case.attack.params, seed=str(seeds[0]),
-                  crop=case.dataset.crop, timings={})
+    result.update(
+        kind="case",
+        params=case.parameters,
+        attack_params=case.attack.params,
+        seed=str(seeds[0]),
+        crop=case.dataset.crop,
+        timings={},
+    )
     codec, images = load_subject(case.codec, case.dataset, ctx, result)
     measure_case(case, codec, images, ctx, seeds, defense, result)
     finish_means(result, case.gated_modes)

@@ -69,7 +69,9 @@ def worker_gpu(worker_id: str | None, gpus: list[str], requested: str) -> str | 
     if requested.startswith("cuda:"):
         index = int(requested.split(":", 1)[1])
         if index >= len(gpus):
-            raise ValueError(f"--nicrobust-device {requested}: only {len(gpus)} CUDA device(s) visible ({','.join(gpus)})")
+            raise ValueError(
+                f"--nicrobust-device {requested}: only {len(gpus)} CUDA device(s) visible ({','.join(gpus)})"
+            )
         return gpus[index]
     return gpus[int(worker_id.removeprefix("gw")) % len(gpus)]
 

@@ -37,7 +37,7 @@ def batches(images, size):
         by_shape.setdefault(im.pixels.shape, []).append(im)
     for group in by_shape.values():
         for i in range(0, len(group), size):
-            yield group[i:i + size]
+            yield group[i : i + size]
 
 
 # A record's ``timings``: seconds per step, under stable keys. ``load``, and per mode
@@ -76,13 +76,22 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None, spent=
     """
     spent = {} if spent is None else spent
     start = time.perf_counter()
-    attack = build_attack(attack_entry.name, codec, attack_entry.preset, attack_entry.objective, seed,
-                          attack_entry.proxy, dict(attack_entry.overrides))
+    attack = build_attack(
+        attack_entry.name,
+        codec,
+        attack_entry.preset,
+        attack_entry.objective,
+        seed,
+        attack_entry.proxy,
+        dict(attack_entry.overrides),
+    )
     names = [im.name for im in group]
     keys = [cache_key(codec, attack_entry, seed, im, names, defense_name) for im in group]
 
     def within_budget(i):
-        return lambda pixels: attack.budget_violation(x[i:i + 1].cpu(), datasets.to_tensor([datasets.Image("", pixels)]))
+        return lambda pixels: attack.budget_violation(
+            x[i : i + 1].cpu(), datasets.to_tensor([datasets.Image("", pixels)])
+        )
 
     def from_cache():
         cached = [ctx.cache.get(k, within_budget(i)) for i, k in enumerate(keys)]
@@ -137,9 +146,15 @@ def case_modes(codec, defense, draw_seed, eot_samples=4):
 
 def codec_record(codec) -> dict:
     info = codec.info
-    return {"label": info.label, "architecture": info.architecture, "quality": info.quality,
-            "weights": info.weights, "random_init": info.random_init, **info.details,
-            "identity": codec.identity_digest()}
+    return {
+        "label": info.label,
+        "architecture": info.architecture,
+        "quality": info.quality,
+        "weights": info.weights,
+        "random_init": info.random_init,
+        **info.details,
+        "identity": codec.identity_digest(),
+    }
 
 
 def roundtrip_each(codec, x, bad: set) -> dict:
@@ -176,8 +191,14 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
     out["modes"] = {mode: {"per_image": []} for mode, *_ in names}
     out["errors"] = []
     if defense is not None:
-        out["defense"] = {"name": defense.name, "random": defense.random, "reversible": defense.reversible,
-                          **draws, "seed": str(d_seed), "per_image": []}
+        out["defense"] = {
+            "name": defense.name,
+            "random": defense.random,
+            "reversible": defense.reversible,
+            **draws,
+            "seed": str(d_seed),
+            "per_image": [],
+        }
     timings = out.setdefault("timings", {})
 
     def work(group):
@@ -201,7 +222,9 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
             out["modes"][mode]["per_image"] += [{"image": group[i].name, **mode_rows[i]} for i in keep]
         if "defense" in out and keep:
             out["defense"]["per_image"] += defense_cost(
-                [rows["undefended"][i] | {"image": group[i].name} for i in keep], [rows["non-adaptive"][i] for i in keep])
+                [rows["undefended"][i] | {"image": group[i].name} for i in keep],
+                [rows["non-adaptive"][i] for i in keep],
+            )
         for (title, mode), tensors in shown:
             if attached.get(mode, 0) < ctx.keep_pictures:
                 attached[mode] = attached.get(mode, 0) + 1
@@ -245,8 +268,10 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
                 scores = {m: v[keep] for m, v in known.items()} if known else None
                 rows[mode] = dict(zip(keep, evaluate(x[keep], x_adv[tag][keep], ref_rt, adv_rt, ctx.metrics, scores)))
             if pictures and ctx.pictures and mode in case.gated_modes:
-                shown += [((f"{group[i].name} ({mode})", mode), (x[i], x_adv[tag][i], ref_rt.x_hat[j], adv_rt.x_hat[j]))
-                          for j, i in enumerate(keep)]
+                shown += [
+                    ((f"{group[i].name} ({mode})", mode), (x[i], x_adv[tag][i], ref_rt.x_hat[j], adv_rt.x_hat[j]))
+                    for j, i in enumerate(keep)
+                ]
         if bad:
             raise NonFiniteError(f"codec {case.codec.display} gives NaN or infinite values", sorted(bad))
         error = None
@@ -281,8 +306,10 @@ def raise_errors(name: str, out: dict) -> None:
     if out["errors"]:
         lines = [f"{', '.join(e['images'])}: {e['error']}" for e in out["errors"]]
         measured = len(next(iter(out["modes"].values()))["per_image"])
-        raise CodecError(f"{name}: {sum(len(e['images']) for e in out['errors'])} image(s) failed, "
-                         f"{measured} measured (kept in the results):\n  " + "\n  ".join(lines))
+        raise CodecError(
+            f"{name}: {sum(len(e['images']) for e in out['errors'])} image(s) failed, "
+            f"{measured} measured (kept in the results):\n  " + "\n  ".join(lines)
+        )
 
 
 def case_key(case, seeds) -> tuple:

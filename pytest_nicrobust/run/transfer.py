@@ -14,8 +14,8 @@ from .. import datasets
 from ..codecs.builtin import classical
 from ..metrics.deltas import evaluate, mean_of
 from ..outputs import test_page
-from .measure import attacked, batches, case_seeds, codec_record, report_timings, stack, timed
 from .conclude import conclude, gate_modes
+from .measure import attacked, batches, case_seeds, codec_record, report_timings, stack, timed
 
 
 def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
@@ -23,8 +23,17 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
     src = tcase.source
     params = tcase.parameters
     seed = case_seeds(ctx.run_seed, src)[0]
-    result.update(kind="transfer", params=params, attack_params=src.attack.params, seed=str(seed), crop=src.dataset.crop,
-                  source=src.codec.display, target=tcase.target_label, per_image=[], timings={})
+    result.update(
+        kind="transfer",
+        params=params,
+        attack_params=src.attack.params,
+        seed=str(seed),
+        crop=src.dataset.crop,
+        source=src.codec.display,
+        target=tcase.target_label,
+        per_image=[],
+        timings={},
+    )
     timings = result["timings"]
     with test_page.step("load codecs and images", {}), timed("load", timings):
         source = ctx.codec(src.codec)
@@ -47,8 +56,9 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
             if target is None:  # classical: match the source codec's clean bitrate
                 coded, _ = ctx.clean(source, group, x, set(), cached=True)
                 source_bpp = [float(coded[i][1]) for i in range(len(group))]
-                qualities = [classical.match_quality(classical.to_pixels(xi), tcase.target, b)
-                             for xi, b in zip(x, source_bpp)]
+                qualities = [
+                    classical.match_quality(classical.to_pixels(xi), tcase.target, b) for xi, b in zip(x, source_bpp)
+                ]
                 clean = classical.roundtrip(x, tcase.target, qualities)
                 adv = classical.roundtrip(x_adv, tcase.target, qualities)
                 extra = [{"quality": q, "bpp_source": b} for q, b in zip(qualities, source_bpp)]
@@ -59,7 +69,9 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
             rows = evaluate(x, x_adv, clean, adv, ctx.metrics, known)
         if not result["per_image"]:  # the first image's pictures, attached if the cell fails
             first = (group[0].name, x[0], x_adv[0], clean.x_hat[0], adv.x_hat[0])
-        result["per_image"] += [{"image": image.name, **row, **extra[i]} for i, (image, row) in enumerate(zip(group, rows))]
+        result["per_image"] += [
+            {"image": image.name, **row, **extra[i]} for i, (image, row) in enumerate(zip(group, rows))
+        ]
     result["mean"] = mean_of(result["per_image"])
     gates = gate_modes(result, ("transfer",), ctx)
     if not all(g.passed for g in gates):

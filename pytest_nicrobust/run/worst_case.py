@@ -22,8 +22,8 @@ import math
 
 from ..names import attack_label
 from ..outputs import test_page
-from .measure import case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors
 from .conclude import conclude, gate_modes
+from .measure import case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors
 
 
 def worse_is_higher(metric: str) -> bool:
@@ -53,8 +53,9 @@ def worst_rows(members: list[tuple[str, list[dict]]]) -> list[dict]:
 
 def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
     """Fill ``result`` for a :class:`~pytest_nicrobust.config.cases.WorstCase`; gate it like any case."""
-    result.update(kind="worst-case", params=wc.parameters, members=[m.name for m in wc.members], crop=wc.dataset.crop,
-                  timings={})
+    result.update(
+        kind="worst-case", params=wc.parameters, members=[m.name for m in wc.members], crop=wc.dataset.crop, timings={}
+    )
     codec, images = load_subject(wc.codec, wc.dataset, ctx, result)
     measured = []
     for member in wc.members:
@@ -69,8 +70,9 @@ def run_worst_case(wc, ctx, result: dict, defense=None) -> None:
                 raise_errors(member.name, scratch)
                 rows = {m: b["per_image"] for m, b in scratch["modes"].items()}
         measured.append((attack_label(member.parameters), rows))
-    result["modes"] = {mode: {"per_image": worst_rows([(label, rows[mode]) for label, rows in measured])}
-                       for mode in wc.gated_modes}
+    result["modes"] = {
+        mode: {"per_image": worst_rows([(label, rows[mode]) for label, rows in measured])} for mode in wc.gated_modes
+    }
     finish_means(result, wc.gated_modes)
     result["winners"] = _win_counts(result["per_image"])
     conclude(wc.name, result, gate_modes(result, wc.gated_modes, ctx))

@@ -26,12 +26,14 @@ from ..metrics.registry import GATES
 from ..record import from_json, means_of
 from .gates import GateResult
 
+
 class BaselineError(NicrobustError):
     category = "config error"
 
 
 # Formats of --nicrobust-json this module reads (docs/results-json.md has the changelog).
 READABLE_FORMATS = (2, 3)
+
 
 def allowed_change(allow: Allowed, baseline: float) -> float:
     """The allowed change in the metric's unit: absolute, or N% of |baseline| but at least the gate's
@@ -72,7 +74,9 @@ def _headline_means(r: dict):
     if isinstance(r.get("mean"), dict):
         return r["mean"]
     modes = r.get("modes")
-    return next((b.get("mean") for b in modes.values() if isinstance(b, dict)), None) if isinstance(modes, dict) else None
+    return (
+        next((b.get("mean") for b in modes.values() if isinstance(b, dict)), None) if isinstance(modes, dict) else None
+    )
 
 
 def _check_record(path: str, i: int, r) -> None:
@@ -83,8 +87,11 @@ def _check_record(path: str, i: int, r) -> None:
     params = r.get("params")
     if params is None:
         return  # a crashed test: nothing to compare, skipped
-    if not isinstance(params, dict) or "codec" not in params or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
+    if (
+        not isinstance(params, dict)
+        or "codec" not in params
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())
+    ):
         raise BaselineError(f"{where}.params: expected an object of strings with a codec, got {params!r:.80}")
     modes = r.get("modes") or {}
     if not isinstance(modes, dict) or not all(isinstance(b, dict) for b in modes.values()):
@@ -94,7 +101,8 @@ def _check_record(path: str, i: int, r) -> None:
         if block is None:
             continue
         if not isinstance(block, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in block.values()):
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in block.values()
+        ):
             raise BaselineError(f"{where}.{key}: expected an object of numbers, got {block!r:.80}")
 
 
@@ -111,8 +119,10 @@ def load_baseline(path: str, mapping: dict[str, str]) -> Baseline:
         raise BaselineError(f"--nicrobust-compare {path}: not a --nicrobust-json file (no 'tests' list)")
     fmt = doc.get("format")
     if fmt not in READABLE_FORMATS:
-        raise BaselineError(f"--nicrobust-compare {path}: format {fmt!r}, this plugin reads formats "
-                            f"{', '.join(map(str, READABLE_FORMATS))} (docs/results-json.md)")
+        raise BaselineError(
+            f"--nicrobust-compare {path}: format {fmt!r}, this plugin reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))} (docs/results-json.md)"
+        )
     prov = doc.get("provenance")
     if not isinstance(prov, dict):
         raise BaselineError(f"--nicrobust-compare {path}: provenance: expected an object, got {type(prov).__name__}")
@@ -125,15 +135,20 @@ def load_baseline(path: str, mapping: dict[str, str]) -> Baseline:
         raise BaselineError(f"--nicrobust-compare {path}: no test with measured means to compare with")
     warnings = []
     if doc.get("complete") is not True:
-        warnings.append(f"baseline {os.path.basename(path)} is a partial run (complete: {doc.get('complete')!r}): "
-                        f"{len(tests)} test(s) to compare with; the run that wrote it did not finish")
+        warnings.append(
+            f"baseline {os.path.basename(path)} is a partial run (complete: {doc.get('complete')!r}): "
+            f"{len(tests)} test(s) to compare with; the run that wrote it did not finish"
+        )
     return Baseline(os.path.abspath(path), sha256_or_none(path) or "", tests, prov, warnings)
 
 
 def setup_of(prov: dict) -> dict:
     """What of a run's provenance decides whether its numbers compare: seed, suites, thresholds."""
-    return {"seed": prov.get("seed"), "suites": {os.path.basename(p): h for p, h in (prov.get("suites") or {}).items()},
-            "thresholds_sha256": (prov.get("thresholds") or {}).get("sha256")}
+    return {
+        "seed": prov.get("seed"),
+        "suites": {os.path.basename(p): h for p, h in (prov.get("suites") or {}).items()},
+        "thresholds_sha256": (prov.get("thresholds") or {}).get("sha256"),
+    }
 
 
 def setup_warnings(comparison: dict | None, prov: dict | None) -> None:
@@ -144,16 +159,20 @@ def setup_warnings(comparison: dict | None, prov: dict | None) -> None:
     before, now, lines = comparison.get("baseline_setup") or {}, setup_of(prov), comparison.setdefault("warnings", [])
     comparison["setup_checked"] = True
     if before.get("seed") != now["seed"]:
-        lines.append(f"the baseline ran with --nicrobust-seed {before.get('seed')}, this run with {now['seed']}: "
-                     "attack starts and defense draws differ")
+        lines.append(
+            f"the baseline ran with --nicrobust-seed {before.get('seed')}, this run with {now['seed']}: "
+            "attack starts and defense draws differ"
+        )
     for name, h in now["suites"].items():
         old = (before.get("suites") or {}).get(name)
         if old and old != h:
             lines.append(f"suite {name} changed since the baseline (sha256 {str(old)[:12]} → {str(h)[:12]})")
     t_old, t_new = before.get("thresholds_sha256"), now["thresholds_sha256"]
     if t_old and t_new and t_old != t_new:
-        lines.append(f"the thresholds file changed since the baseline (sha256 {t_old[:12]} → {t_new[:12]}): "
-                     "limits may differ; changes are measured the same way")
+        lines.append(
+            f"the thresholds file changed since the baseline (sha256 {t_old[:12]} → {t_new[:12]}): "
+            "limits may differ; changes are measured the same way"
+        )
 
 
 def _images(r: dict) -> list:
@@ -167,8 +186,10 @@ def incomparable(result: dict, base: dict) -> str | None:
     """Why this test cannot be compared with its baseline record (other images or crop), or None."""
     now, before = _images(result), _images(base)
     if before and now and sorted(now) != sorted(before):
-        return (f"other images: baseline {len(before)} ({', '.join(map(str, before[:3]))}{', …' if len(before) > 3 else ''}), "
-                f"this run {len(now)} ({', '.join(map(str, now[:3]))}{', …' if len(now) > 3 else ''})")
+        return (
+            f"other images: baseline {len(before)} ({', '.join(map(str, before[:3]))}{', …' if len(before) > 3 else ''}), "
+            f"this run {len(now)} ({', '.join(map(str, now[:3]))}{', …' if len(now) > 3 else ''})"
+        )
     if "crop" in base and "crop" in result and base["crop"] != result["crop"]:
         return f"other crop: baseline {base['crop']}, this run {result['crop']}"
     return None
@@ -186,9 +207,19 @@ def regression_gates(result: dict, base: dict, mode: str, allowed: dict[str, All
         limit = allowed_change(allow, float(before[metric]))
         floor = " (floor)" if allow.relative and limit > allow.absolute(float(before[metric])) else ""
         changes[metric] = change
-        gates.append(GateResult(name, change, limit, f"{allow.source}: allowed {allow.text()}{floor}",
-                                not math.isnan(change) and change <= limit, mode, kind="regression",
-                                baseline=float(before[metric]), current=float(now[metric])))
+        gates.append(
+            GateResult(
+                name,
+                change,
+                limit,
+                f"{allow.source}: allowed {allow.text()}{floor}",
+                not math.isnan(change) and change <= limit,
+                mode,
+                kind="regression",
+                baseline=float(before[metric]),
+                current=float(now[metric]),
+            )
+        )
     return gates, changes
 
 
@@ -202,8 +233,12 @@ def compare(result: dict, modes, thresholds, baseline: Baseline | None, cli: dic
         return []
     reason = incomparable(result, base)
     if reason:
-        result["comparison"] = {"status": "not comparable", "baseline": baseline.path, "baseline_id": base.get("id"),
-                                "reason": reason}
+        result["comparison"] = {
+            "status": "not comparable",
+            "baseline": baseline.path,
+            "baseline_id": base.get("id"),
+            "reason": reason,
+        }
         return []
     gates, changes = [], {}
     for mode in modes:
@@ -212,9 +247,13 @@ def compare(result: dict, modes, thresholds, baseline: Baseline | None, cli: dic
         gates += g
         changes.update({k if mode == modes[-1] else f"{k} [{mode}]": v for k, v in c.items()})
     main = means_of(base, modes[-1]) or _headline_means(base) or {}
-    result["comparison"] = {"status": "compared", "baseline": baseline.path, "baseline_id": base.get("id"),
-                            "baseline_mean": {k: v for k, v in main.items() if k in GATES},
-                            "change": changes or _changes(result, base, modes[-1])}
+    result["comparison"] = {
+        "status": "compared",
+        "baseline": baseline.path,
+        "baseline_id": base.get("id"),
+        "baseline_mean": {k: v for k, v in main.items() if k in GATES},
+        "change": changes or _changes(result, base, modes[-1]),
+    }
     if base.get("seed") is not None and str(base.get("seed")) != str(result.get("seed")):
         result["comparison"]["seed_differs"] = True
     return gates
@@ -226,8 +265,9 @@ def _changes(result: dict, base: dict, mode: str) -> dict:
     return {m: float(now[m]) - float(before[m]) for m in GATES if m in now and m in before}
 
 
-MISSING_REASON = ("not run here: deselected (-k, -m, --nicrobust-shard, --nicrobust-no-transfer, heavy) "
-                  "or gone from the suite")
+MISSING_REASON = (
+    "not run here: deselected (-k, -m, --nicrobust-shard, --nicrobust-no-transfer, heavy) or gone from the suite"
+)
 
 
 def run_comparison(results: list[dict], baseline: Baseline | None, prov: dict | None = None) -> dict | None:
@@ -238,21 +278,35 @@ def run_comparison(results: list[dict], baseline: Baseline | None, prov: dict | 
     here = {match_key(r["params"], r.get("kind", "case")) for r in results if "params" in r}
     missing = sorted(baseline.tests[k].get("name", k) for k in baseline.keys() - here)
     new = sorted(r["name"] for r in results if r.get("comparison", {}).get("status") == "new")
-    regressions = sorted({r["name"] for r in results for g in r.get("gates", [])
-                          if g.get("kind") == "regression" and not g["passed"]})
-    apart = [{"test": r["name"], "reason": r["comparison"]["reason"]} for r in results
-             if r.get("comparison", {}).get("status") == "not comparable"]
+    regressions = sorted(
+        {r["name"] for r in results for g in r.get("gates", []) if g.get("kind") == "regression" and not g["passed"]}
+    )
+    apart = [
+        {"test": r["name"], "reason": r["comparison"]["reason"]}
+        for r in results
+        if r.get("comparison", {}).get("status") == "not comparable"
+    ]
     warnings = list(baseline.warnings)
     seeds = sum(1 for r in results if r.get("comparison", {}).get("seed_differs"))
     if seeds and baseline.provenance.get("seed") == (prov or {}).get("seed", baseline.provenance.get("seed")):
         warnings.append(f"{seeds} test(s) ran with another seed than in the baseline: attack starts differ")
     if apart:
-        warnings.append(f"{len(apart)} test(s) not compared, their set-up differs from the baseline "
-                        f"(e.g. {apart[0]['test']}: {apart[0]['reason']}); listed in the JSON")
-    out = {"baseline": baseline.path, "baseline_sha256": baseline.sha256,
-            "baseline_timestamp": baseline.provenance.get("timestamp"),
-            "compared": sum(1 for r in results if r.get("comparison", {}).get("status") == "compared"),
-            "new": new, "missing": missing, "missing_reason": MISSING_REASON, "not_comparable": apart,
-            "regressions": regressions, "warnings": warnings, "baseline_setup": setup_of(baseline.provenance)}
+        warnings.append(
+            f"{len(apart)} test(s) not compared, their set-up differs from the baseline "
+            f"(e.g. {apart[0]['test']}: {apart[0]['reason']}); listed in the JSON"
+        )
+    out = {
+        "baseline": baseline.path,
+        "baseline_sha256": baseline.sha256,
+        "baseline_timestamp": baseline.provenance.get("timestamp"),
+        "compared": sum(1 for r in results if r.get("comparison", {}).get("status") == "compared"),
+        "new": new,
+        "missing": missing,
+        "missing_reason": MISSING_REASON,
+        "not_comparable": apart,
+        "regressions": regressions,
+        "warnings": warnings,
+        "baseline_setup": setup_of(baseline.provenance),
+    }
     setup_warnings(out, prov)
     return out

@@ -75,8 +75,10 @@ class GateResult:
         over = self.over()
         share = f" ({100 * abs(over) / abs(self.limit):.0f} %)" if abs(self.limit) > 1e-12 else ""  # of a limit 0: none
         if self.kind == "regression":
-            text = (f"{self.baseline:.4g} → {self.current:.4g}{unit} (baseline → now), worse by {self.value:.3g}{unit} "
-                    f"{'>' if over > 0 else '<='} allowed {self.limit:.3g}{unit}")
+            text = (
+                f"{self.baseline:.4g} → {self.current:.4g}{unit} (baseline → now), worse by {self.value:.3g}{unit} "
+                f"{'>' if over > 0 else '<='} allowed {self.limit:.3g}{unit}"
+            )
             return text + (f", over by {over:.3g}{unit}" if over > 0 else f", margin {-over:.3g}{unit}")
         if over > 0:
             return f"{self.value:.4g}{unit} > limit {self.limit:g}{unit}, over by {over:.3g}{unit}{share}"
@@ -93,9 +95,9 @@ def check(means: dict, limits: dict[str, Limit], mode: str = "", prefix: str = "
     """Gate ``means``; ``prefix`` maps a limit name to a mean (``transfer_delta_psnr`` -> ``delta_psnr``)."""
     results = []
     for metric, limit in limits.items():
-        if not metric.startswith(prefix) or metric[len(prefix):] not in means:
+        if not metric.startswith(prefix) or metric[len(prefix) :] not in means:
             continue  # metric not computed in this run (e.g. VMAF switched off), or not of this kind
-        value = float(means[metric[len(prefix):]])
+        value = float(means[metric[len(prefix) :]])
         passed = not math.isnan(value) and value <= limit.value
         results.append(GateResult(metric, value, limit.value, limit.source, passed, mode))
     return results

@@ -16,7 +16,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import tiny_checkpoint
 
 pytest.importorskip("allure_commons", reason="allure-pytest is not installed")
@@ -76,17 +75,42 @@ def results(tmp_path_factory):
     tiny_checkpoint(root / "suites" / "tiny.pt")
     (root / "suites" / "report.toml").write_text(textwrap.dedent(SUITE))
     (root / "thresholds.toml").write_text(THRESHOLDS)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-n", "2", "-p", "no:randomly",
-                           "--nicrobust-metrics", "psnr,mse", "--alluredir", "allure-results"],
-                          cwd=root, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites",
+            "-n",
+            "2",
+            "-p",
+            "no:randomly",
+            "--nicrobust-metrics",
+            "psnr,mse",
+            "--alluredir",
+            "allure-results",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "failed" in proc.stdout, proc.stdout[-3000:]
     return root / "allure-results"
 
 
 def test_controller_writes_environment_categories_and_summary_once(results):
     env = (results / "environment.properties").read_text()
-    for key in ("torch=", "compressai=", "pytest-nicrobust=", "device=cpu", "nicrobust.seed=0", "codec.tiny[1].sha256=",
-                "nicrobust.thresholds.sha256=", "suite.report.toml.sha256="):
+    for key in (
+        "torch=",
+        "compressai=",
+        "pytest-nicrobust=",
+        "device=cpu",
+        "nicrobust.seed=0",
+        "codec.tiny[1].sha256=",
+        "nicrobust.thresholds.sha256=",
+        "suite.report.toml.sha256=",
+    ):
         assert key in env
     assert json.loads((results / "executor.json").read_text())["name"] == "pytest-nicrobust"
     names = [c["name"] for c in json.loads((results / "categories.json").read_text())]
@@ -104,8 +128,9 @@ def _generate(results, out, *extra):
     cli = allure_cli()
     if not cli or not shutil.which("java"):
         pytest.skip("needs the Allure command line (npm install --prefix .tools allure-commandline) and Java")
-    proc = subprocess.run([cli, "generate", str(results), "-o", str(out), "--clean", *extra],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [cli, "generate", str(results), "-o", str(out), "--clean", *extra], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
 
@@ -142,11 +167,17 @@ def test_generated_report_lists_tests_parameters_categories_pictures(results, tm
     assert sum(len(g["children"]) for g in over["children"]) == 2  # q2's recon_error and its worst case
     for group in over["children"]:  # (q1's flip tests are further over their ΔPSNR limit: in that category)
         assert group["name"].startswith("pytest_nicrobust.verdict.gates.GateFailure: delta_mse [")
-        assert "over its limit: tiny[q2]: " in group["name"] and " > limit 0" in group["name"] and "over by" in group["name"]
+        assert (
+            "over its limit: tiny[q2]: " in group["name"]
+            and " > limit 0" in group["name"]
+            and "over by" in group["name"]
+        )
     # a test failing two metrics is counted under both in Behaviors
     behaviors = json.loads((report / "data" / "behaviors.json").read_text())
     failed = next(e for e in behaviors["children"] if e["name"] == "over the limit")
-    features = {f["name"]: {t["name"] for story in f["children"] for t in story["children"]} for f in failed["children"]}
+    features = {
+        f["name"]: {t["name"] for story in f["children"] for t in story["children"]} for f in failed["children"]
+    }
     both = "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-flip]"
     assert both in features["delta_psnr"] and both in features["delta_mse"]
 
@@ -157,11 +188,26 @@ def test_report_page_renders_categories_in_chromium(results, tmp_path):
         pytest.skip("needs Chromium (apt-get install -y chromium)")
     report = _generate(results, tmp_path / "single", "--single-file")
     profile = tempfile.mkdtemp()
-    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom",
-                           (report / "index.html").as_uri() + "#categories"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            (report / "index.html").as_uri() + "#categories",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     shutil.rmtree(profile, ignore_errors=True)
     for name in CATEGORIES:
         assert f'class="node__name">{name}<' in proc.stdout, f"category {name!r} not rendered"

@@ -8,7 +8,7 @@ import shutil
 
 from helpers import write_thresholds
 
-CODEC = '''
+CODEC = """
 import torch
 from pytest_nicrobust.codecs import load_codec
 from pytest_nicrobust.codecs.base import Codec
@@ -29,7 +29,7 @@ class NanForward(Codec):
 
 def make(name, quality, weights, device):
     return NanForward(load_codec("bmshj2018-factorized", weights, 1, device, name))
-'''
+"""
 
 
 def test_a_nan_objective_fails_the_test_naming_attack_step_and_images(pytester, tiny_pt, tmp_path):
@@ -38,15 +38,28 @@ def test_a_nan_objective_fails_the_test_naming_attack_step_and_images(pytester, 
     (pytester.path / "nanfwd.py").write_text(CODEC)
     (pytester.path / "suites" / "s.toml").write_text(
         'images = 2\ncrop = 64\nworst_case = false\n\n[[codecs]]\nmodel = "nanfwd:make"\nname = "nanfwd"\n'
-        'weights = "tiny.pt"\n\n[[attacks]]\nname = "pgd"\nsteps = 2\n\n[[datasets]]\nname = "skimage-photos"\n')
+        'weights = "tiny.pt"\n\n[[attacks]]\nname = "pgd"\nsteps = 2\n\n[[datasets]]\nname = "skimage-photos"\n'
+    )
     write_thresholds(pytester.path)
     out = tmp_path / "r.json"
-    result = pytester.runpytest_subprocess("suites", f"--nicrobust-json={out}", "--nicrobust-metrics", "psnr,mse",
-                                           "-p", "no:randomly", "--nicrobust-no-transfer", timeout=300)
+    result = pytester.runpytest_subprocess(
+        "suites",
+        f"--nicrobust-json={out}",
+        "--nicrobust-metrics",
+        "psnr,mse",
+        "-p",
+        "no:randomly",
+        "--nicrobust-no-transfer",
+        timeout=300,
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*2 image(s) failed, 0 measured*",
-                                 "*astronaut: codec error: attack pgd (objective recon_error): the objective is "
-                                 "NaN or infinite at step 0 for image(s) ?0? of the batch*",
-                                 "*coffee: codec error: attack pgd (objective recon_error): the objective is NaN*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*2 image(s) failed, 0 measured*",
+            "*astronaut: codec error: attack pgd (objective recon_error): the objective is "
+            "NaN or infinite at step 0 for image(s) ?0? of the batch*",
+            "*coffee: codec error: attack pgd (objective recon_error): the objective is NaN*",
+        ]
+    )
     (test,) = json.loads(out.read_text())["tests"]
     assert test["outcome"] == "failed" and "objective is NaN" in test["errors"][0]["error"]

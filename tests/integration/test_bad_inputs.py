@@ -14,15 +14,15 @@ import time
 
 import numpy as np
 import pytest
-from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
 import torch
-
 from helpers import write_suite, write_thresholds
+
+from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
 
 FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:randomly", "--nicrobust-no-transfer"]
 
 # A codec wrapping the tiny CompressAI one, broken on demand (see the suite's options).
-BAD_CODEC = '''
+BAD_CODEC = """
 import time
 import torch
 from pytest_nicrobust.codecs import load_codec
@@ -55,17 +55,21 @@ class Broken(Codec):
 
 def make(name, quality, weights, device, mode="ok", above=2.0):
     return Broken(load_codec("bmshj2018-factorized", weights, 1, device, name), mode, above)
-'''
+"""
 
 
 def _codecs(*entries):
-    return "\n".join(f'[[codecs]]\nmodel = "badcodec:make"\nname = "{name}"\nweights = "tiny.pt"\n{extra}\n'
-                     for name, extra in entries)
+    return "\n".join(
+        f'[[codecs]]\nmodel = "badcodec:make"\nname = "{name}"\nweights = "tiny.pt"\n{extra}\n'
+        for name, extra in entries
+    )
 
 
 def _suite(root, codecs, images=1, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\n'):
-    (root / "suites" / "bad.toml").write_text(f"images = {images}\ncrop = 64\nworst_case = false\n\n{codecs}\n"
-                                              f"{attacks}\n[[datasets]]\nname = \"skimage-photos\"\n")
+    (root / "suites" / "bad.toml").write_text(
+        f"images = {images}\ncrop = 64\nworst_case = false\n\n{codecs}\n"
+        f'{attacks}\n[[datasets]]\nname = "skimage-photos"\n'
+    )
 
 
 @pytest.fixture
@@ -83,19 +87,28 @@ def _results(path):
 
 # -- non-finite values, hangs ---------------------------------------------------------------
 
+
 def test_nan_weights_are_a_codec_error_at_once_and_the_run_goes_on(project, tmp_path):
     sd = torch.load(project.path / "suites" / "tiny.pt", weights_only=True)
-    sd = {k: v.clone().fill_(float("nan")) if k.startswith("g_a.0") and v.is_floating_point() else v for k, v in sd.items()}
+    sd = {
+        k: v.clone().fill_(float("nan")) if k.startswith("g_a.0") and v.is_floating_point() else v
+        for k, v in sd.items()
+    }
     torch.save(sd, project.path / "suites" / "nan.pt")
-    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\n',
-                extra='worst_case = false\n\n[[codecs]]\nmodel = "bmshj2018-factorized"\nname = "nan"\n'
-                      'weights = "nan.pt"\nqualities = [1]')
+    write_suite(
+        project.path,
+        attacks='[[attacks]]\nname = "pgd"\nsteps = 1\n',
+        extra='worst_case = false\n\n[[codecs]]\nmodel = "bmshj2018-factorized"\nname = "nan"\n'
+        'weights = "nan.pt"\nqualities = [1]',
+    )
     out = tmp_path / "r.json"
     start = time.time()
     result = project.runpytest_subprocess("suites", f"--nicrobust-json={out}", *FAST, timeout=120)
     assert time.time() - start < 60
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*codec error: codec nan: the weights (*nan.pt) hold NaN or infinite values in *g_a.0*"])
+    result.stdout.fnmatch_lines(
+        ["*codec error: codec nan: the weights (*nan.pt) hold NaN or infinite values in *g_a.0*"]
+    )
     assert len(_results(out)) == 3
 
 
@@ -115,7 +128,9 @@ def test_non_finite_latent_never_reaches_the_entropy_coder():
             print("raised:", exc, exc.images)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "raised: codec bmshj2018-factorized: the latent is NaN or infinite for image(s) [1]" in proc.stdout, proc.stderr
+    assert "raised: codec bmshj2018-factorized: the latent is NaN or infinite for image(s) [1]" in proc.stdout, (
+        proc.stderr
+    )
 
 
 def test_one_bad_image_keeps_the_others_and_is_named(project, tmp_path):
@@ -123,8 +138,12 @@ def test_one_bad_image_keeps_the_others_and_is_named(project, tmp_path):
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", f"--nicrobust-json={out}", *FAST)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*1 image(s) failed, 2 measured (kept in the results):",
-                                 "*coffee: codec error: codec halfbad gives NaN or infinite values*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*1 image(s) failed, 2 measured (kept in the results):",
+            "*coffee: codec error: codec halfbad gives NaN or infinite values*",
+        ]
+    )
     (test,) = _results(out).values()
     assert [r["image"] for r in test["per_image"]] == ["astronaut", "chelsea"]
     assert test["errors"][0]["images"] == ["coffee"]
@@ -136,8 +155,9 @@ def test_a_hanging_test_is_ended_and_the_run_goes_on(project, tmp_path, mode, di
     _suite(project.path, _codecs(("hangs", f'mode = "{mode}"'), ("fine", "")))
     out = tmp_path / "r.json"
     start = time.time()
-    result = project.runpytest_subprocess("suites", "-n", "2", "--dist", dist, "--nicrobust-timeout=20",
-                                          f"--nicrobust-json={out}", *FAST, timeout=180)
+    result = project.runpytest_subprocess(
+        "suites", "-n", "2", "--dist", dist, "--nicrobust-timeout=20", f"--nicrobust-json={out}", *FAST, timeout=180
+    )
     assert time.time() - start < 120
     if mode == "sleep":
         result.assert_outcomes(passed=1, failed=1)
@@ -147,13 +167,18 @@ def test_a_hanging_test_is_ended_and_the_run_goes_on(project, tmp_path, mode, di
         result.stdout.fnmatch_lines(["*nicrobust: TimeLimitExceeded: *hangs* ran past its time limit of 20 s*"])
     else:  # loadgroup hands the crashed test's group to the next worker: the test is refused there
         result.assert_outcomes(passed=1, failed=2)
-        result.stdout.fnmatch_lines(["*nicrobust: TimeLimitExceeded: *hangs* ran past its time limit of 20 s*",
-                                     "*hangs* ended its worker earlier in this run*"])
+        result.stdout.fnmatch_lines(
+            [
+                "*nicrobust: TimeLimitExceeded: *hangs* ran past its time limit of 20 s*",
+                "*hangs* ended its worker earlier in this run*",
+            ]
+        )
     results = _results(out)
     assert {t["outcome"] for t in results.values()} == {"passed", "failed"} and len(results) == 2
 
 
 # -- nothing from the user's folders runs ------------------------------------------------------
+
 
 def test_a_git_repository_around_a_checkpoint_runs_nothing(project, tmp_path):
     if not shutil.which("git"):
@@ -166,8 +191,12 @@ def test_a_git_repository_around_a_checkpoint_runs_nothing(project, tmp_path):
     hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
     hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null"}
-    for args in (["init", "-q"], ["config", "core.fsmonitor", str(hook)], ["add", "tiny.pt"],
-                 ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x"]):
+    for args in (
+        ["init", "-q"],
+        ["config", "core.fsmonitor", str(hook)],
+        ["add", "tiny.pt"],
+        ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x"],
+    ):
         subprocess.run(["git", "-C", str(ckpt), *args], check=True, env=env)
     marker.unlink(missing_ok=True)  # git itself ran the hook while committing
     write_suite(project.path, checkpoint=str(ckpt / "tiny.pt"))
@@ -178,6 +207,7 @@ def test_a_git_repository_around_a_checkpoint_runs_nothing(project, tmp_path):
 
 # -- nothing measured is lost -----------------------------------------------------------------
 
+
 def test_without_matplotlib_the_json_is_complete_and_extras_warn(project, tmp_path, monkeypatch):
     blocker = tmp_path / "block"
     (blocker / "matplotlib").mkdir(parents=True)
@@ -185,8 +215,9 @@ def test_without_matplotlib_the_json_is_complete_and_extras_warn(project, tmp_pa
     write_suite(project.path)
     out = tmp_path / "r.json"
     monkeypatch.setenv("PYTHONPATH", str(blocker) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = project.runpytest_subprocess("suites", f"--nicrobust-json={out}", "--nicrobust-metrics", "psnr,mse,msssim",
-                                          "-p", "no:randomly")
+    result = project.runpytest_subprocess(
+        "suites", f"--nicrobust-json={out}", "--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:randomly"
+    )
     result.assert_outcomes(passed=4, skipped=8)
     result.stdout.fnmatch_lines(["warning: transfer heatmaps not written: ImportError: matplotlib blocked by the test"])
     doc = json.loads(out.read_text())
@@ -214,11 +245,12 @@ def test_a_json_path_in_a_missing_folder_is_refused_before_the_run(project, tmp_
 
 # -- the x' cache is not trusted blindly ----------------------------------------------------------
 
+
 def test_changed_codec_code_changes_the_cache_key(tmp_path, monkeypatch):
-    from pytest_nicrobust.run.advcache import cache_key
     from pytest_nicrobust.codecs import load_codec
-    from pytest_nicrobust.datasets import Image
     from pytest_nicrobust.config.suite import AttackEntry
+    from pytest_nicrobust.datasets import Image
+    from pytest_nicrobust.run.advcache import cache_key
 
     (tmp_path / "mycodec.py").write_text(BAD_CODEC)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -236,18 +268,21 @@ def test_a_replaced_or_unreadable_cache_entry_is_made_again(project, tmp_path):
     write_suite(project.path)
     cache = tmp_path / "cache"
     first = tmp_path / "first.json"
-    project.runpytest_subprocess("suites", "-k", "q1", f"--nicrobust-cache={cache}", f"--nicrobust-json={first}",
-                                 *FAST).assert_outcomes(passed=2)
+    project.runpytest_subprocess(
+        "suites", "-k", "q1", f"--nicrobust-cache={cache}", f"--nicrobust-json={first}", *FAST
+    ).assert_outcomes(passed=2)
     (entry,) = cache.rglob("*.png")
     from PIL import Image
 
     Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(entry)  # another image under the same key
     again = tmp_path / "again.json"
-    result = project.runpytest_subprocess("suites", "-k", "q1", f"--nicrobust-cache={cache}", f"--nicrobust-json={again}",
-                                          *FAST)
+    result = project.runpytest_subprocess(
+        "suites", "-k", "q1", f"--nicrobust-cache={cache}", f"--nicrobust-json={again}", *FAST
+    )
     result.stdout.fnmatch_lines(["*cached adversarial image * changes a pixel by * > L∞ budget 7.00/255; made again*"])
-    assert _results(again) == {k: {**v, "timings": _results(again)[k]["timings"]} for k, v in _results(first).items()} or all(
-        _results(again)[k]["mean"] == v["mean"] for k, v in _results(first).items())
+    assert _results(again) == {
+        k: {**v, "timings": _results(again)[k]["timings"]} for k, v in _results(first).items()
+    } or all(_results(again)[k]["mean"] == v["mean"] for k, v in _results(first).items())
     entry.write_bytes(b"not a png")
     result = project.runpytest_subprocess("suites", "-k", "q1", f"--nicrobust-cache={cache}", *FAST)
     result.assert_outcomes(passed=2)
@@ -257,20 +292,37 @@ def test_a_replaced_or_unreadable_cache_entry_is_made_again(project, tmp_path):
 def test_without_the_pytest_cache_the_cache_folder_is_private(project, tmp_path, monkeypatch):
     write_suite(project.path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    project.runpytest_subprocess("suites", "-k", "q1 and pgd", "-p", "no:cacheprovider", *FAST).assert_outcomes(passed=1)
+    project.runpytest_subprocess("suites", "-k", "q1 and pgd", "-p", "no:cacheprovider", *FAST).assert_outcomes(
+        passed=1
+    )
     (folder,) = (tmp_path / "xdg" / "pytest-nicrobust").iterdir()
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and list(folder.rglob("*.png"))
 
 
 # -- configuration mistakes: once, before any test, naming file and key ------------------------------
 
-@pytest.mark.parametrize("thresholds, args, message", [
-    ("[defaults]\ndelta_psnr = 'high'\n", [], "thresholds.toml: defaults.delta_psnr: expected a finite number or false"),
-    ("[defaults]\ndelta_vmaf = 10.0\n", [], "[defaults]: delta_vmaf gates vmaf, which this run does not compute"),
-    ("[overrides.a]\nmatch = { mode = 'adaptve' }\ndelta_psnr = 1\n", [],
-     "overrides.a.match.mode: 'adaptve' matches no mode; modes are undefended, non-adaptive, adaptive, transfer"),
-    ("[defaults]\ndelta_psnr = 1.0\n", ["--nicrobust-metrics", "psnr,foo"], "--nicrobust-metrics: unknown metric 'foo'"),
-])
+
+@pytest.mark.parametrize(
+    "thresholds, args, message",
+    [
+        (
+            "[defaults]\ndelta_psnr = 'high'\n",
+            [],
+            "thresholds.toml: defaults.delta_psnr: expected a finite number or false",
+        ),
+        ("[defaults]\ndelta_vmaf = 10.0\n", [], "[defaults]: delta_vmaf gates vmaf, which this run does not compute"),
+        (
+            "[overrides.a]\nmatch = { mode = 'adaptve' }\ndelta_psnr = 1\n",
+            [],
+            "overrides.a.match.mode: 'adaptve' matches no mode; modes are undefended, non-adaptive, adaptive, transfer",
+        ),
+        (
+            "[defaults]\ndelta_psnr = 1.0\n",
+            ["--nicrobust-metrics", "psnr,foo"],
+            "--nicrobust-metrics: unknown metric 'foo'",
+        ),
+    ],
+)
 def test_config_mistakes_are_reported_once_before_any_test(project, thresholds, args, message):
     write_suite(project.path)
     write_thresholds(project.path, thresholds)
@@ -289,12 +341,16 @@ def test_an_image_too_small_for_the_metrics_is_named(project, tmp_path):
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "dot.png")
     write_suite(project.path)
     suite = project.path / "suites" / "mini.toml"
-    suite.write_text(suite.read_text().replace("crop = 64", "").replace('name = "skimage-photos"',
-                                                                       'name = "mine"\npath = "../tiny-images"'))
+    suite.write_text(
+        suite.read_text()
+        .replace("crop = 64", "")
+        .replace('name = "skimage-photos"', 'name = "mine"\npath = "../tiny-images"')
+    )
     result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*data error: image */tiny-images/dot.png is 1x1: too small for msssim, "
-                                 "which needs at least 33x33*"])
+    result.stdout.fnmatch_lines(
+        ["*data error: image */tiny-images/dot.png is 1x1: too small for msssim, which needs at least 33x33*"]
+    )
 
 
 def test_without_thresholds_toml_the_plugin_defaults_apply_and_say_so(project):
@@ -304,5 +360,9 @@ def test_without_thresholds_toml_the_plugin_defaults_apply_and_say_so(project):
     outcomes = result.parseoutcomes()  # a random tiny codec may pass or fail the default limits
     # they gate ΔPSNR, ΔMS-SSIM and the bitrate: 3 aligned objectives, and the worst case
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 4 and "skipped" not in outcomes
-    result.stdout.fnmatch_lines(["nicrobust: thresholds *default_thresholds.toml  (no thresholds.toml in the rootdir*",
-                                 "no thresholds.toml in the rootdir: the plugin's default limits applied*"])
+    result.stdout.fnmatch_lines(
+        [
+            "nicrobust: thresholds *default_thresholds.toml  (no thresholds.toml in the rootdir*",
+            "no thresholds.toml in the rootdir: the plugin's default limits applied*",
+        ]
+    )

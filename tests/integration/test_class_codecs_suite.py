@@ -10,11 +10,19 @@ import subprocess
 import sys
 
 import pytest
-from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
-
 from helpers import write_thresholds
 
-FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:cacheprovider", "-p", "no:randomly", "--nicrobust-no-transfer"]
+from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
+
+FAST = [
+    "--nicrobust-metrics",
+    "psnr,mse,msssim",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+    "--nicrobust-no-transfer",
+]
 
 SUITE = """
 images = 1
@@ -63,9 +71,13 @@ def _state_dict(checkpoint, path):
     shutil.copy(checkpoint, path)
 
 
-@pytest.mark.parametrize("weights, prefix", [('weights = "random"', "random-ScaleHyperprior["),
-                                             ('weights = "sh-{quality}.pth.tar"\nqualities = ["l0.01"]\nname = "ours"',
-                                              "ours[l0.01-")])
+@pytest.mark.parametrize(
+    "weights, prefix",
+    [
+        ('weights = "random"', "random-ScaleHyperprior["),
+        ('weights = "sh-{quality}.pth.tar"\nqualities = ["l0.01"]\nname = "ours"', "ours[l0.01-"),
+    ],
+)
 def test_an_attack_runs_on_a_class_codec(project, checkpoint, tmp_path, weights, prefix):
     _state_dict(checkpoint, project.path / "suites" / "sh-l0.01.pth.tar")
     (project.path / "suites" / "cls.toml").write_text(SUITE.format(weights=weights))
@@ -84,44 +96,72 @@ def test_check_codec_on_a_codec_of_a_suite(project, checkpoint):
     _state_dict(checkpoint, project.path / "suites" / "sh-l0.01.pth.tar")
     suite = project.path / "suites" / "cls.toml"
     suite.write_text(SUITE.format(weights='weights = "sh-{quality}.pth.tar"\nqualities = ["l0.01"]\nname = "ours"'))
-    proc = subprocess.run([sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", "ours[l0.01]"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", "ours[l0.01]"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0 and "12 of 12 properties hold" in proc.stdout, proc.stdout + proc.stderr
     assert "PASS  estimated rate tracks the real bitstream" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", "theirs"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", "theirs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "no codec 'theirs'; give --codec one of ours[l0.01]" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("table, message", [
-    ('class = "ScaleHyperprior"\nweights = "random"', "codecs[0].class: expected 'module:Class'"),
-    ('class = "models:Net"\npath = "nowhere"\nweights = "random"', "codecs[0].path: folder"),
-    ('class = "compressai.models:ScaleHyperprior"\nweights = "ckpt-{quality}.pt"\nqualities = [3]',
-     "codecs[0].weights: checkpoint"),
-    ('class = "compressai.models:ScaleHyperprior"\noptions = { N = 16, M = 24 }', 'codecs[0].weights: give a state-dict file'),
-    ('class = "compressai.models:ScaleHyperprior"\nweights = "random"\nmultiple = 0', "codecs[0].multiple: expected an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('class = "ScaleHyperprior"\nweights = "random"', "codecs[0].class: expected 'module:Class'"),
+        ('class = "models:Net"\npath = "nowhere"\nweights = "random"', "codecs[0].path: folder"),
+        (
+            'class = "compressai.models:ScaleHyperprior"\nweights = "ckpt-{quality}.pt"\nqualities = [3]',
+            "codecs[0].weights: checkpoint",
+        ),
+        (
+            'class = "compressai.models:ScaleHyperprior"\noptions = { N = 16, M = 24 }',
+            "codecs[0].weights: give a state-dict file",
+        ),
+        (
+            'class = "compressai.models:ScaleHyperprior"\nweights = "random"\nmultiple = 0',
+            "codecs[0].multiple: expected an integer >= 1",
+        ),
+    ],
+)
 def test_table_errors_at_collection_name_the_file_and_key(project, table, message):
     (project.path / "suites" / "bad.toml").write_text(
-        f'[[codecs]]\n{table}\n\n[[attacks]]\nname = "pgd"\n\n[[datasets]]\nname = "skimage-photos"\n')
+        f'[[codecs]]\n{table}\n\n[[attacks]]\nname = "pgd"\n\n[[datasets]]\nname = "skimage-photos"\n'
+    )
     result = project.runpytest_subprocess("suites", "--collect-only", *FAST)
     assert result.ret != 0
     assert f"suites/bad.toml: {message}" in result.stdout.str(), result.stdout.str()[-2000:]
     assert "Traceback" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("table, message", [
-    ('class = "compressai.models:NoSuchModel"\nweights = "random"', "class: module 'compressai.models'"),
-    ('class = "compressai.models:ScaleHyperprior"\noptions = { N = 16, M = 24, depth = 3 }\nweights = "random"',
-     "options: compressai.models:ScaleHyperprior(M=24, N=16, depth=3) raised TypeError"),
-    ('class = "compressai.models:ScaleHyperprior"\noptions = { N = 32, M = 24 }\nweights = "sh-l0.01.pth.tar"',
-     "weights: "),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('class = "compressai.models:NoSuchModel"\nweights = "random"', "class: module 'compressai.models'"),
+        (
+            'class = "compressai.models:ScaleHyperprior"\noptions = { N = 16, M = 24, depth = 3 }\nweights = "random"',
+            "options: compressai.models:ScaleHyperprior(M=24, N=16, depth=3) raised TypeError",
+        ),
+        (
+            'class = "compressai.models:ScaleHyperprior"\noptions = { N = 32, M = 24 }\nweights = "sh-l0.01.pth.tar"',
+            "weights: ",
+        ),
+    ],
+)
 def test_load_errors_are_one_line_naming_the_key(project, checkpoint, table, message):
     _state_dict(checkpoint, project.path / "suites" / "sh-l0.01.pth.tar")
     (project.path / "suites" / "bad.toml").write_text(
         f'images = 1\ncrop = 64\nworst_case = false\n\n[[codecs]]\n{table}\n\n[[attacks]]\nname = "pgd"\nsteps = 1\n\n'
-        '[[datasets]]\nname = "skimage-photos"\n')
+        '[[datasets]]\nname = "skimage-photos"\n'
+    )
     result = project.runpytest_subprocess("suites", *FAST)
     text = result.stdout.str()
     assert result.ret != 0 and message in text, text[-3000:]

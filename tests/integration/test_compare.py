@@ -7,7 +7,6 @@ import re
 import shutil
 
 import pytest
-
 from helpers import write_suite, write_thresholds
 
 FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:randomly", "--nicrobust-no-transfer"]
@@ -39,8 +38,13 @@ def _edit(path, out, fn):
 
 def test_unchanged_baseline_passes_and_every_test_is_matched(project, baseline, tmp_path):
     out = tmp_path / "v2.json"
-    result = project.runpytest_subprocess("suites", f"--nicrobust-compare={baseline}", f"--nicrobust-json={out}",
-                                          "--nicrobust-compare-fail=delta_psnr:0.3,bitrate_increase:10%", *FAST)
+    result = project.runpytest_subprocess(
+        "suites",
+        f"--nicrobust-compare={baseline}",
+        f"--nicrobust-json={out}",
+        "--nicrobust-compare-fail=delta_psnr:0.3,bitrate_increase:10%",
+        *FAST,
+    )
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["compared with *v1.json: 4 test(s) matched, 0 got worse than allowed"])
     doc = json.loads(out.read_text())
@@ -55,13 +59,17 @@ def test_a_worse_release_fails_with_the_regression_message(project, baseline, tm
                 block["mean"]["delta_psnr"] -= 1.0
 
     old = _edit(baseline, tmp_path / "old.json", one_db_better)
-    result = project.runpytest_subprocess("suites", f"--nicrobust-compare={old}",
-                                          "--nicrobust-compare-fail=delta_psnr:0.3", *FAST)
+    result = project.runpytest_subprocess(
+        "suites", f"--nicrobust-compare={old}", "--nicrobust-compare-fail=delta_psnr:0.3", *FAST
+    )
     result.assert_outcomes(failed=4)
-    result.stdout.fnmatch_lines([
-        "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 1 gate(s) failed (mean over 1 image(s)):",
-        "*delta_psnr: * → * dB (baseline → now), worse by 1 dB > allowed 0.3 dB, over by 0.7 dB"
-        "  (--nicrobust-compare-fail: allowed 0.3)"])
+    result.stdout.fnmatch_lines(
+        [
+            "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 1 gate(s) failed (mean over 1 image(s)):",
+            "*delta_psnr: * → * dB (baseline → now), worse by 1 dB > allowed 0.3 dB, over by 0.7 dB"
+            "  (--nicrobust-compare-fail: allowed 0.3)",
+        ]
+    )
     # honest in the terminal: this run's mean, the baseline's and the change, each in its column
     out = result.stdout.str()
     head = next(line for line in out.splitlines() if line.startswith("outcome "))
@@ -71,37 +79,49 @@ def test_a_worse_release_fails_with_the_regression_message(project, baseline, tm
     numbers = re.findall(r"(-?\d+(?:\.\d+)?) dB", row)  # mean, allowed, over by, ..., baseline
     now, before = numbers[0], numbers[-1]
     assert float(now) == pytest.approx(float(before) + 1.0, abs=2e-3)
-    result.stdout.fnmatch_lines(["nicrobust verdict: FAILED: 4 failed (4 regression(s)), 0 passed, 0 without a limit; "
-                                 "worst: delta_psnr * dB (baseline * dB, change +1 > allowed 0.3 dB), over by 0.7 dB*"])
+    result.stdout.fnmatch_lines(
+        [
+            "nicrobust verdict: FAILED: 4 failed (4 regression(s)), 0 passed, 0 without a limit; "
+            "worst: delta_psnr * dB (baseline * dB, change +1 > allowed 0.3 dB), over by 0.7 dB*"
+        ]
+    )
     # the same allowance from thresholds.toml's [regression] table, and a relative one that tolerates it
     write_thresholds(project.path, "[defaults]\ndelta_psnr = 100.0\n[regression]\ndelta_psnr = 0.5\n")
     project.runpytest_subprocess("suites", f"--nicrobust-compare={old}", *FAST).stdout.fnmatch_lines(
-        ["*worse by 1 dB > allowed 0.5 dB, over by 0.5 dB  (thresholds.toml [[]regression]: allowed 0.5)"])
-    write_thresholds(project.path, "[defaults]\ndelta_psnr = 100.0\n[regression]\ndelta_psnr = \"10000%\"\n")
+        ["*worse by 1 dB > allowed 0.5 dB, over by 0.5 dB  (thresholds.toml [[]regression]: allowed 0.5)"]
+    )
+    write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n[regression]\ndelta_psnr = "10000%"\n')
     project.runpytest_subprocess("suites", f"--nicrobust-compare={old}", *FAST).assert_outcomes(passed=4)
 
 
 def test_new_and_missing_tests_are_listed_and_labels_can_be_mapped(project, baseline, tmp_path):
     suite = project.path / "suites" / "mini.toml"
     suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny-v2"').replace("[1, 2]", "[1, 3]"))
-    result = project.runpytest_subprocess("suites", f"--nicrobust-compare={baseline}",
-                                          "--nicrobust-compare-map=tiny=tiny-v2", *FAST)
+    result = project.runpytest_subprocess(
+        "suites", f"--nicrobust-compare={baseline}", "--nicrobust-compare-map=tiny=tiny-v2", *FAST
+    )
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["compared with *: 2 test(s) matched, 0 got worse than allowed",
-                                 "2 test(s) not in the baseline:",
-                                 "  tiny-v2[[]q3-pgd-eps7+steps:2-recon_error-skimage-photos-none]",
-                                 "  tiny-v2[[]q3-worst-case-skimage-photos-none]",
-                                 "2 baseline test(s) not in this run: not run here: deselected*; "
-                                 "listed in the JSON's comparison.missing"])
+    result.stdout.fnmatch_lines(
+        [
+            "compared with *: 2 test(s) matched, 0 got worse than allowed",
+            "2 test(s) not in the baseline:",
+            "  tiny-v2[[]q3-pgd-eps7+steps:2-recon_error-skimage-photos-none]",
+            "  tiny-v2[[]q3-worst-case-skimage-photos-none]",
+            "2 baseline test(s) not in this run: not run here: deselected*; listed in the JSON's comparison.missing",
+        ]
+    )
     assert "  tiny[q2-worst-case-skimage-photos-none]" not in result.stdout.str()  # a count, not 2 lines (or 342)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--nicrobust-compare=nowhere.json"], "--nicrobust-compare nowhere.json: no such file"),
-    (["--nicrobust-compare-fail=delta_psnr:0.3"], "--nicrobust-compare-fail needs --nicrobust-compare"),
-    (["--nicrobust-compare=suites/mini.toml"], "not a results JSON"),
-    (["--nicrobust-compare=suites/mini.toml", "--nicrobust-compare-fail=delta_psnr"], "expected METRIC:AMOUNT"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--nicrobust-compare=nowhere.json"], "--nicrobust-compare nowhere.json: no such file"),
+        (["--nicrobust-compare-fail=delta_psnr:0.3"], "--nicrobust-compare-fail needs --nicrobust-compare"),
+        (["--nicrobust-compare=suites/mini.toml"], "not a results JSON"),
+        (["--nicrobust-compare=suites/mini.toml", "--nicrobust-compare-fail=delta_psnr"], "expected METRIC:AMOUNT"),
+    ],
+)
 def test_comparison_options_are_checked_before_the_run(project, args, message):
     result = project.runpytest_subprocess("suites", *args, *FAST)
     assert result.ret != 0 and message in result.stderr.str() and "Traceback" not in result.stderr.str()
@@ -124,8 +144,13 @@ def test_gate_matrix_and_json_keep_mean_baseline_and_change_apart(project, basel
 
     old = _edit(baseline, tmp_path / "old.json", one_db_better)
     out = tmp_path / "now.json"
-    project.runpytest_subprocess("suites", f"--nicrobust-compare={old}", f"--nicrobust-json={out}",
-                                 "--nicrobust-compare-fail=delta_psnr:0.3", *FAST).assert_outcomes(failed=4)
+    project.runpytest_subprocess(
+        "suites",
+        f"--nicrobust-compare={old}",
+        f"--nicrobust-json={out}",
+        "--nicrobust-compare-fail=delta_psnr:0.3",
+        *FAST,
+    ).assert_outcomes(failed=4)
     doc = json.loads(out.read_text())
     test = next(t for t in doc["tests"] if t["kind"] == "case" and "q1" in t["name"])
     mean = test["modes"][test["headline_mode"]]["mean"]["delta_psnr"]
@@ -138,13 +163,16 @@ def test_gate_matrix_and_json_keep_mean_baseline_and_change_apart(project, basel
     assert cell["baseline"] == pytest.approx(mean - 1.0) and cell["change"] == pytest.approx(1.0)
     assert cell["allowed"] == 0.3 and cell["limit"] is None
     worst = doc["summary"]["worst"]
-    assert worst["kind"] == "regression" and worst["value"] == pytest.approx(mean) and worst["over"] == pytest.approx(0.7)
+    assert (
+        worst["kind"] == "regression" and worst["value"] == pytest.approx(mean) and worst["over"] == pytest.approx(0.7)
+    )
 
 
 def test_a_subset_summarises_the_missing_baseline_tests_in_one_line(project, baseline, tmp_path):
     out = tmp_path / "sub.json"
-    result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", f"--nicrobust-compare={baseline}",
-                                          f"--nicrobust-json={out}", *FAST)
+    result = project.runpytest_subprocess(
+        "suites", "-k", "q1 and pgd", f"--nicrobust-compare={baseline}", f"--nicrobust-json={out}", *FAST
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["3 baseline test(s) not in this run: not run here: deselected (-k, -m*"])
     assert "tiny[q2-worst-case" not in result.stdout.str()
@@ -166,5 +194,9 @@ def test_a_broken_or_partial_baseline_is_one_line(project, baseline, tmp_path):
     partial.write_text(json.dumps({**doc, "complete": False, "provenance": {**doc["provenance"], "seed": 5}}))
     result = project.runpytest_subprocess("suites", f"--nicrobust-compare={partial}", *FAST)
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["warning: baseline partial.json is a partial run (complete: False)*",
-                                 "warning: the baseline ran with --nicrobust-seed 5, this run with 0*"])
+    result.stdout.fnmatch_lines(
+        [
+            "warning: baseline partial.json is a partial run (complete: False)*",
+            "warning: the baseline ran with --nicrobust-seed 5, this run with 0*",
+        ]
+    )

@@ -15,19 +15,32 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tinydct"
 
 def _run(*args, timeout=900):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    return subprocess.run([sys.executable, *args], cwd=EXAMPLE, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=EXAMPLE, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_check_codec_passes_the_example():
-    proc = _run("-m", "pytest_nicrobust", "check-codec", "tinydct.nicrobust:make_codec@s0.6", "--weights", "weights/v1.pt")
+    proc = _run(
+        "-m", "pytest_nicrobust", "check-codec", "tinydct.nicrobust:make_codec@s0.6", "--weights", "weights/v1.pt"
+    )
     assert proc.returncode == 0 and "12 of 12 properties hold" in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tinydct")
-    proc = _run("-m", "pytest", "tinydct.suite.toml", "-n", "2", "-p", "no:cacheprovider",
-                f"--nicrobust-json={out / 'results.json'}", f"--alluredir={out / 'allure'}")
+    proc = _run(
+        "-m",
+        "pytest",
+        "tinydct.suite.toml",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        f"--nicrobust-json={out / 'results.json'}",
+        f"--alluredir={out / 'allure'}",
+    )
     return out, proc
 
 
@@ -47,12 +60,17 @@ def test_both_versions_stay_apart_in_every_output(run):
     out, proc = run
     doc = json.loads((out / "results.json").read_text())
     weights = {t["codec"]["label"]: t["codec"]["file"] for t in doc["tests"]}
-    assert weights == {"tinydct-v1": str(EXAMPLE / "weights" / "v1.pt"), "tinydct-v2": str(EXAMPLE / "weights" / "v2.pt")}
+    assert weights == {
+        "tinydct-v1": str(EXAMPLE / "weights" / "v1.pt"),
+        "tinydct-v2": str(EXAMPLE / "weights" / "v2.pt"),
+    }
     step = {t["codec"]["step"] for t in doc["tests"] if t["codec"]["label"] == "tinydct-v1"}
     assert step == {1.0}, "the suite's extra key reached the factory"
     env = (out / "allure" / "environment.properties").read_text()
     assert "codec.tinydct-v1[2].weights=" in env and "codec.tinydct-v2[s0.6].sha256=" in env
     group = next(g for g in doc["transfer"] if g.startswith("pgd[eps7]-recon_error"))
-    assert {"tinydct-v1[q2]", "tinydct-v2[q2]", "tinydct-v1[s0.6]", "tinydct-v2[s0.6]"} <= set(doc["transfer"][group]["sources"])
+    assert {"tinydct-v1[q2]", "tinydct-v2[q2]", "tinydct-v1[s0.6]", "tinydct-v2[s0.6]"} <= set(
+        doc["transfer"][group]["sources"]
+    )
     cards = {c["codec"] for c in doc["summary"]["score_card"]}
     assert cards == {"tinydct-v1[q2]", "tinydct-v1[s0.6]", "tinydct-v2[q2]", "tinydct-v2[s0.6]"}

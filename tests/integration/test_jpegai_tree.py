@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 
 ROOT = os.environ.get("NICROBUST_JPEGAI_ROOT")
-pytestmark = pytest.mark.skipif(not ROOT, reason="NICROBUST_JPEGAI_ROOT is not set: no JPEG AI reference tree "
-                                "to test against (see docs/jpegai.md to build one)")
+pytestmark = pytest.mark.skipif(
+    not ROOT,
+    reason="NICROBUST_JPEGAI_ROOT is not set: no JPEG AI reference tree "
+    "to test against (see docs/jpegai.md to build one)",
+)
 REPO = Path(__file__).resolve().parents[2]
 
 torch = pytest.importorskip("torch")
@@ -30,7 +33,9 @@ torch = pytest.importorskip("torch")
 def load(root=None, profile="main", quality="b0.012", weights="random", label="random-jpegai", seed=0):
     from pytest_nicrobust.codecs import load_codec
 
-    return load_codec("jpegai", weights, quality, "cpu", label, {"root": str(root or ROOT), "profile": profile, "seed": seed})
+    return load_codec(
+        "jpegai", weights, quality, "cpu", label, {"root": str(root or ROOT), "profile": profile, "seed": seed}
+    )
 
 
 def image(size=64):
@@ -93,11 +98,17 @@ def test_encoder_and_decoder_in_two_processes_agree_bit_for_bit(bop, tmp_path):
         from pytest_nicrobust.codecs.base import pad_to_multiple
         codec = load()
         streams, rec = codec.encode_bytes(pad_to_multiple(image(), codec.multiple))
-        open({str(tmp_path / 'stream.bin')!r}, 'wb').write(streams[0])
-        torch.save(rec, {str(tmp_path / 'rec.pt')!r})
+        open({str(tmp_path / "stream.bin")!r}, 'wb').write(streams[0])
+        torch.save(rec, {str(tmp_path / "rec.pt")!r})
         """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "NICROBUST_JPEGAI_ROOT": ROOT}, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "NICROBUST_JPEGAI_ROOT": ROOT},
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from pytest_nicrobust.codecs.base import pad_to_multiple
 
@@ -150,16 +161,30 @@ def test_cwd_torch_settings_and_a_users_src_package_are_untouched(bop, tmp_path,
     import src  # a user's own top-level package named like the tree's
 
     torch.set_num_threads(1)
-    before = (os.getcwd(), torch.get_num_threads(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-              torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(),
-              torch.is_grad_enabled())
+    before = (
+        os.getcwd(),
+        torch.get_num_threads(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.get_float32_matmul_precision(),
+        torch.is_grad_enabled(),
+    )
     rng = torch.get_rng_state()
     x = image().requires_grad_(True)
     bop.forward(x, proxy="ste").bpp.sum().backward()
     bop.roundtrip(x.detach())
-    after = (os.getcwd(), torch.get_num_threads(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(),
-             torch.is_grad_enabled())
+    after = (
+        os.getcwd(),
+        torch.get_num_threads(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.get_float32_matmul_precision(),
+        torch.is_grad_enabled(),
+    )
     assert after == before
     assert torch.equal(torch.get_rng_state(), rng)
     assert sys.modules["src"] is src and src.MINE
@@ -256,9 +281,23 @@ def test_a_suite_runs_pgd_and_the_bitrate_objective_on_two_trees(tree_copy, tmp_
     suite.write_text(SUITE.format(root=ROOT, copy=tree_copy))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "-q",
-                           f"--nicrobust-json={tmp_path / 'results.json'}"],
-                          capture_output=True, text=True, timeout=3600, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suite),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--nicrobust-json={tmp_path / 'results.json'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert (tmp_path / "results.json").exists(), proc.stdout[-4000:] + proc.stderr[-2000:]
     doc = json.loads((tmp_path / "results.json").read_text())
     tests = {t["name"]: t for t in doc["tests"]}
@@ -269,11 +308,18 @@ def test_a_suite_runs_pgd_and_the_bitrate_objective_on_two_trees(tree_copy, tmp_
     assert set(codecs) == {"random-jpegai-a", "random-jpegai-b"}
     for c in codecs.values():
         assert c["tree_version"] == "JAI DIS" and c["profile"] == "main" and c["operation_point"] == "BOP"
-    means = {(t["params"]["attack"].split("[")[0], t["params"]["objective"], t["codec"]["label"]):
-             t["modes"][t["headline_mode"]]["mean"] for t in doc["tests"] if t["kind"] == "case"}
+    means = {
+        (t["params"]["attack"].split("[")[0], t["params"]["objective"], t["codec"]["label"]): t["modes"][
+            t["headline_mode"]
+        ]["mean"]
+        for t in doc["tests"]
+        if t["kind"] == "case"
+    }
     for label in codecs:
         noise = next(m for (a, _, lab), m in means.items() if a == "noise" and lab == label)
         assert means[("pgd", "recon_error", label)]["delta_psnr"] > noise["delta_psnr"]
         assert means[("pgd", "bitrate", label)]["bitrate_increase"] > noise["bitrate_increase"]
-    transfer = [t for t in doc["tests"] if t["kind"] == "transfer" and t["params"]["target"].startswith("random-jpegai-")]
+    transfer = [
+        t for t in doc["tests"] if t["kind"] == "transfer" and t["params"]["target"].startswith("random-jpegai-")
+    ]
     assert {t["codec"]["label"] for t in transfer} == set(codecs)  # each tree's adversarial images on the other

@@ -6,11 +6,19 @@ import json
 import shutil
 
 import pytest
-from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
-
 from helpers import write_suite, write_thresholds
 
-FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:cacheprovider", "-p", "no:randomly", "--nicrobust-no-transfer"]
+from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
+
+FAST = [
+    "--nicrobust-metrics",
+    "psnr,mse,msssim",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+    "--nicrobust-no-transfer",
+]
 
 
 @pytest.fixture
@@ -26,12 +34,18 @@ def _ids(result):
 
 
 def test_collection_ids_and_markers(project):
-    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\npresets = ["eps7", "eps5"]\n\n[[attacks]]\nname = "ifgsm"\n')
+    write_suite(
+        project.path, attacks='[[attacks]]\nname = "pgd"\npresets = ["eps7", "eps5"]\n\n[[attacks]]\nname = "ifgsm"\n'
+    )
     result = project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST)
     assert _ids(result) == sorted(
-        [f"suites/mini.toml::tiny[q{q}-{a}-recon_error-skimage-photos-none]"
-         for q in (1, 2) for a in ("pgd-eps7", "pgd-eps5", "ifgsm-eps7")]
-        + [f"suites/mini.toml::tiny[q{q}-worst-case-skimage-photos-none]" for q in (1, 2)])
+        [
+            f"suites/mini.toml::tiny[q{q}-{a}-recon_error-skimage-photos-none]"
+            for q in (1, 2)
+            for a in ("pgd-eps7", "pgd-eps5", "ifgsm-eps7")
+        ]
+        + [f"suites/mini.toml::tiny[q{q}-worst-case-skimage-photos-none]" for q in (1, 2)]
+    )
     only_pgd = project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "attack_pgd and codec_tiny", *FAST)
     assert len(_ids(only_pgd)) == 4
     by_k = project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", "ifgsm and q2", *FAST)
@@ -40,7 +54,9 @@ def test_collection_ids_and_markers(project):
 
 def test_every_id_can_be_selected_and_pasted_back(project):
     """-k takes any id whole, and the short summary prints ids pytest accepts as arguments."""
-    write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\nalpha = 0.01\nobjectives = ["bitrate:luma"]\n')
+    write_suite(
+        project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\nalpha = 0.01\nobjectives = ["bitrate:luma"]\n'
+    )
     suite = project.path / "suites" / "mini.toml"
     suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny.v2"'))  # a dot in a label
     ids = _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST))
@@ -66,12 +82,19 @@ def test_objectives_are_a_dimension(project):
 def test_default_objectives_follow_the_gated_metrics(project):
     """No objectives in the suite: one test per objective aligned with a gated metric."""
     write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\n\n[[attacks]]\nname = "noise"\n')
-    write_thresholds(project.path, "[defaults]\ndelta_psnr = 9.0\ndelta_msssim = 1.0\nbitrate_increase = 2.0\n"
-                                   '[overrides.noise]\nmatch = { codec = "tiny[q2]" }\ndelta_msssim = false\n')
+    write_thresholds(
+        project.path,
+        "[defaults]\ndelta_psnr = 9.0\ndelta_msssim = 1.0\nbitrate_increase = 2.0\n"
+        '[overrides.noise]\nmatch = { codec = "tiny[q2]" }\ndelta_msssim = false\n',
+    )
     ids = _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "not worst_case", *FAST))
     q1 = sorted(i.split("[", 1)[1] for i in ids if "[q1" in i)
-    assert q1 == ["q1-noise-eps7-skimage-photos-none]", "q1-pgd-eps7-bitrate-skimage-photos-none]",
-                  "q1-pgd-eps7-msssim_error-skimage-photos-none]", "q1-pgd-eps7-recon_error-skimage-photos-none]"]
+    assert q1 == [
+        "q1-noise-eps7-skimage-photos-none]",
+        "q1-pgd-eps7-bitrate-skimage-photos-none]",
+        "q1-pgd-eps7-msssim_error-skimage-photos-none]",
+        "q1-pgd-eps7-recon_error-skimage-photos-none]",
+    ]
     assert not any("msssim_error" in i for i in ids if "[q2" in i), "q2 does not gate MS-SSIM"
 
 
@@ -115,17 +138,22 @@ def test_passing_gate_and_json(project, tmp_path):
 
 def test_failing_gate_names_metric_value_limit_and_source(project, tmp_path):
     write_suite(project.path)
-    write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n\n[overrides.strict]\nmatch = { codec = "tiny[q1]", attack = "pgd" }\n'
-                                   'delta_psnr = 0.0\nbitrate_increase = 0.0\n')
+    write_thresholds(
+        project.path,
+        '[defaults]\ndelta_psnr = 100.0\n\n[overrides.strict]\nmatch = { codec = "tiny[q1]", attack = "pgd" }\n'
+        "delta_psnr = 0.0\nbitrate_increase = 0.0\n",
+    )
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", "--nicrobust-json", str(out), "-m", "not worst_case", *FAST)
     result.assert_outcomes(passed=1, failed=2)  # q1 gates the bitrate too, so it also runs the bitrate objective
-    result.stdout.fnmatch_lines([
-        # pytest's failure section names the test again (not "test session")
-        "_* tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none] _*",
-        "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 1 gate(s) failed (mean over 1 image(s)):",
-        "*delta_psnr: * dB > limit 0 dB, over by * dB  (thresholds.toml [[]overrides.strict])",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            # pytest's failure section names the test again (not "test session")
+            "_* tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none] _*",
+            "*tiny[[]q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]: 1 gate(s) failed (mean over 1 image(s)):",
+            "*delta_psnr: * dB > limit 0 dB, over by * dB  (thresholds.toml [[]overrides.strict])",
+        ]
+    )
     out_text = result.stdout.str()
     assert "_ test session _" not in out_text
     summary = out_text.split("nicrobust summary")[1].splitlines()[1:]
@@ -143,7 +171,10 @@ def test_failing_gate_names_metric_value_limit_and_source(project, tmp_path):
     assert failed and failed[0]["per_image"], "values of a failing test are kept"
     # --nicrobust-summary picks the table's length; a wrong choice is a usage error naming the option
     only = project.runpytest_subprocess("suites", "-m", "not worst_case", "--nicrobust-summary=failed", *FAST)
-    assert [line.split()[0] for line in only.stdout.lines if line.split()[:1] in (["FAIL"], ["pass"])] == ["FAIL", "FAIL"]
+    assert [line.split()[0] for line in only.stdout.lines if line.split()[:1] in (["FAIL"], ["pass"])] == [
+        "FAIL",
+        "FAIL",
+    ]
     bad = project.runpytest_subprocess("suites", "--nicrobust-summary=some", *FAST)
     assert bad.ret != 0 and "--nicrobust-summary: expected one of failed, worst, all" in bad.stderr.str()
 
@@ -170,8 +201,10 @@ def test_the_shipped_limits_give_no_override_warning(project):
     result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST)
     assert "matched no test" not in result.stdout.str()
     os.unlink(project.path / "thresholds.toml")  # a file of the user's own (never written through the link)
-    write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n[overrides.mine]\nmatch = { codec = "other*" }\n'
-                                   'delta_psnr = 1.0\n')
+    write_thresholds(
+        project.path,
+        '[defaults]\ndelta_psnr = 100.0\n[overrides.mine]\nmatch = { codec = "other*" }\ndelta_psnr = 1.0\n',
+    )
     result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST)
     result.stdout.fnmatch_lines(["warning: thresholds.toml [[]overrides.mine] matched no test in this run"])
 
@@ -182,7 +215,6 @@ def _pgd_with_threads(threads: int):
     from pytest_nicrobust.attacks import build_attack
     from pytest_nicrobust.codecs import load_codec
     from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset, to_tensor
-
     from pytest_nicrobust.metrics.deltas import evaluate
 
     before = torch.get_num_threads()
@@ -204,14 +236,22 @@ def test_xdist_gives_bit_identical_numbers(project, tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)  # the inner runs must not look like xdist workers
     write_suite(project.path, crop=128, images=2, attacks='[[attacks]]\nname = "pgd"\nsteps = 2\n')
     suite = project.path / "suites" / "mini.toml"
-    suite.write_text(suite.read_text().replace('name = "tiny"\nweights = "tiny.pt"\nqualities = [1, 2]',
-                                               'weights = "nicrobust"\nqualities = [3]'))
+    suite.write_text(
+        suite.read_text().replace(
+            'name = "tiny"\nweights = "tiny.pt"\nqualities = [1, 2]', 'weights = "nicrobust"\nqualities = [3]'
+        )
+    )
     runs = {}
-    for label, args in (("n0", ["-n", "0", "--nicrobust-threads", "1"]), ("n2", ["-n", "2"]),
-                        ("two-at-a-time", ["-n", "0", "--nicrobust-threads", "2"])):
+    for label, args in (
+        ("n0", ["-n", "0", "--nicrobust-threads", "1"]),
+        ("n2", ["-n", "2"]),
+        ("two-at-a-time", ["-n", "0", "--nicrobust-threads", "2"]),
+    ):
         out = tmp_path / f"{label}.json"
         project.runpytest_subprocess("suites", *args, f"--nicrobust-json={out}", *FAST).assert_outcomes(passed=2)
-        runs[label] = {t["name"]: (t.get("seed"), from_json(t)["per_image"]) for t in json.loads(out.read_text())["tests"]}
+        runs[label] = {
+            t["name"]: (t.get("seed"), from_json(t)["per_image"]) for t in json.loads(out.read_text())["tests"]
+        }
     assert runs["n0"] == runs["n2"] == runs["two-at-a-time"]
 
 
@@ -219,7 +259,9 @@ def test_missing_data_root_is_a_clear_error(project):
     write_suite(project.path)
     suite = project.path / "suites" / "mini.toml"
     suite.write_text(suite.read_text().replace('name = "skimage-photos"', 'name = "kodak"'))
-    result = project.runpytest_subprocess("suites", "-k", "q1 and pgd", *FAST, "--nicrobust-data", str(project.path / "nowhere"))
+    result = project.runpytest_subprocess(
+        "suites", "-k", "q1 and pgd", *FAST, "--nicrobust-data", str(project.path / "nowhere")
+    )
     result.assert_outcomes(errors=1)  # one error at collection, not one failure per test
     result.stdout.fnmatch_lines(["suites/mini.toml: dataset 'kodak': folder */nowhere/kodak does not exist*"])
     assert result.stdout.str().count("does not exist") == 1

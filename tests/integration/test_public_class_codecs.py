@@ -18,12 +18,21 @@ import sys
 import textwrap
 
 import pytest
-
 from helpers import write_thresholds
+
 from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
 
-FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:cacheprovider", "-p", "no:randomly", "--nicrobust-no-transfer",
-        "--nicrobust-timeout", "3000"]
+FAST = [
+    "--nicrobust-metrics",
+    "psnr,mse",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+    "--nicrobust-no-transfer",
+    "--nicrobust-timeout",
+    "3000",
+]
 
 ATTACK = """
 [[attacks]]
@@ -65,8 +74,10 @@ def _root(variable):
 
 def _tcm_table():
     root = _root("NICROBUST_TCM_ROOT")
-    return (f'class = "models:TCM"\npath = "{root}"\noptions = {{ N = 64, M = 320 }}\nweights = "random"\n'
-            'multiple = 128\nmin_size = 256\nname = "random-tcm"\n')
+    return (
+        f'class = "models:TCM"\npath = "{root}"\noptions = {{ N = 64, M = 320 }}\nweights = "random"\n'
+        'multiple = 128\nmin_size = 256\nname = "random-tcm"\n'
+    )
 
 
 def _elic_table(folder):
@@ -93,9 +104,22 @@ def suite(request, pytester):
 
 def test_check_codec_passes(suite):
     _, path, label = suite
-    proc = subprocess.run([sys.executable, "-m", "pytest_nicrobust", "check-codec", str(path), "--codec", label,
-                           "--time-limit", "1200"],  # large models on a shared CPU
-                          capture_output=True, text=True, timeout=3000)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_nicrobust",
+            "check-codec",
+            str(path),
+            "--codec",
+            label,
+            "--time-limit",
+            "1200",
+        ],  # large models on a shared CPU
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
     assert proc.returncode == 0 and "12 of 12 properties hold" in proc.stdout, proc.stdout + proc.stderr[-3000:]
 
 

@@ -62,8 +62,9 @@ def test_evc_bytes_are_its_own_file_and_one_stream_part(evc, tmp_path):
     x = torch.rand(1, 3, 64, 64)
     stream = evc.net.compress(x, evc.q_scale)["bit_stream"]
     assert stream[0] >> 4 == 0  # one part: the threaded two-part coder is not used
-    stream_helper = __import__(evc.image_model.__package__.rpartition(".")[0] + ".utils.stream_helper",
-                               fromlist=["encode_i"])
+    stream_helper = __import__(
+        evc.image_model.__package__.rpartition(".")[0] + ".utils.stream_helper", fromlist=["encode_i"]
+    )
     path = tmp_path / "0.bin"
     stream_helper.encode_i(64, 64, round(evc.q_scale * 100), stream, str(path))
     assert evc.roundtrip(x).nbytes == [path.stat().st_size]
@@ -108,4 +109,5 @@ def test_evc_and_hific_share_a_process_though_both_are_named_src(evc, hific):
     import sys
 
     assert "src" not in sys.modules or not getattr(sys.modules["src"], "__file__", "").startswith(
-        hific.info.details["root"])
+        hific.info.details["root"]
+    )

@@ -12,7 +12,6 @@ import stat
 from importlib import resources
 
 import pytest
-
 from helpers import write_suite, write_thresholds
 from schema_check import problems
 
@@ -25,19 +24,21 @@ def _schema() -> dict:
     return json.loads((resources.files("pytest_nicrobust") / "results.schema.json").read_text())
 
 
-
-
 @pytest.fixture
 def documents(pytester, tiny_pt, tmp_path):
     (pytester.path / "suites").mkdir()
     shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
     write_suite(pytester.path, attacks=ATTACKS, extra=SUITE_EXTRA)
-    write_thresholds(pytester.path, "[defaults]\ndelta_psnr = 100.0\n[overrides.t]\nmatch = { mode = \"transfer\" }\n"
-                                    "transfer_delta_psnr = 100.0\n[regression]\ndelta_psnr = 0.3\n")
+    write_thresholds(
+        pytester.path,
+        '[defaults]\ndelta_psnr = 100.0\n[overrides.t]\nmatch = { mode = "transfer" }\n'
+        "transfer_delta_psnr = 100.0\n[regression]\ndelta_psnr = 0.3\n",
+    )
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     pytester.runpytest_subprocess("suites", f"--nicrobust-json={first}", *FAST).assert_outcomes(passed=16)
-    pytester.runpytest_subprocess("suites", f"--nicrobust-json={second}", f"--nicrobust-compare={first}",
-                                  *FAST).assert_outcomes(passed=16)
+    pytester.runpytest_subprocess(
+        "suites", f"--nicrobust-json={second}", f"--nicrobust-compare={first}", *FAST
+    ).assert_outcomes(passed=16)
     return first, second
 
 
@@ -55,10 +56,12 @@ def test_a_real_run_matches_the_schema_and_a_renamed_key_does_not(documents):
     case = next(t for t in doc["tests"] if t["kind"] == "case" and t["params"]["defense"] == "flip")
     assert "mean" not in case and case["headline_mode"] == "adaptive" and set(case["modes"]) >= {"adaptive"}
     # one key renamed, anywhere the schema knows: the check fails and names it
-    for rename in (lambda d: d["tests"][0].__setitem__("means", d["tests"][0].pop("modes")),
-                   lambda d: d["provenance"].__setitem__("seeds", d["provenance"].pop("seed")),
-                   lambda d: d["tests"][0]["gates"][0].__setitem__("limits", d["tests"][0]["gates"][0].pop("limit")),
-                   lambda d: d["summary"].__setitem__("verdict_text", d["summary"].pop("verdict_line"))):
+    for rename in (
+        lambda d: d["tests"][0].__setitem__("means", d["tests"][0].pop("modes")),
+        lambda d: d["provenance"].__setitem__("seeds", d["provenance"].pop("seed")),
+        lambda d: d["tests"][0]["gates"][0].__setitem__("limits", d["tests"][0]["gates"][0].pop("limit")),
+        lambda d: d["summary"].__setitem__("verdict_text", d["summary"].pop("verdict_line")),
+    ):
         bad = copy.deepcopy(doc)
         rename(bad)
         found = problems(bad, schema)
@@ -71,8 +74,9 @@ def test_no_transfer_files_when_transfer_is_off(pytester, tiny_pt, tmp_path):
     write_suite(pytester.path, attacks=ATTACKS)
     write_thresholds(pytester.path)
     out = tmp_path / "r.json"
-    pytester.runpytest_subprocess("suites", f"--nicrobust-json={out}", "--nicrobust-no-transfer", *FAST
-                                  ).assert_outcomes(passed=4)
+    pytester.runpytest_subprocess(
+        "suites", f"--nicrobust-json={out}", "--nicrobust-no-transfer", *FAST
+    ).assert_outcomes(passed=4)
     doc = json.loads(out.read_text())
     assert doc["transfer"] == {} and not (tmp_path / "r-transfer").exists()
     assert problems(doc, _schema()) == []

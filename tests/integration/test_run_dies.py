@@ -16,12 +16,11 @@ import sys
 import time
 
 import pytest
-
 from helpers import write_thresholds
 
 FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer", "-p", "no:cacheprovider"]
 
-CODEC = '''
+CODEC = """
 import os
 import time
 import torch
@@ -52,15 +51,18 @@ class Faulty(Codec):
 
 def make(name, quality, weights, device, mode="ok"):
     return Faulty(load_codec("bmshj2018-factorized", weights, 1, device, name), mode)
-'''
+"""
 
 
 def _suite(root, entries):
-    codecs = "\n".join(f'[[codecs]]\nmodel = "faulty:make"\nname = "{name}"\nweights = "tiny.pt"\n'
-                       f'qualities = [1]\nmode = "{mode}"\n' for name, mode in entries)
+    codecs = "\n".join(
+        f'[[codecs]]\nmodel = "faulty:make"\nname = "{name}"\nweights = "tiny.pt"\nqualities = [1]\nmode = "{mode}"\n'
+        for name, mode in entries
+    )
     (root / "suites" / "dies.toml").write_text(
-        f"images = 1\ncrop = 64\nworst_case = false\n\n{codecs}\n[[attacks]]\nname = \"pgd\"\nsteps = 1\n\n"
-        "[[datasets]]\nname = \"skimage-photos\"\n")
+        f'images = 1\ncrop = 64\nworst_case = false\n\n{codecs}\n[[attacks]]\nname = "pgd"\nsteps = 1\n\n'
+        '[[datasets]]\nname = "skimage-photos"\n'
+    )
 
 
 @pytest.fixture
@@ -79,8 +81,15 @@ def _doc(path):
 def _pytest(project, *args):
     env = dict(os.environ, PYTHONPATH=f"{project.path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     env.pop("PYTEST_XDIST_WORKER", None)
-    return subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=project.path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=project.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_kill_9_of_the_controller_keeps_every_finished_test(project, tmp_path):
@@ -92,7 +101,9 @@ def test_kill_9_of_the_controller_keeps_every_finished_test(project, tmp_path):
         deadline = time.time() + 240
         while not started.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        assert started.exists(), proc.communicate(timeout=30)[0][-3000:] if proc.poll() is not None else "slow never ran"
+        assert started.exists(), (
+            proc.communicate(timeout=30)[0][-3000:] if proc.poll() is not None else "slow never ran"
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -150,15 +161,20 @@ def test_a_native_hang_without_xdist_names_the_test_and_keeps_the_others(project
 def test_a_native_hang_under_xdist_is_a_time_limit_failure_in_the_table(project, tmp_path):
     _suite(project.path, [("fine", "ok"), ("hangs", "native")])
     out = tmp_path / "r.json"
-    result = project.runpytest_subprocess("suites", "-n", "2", "--nicrobust-timeout=30", f"--nicrobust-json={out}",
-                                          *FAST, timeout=240)
+    result = project.runpytest_subprocess(
+        "suites", "-n", "2", "--nicrobust-timeout=30", f"--nicrobust-json={out}", *FAST, timeout=240
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*nicrobust: TimeLimitExceeded: *hangs?q1-* ran past its time limit of 30 s*"])
     assert "crashed while running" not in result.stdout.str()
     table = result.stdout.str().split("nicrobust summary")[1]
     assert any("hangs[q1]" in line and "FAIL" in line.upper() for line in table.splitlines()), table
     (hung,) = [t for t in _doc(out)["tests"] if "hangs" in t["id"]]
-    assert hung["error"].startswith("TimeLimitExceeded: ") and hung["kind"] == "case" and hung["params"]["codec"] == "hangs"
+    assert (
+        hung["error"].startswith("TimeLimitExceeded: ")
+        and hung["kind"] == "case"
+        and hung["params"]["codec"] == "hangs"
+    )
 
 
 def test_a_json_folder_that_goes_away_mid_run_is_one_warning(project, tmp_path):
@@ -167,9 +183,8 @@ def test_a_json_folder_that_goes_away_mid_run_is_one_warning(project, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
     (project.path / "conftest.py").write_text(
-        "import shutil\n"
-        "def pytest_runtest_setup(item):\n"
-        f"    shutil.rmtree({str(folder)!r}, ignore_errors=True)\n")
+        f"import shutil\ndef pytest_runtest_setup(item):\n    shutil.rmtree({str(folder)!r}, ignore_errors=True)\n"
+    )
     result = project.runpytest_subprocess("suites", f"--nicrobust-json={folder / 'r.json'}", *FAST, timeout=240)
     result.assert_outcomes(passed=2)
     text = result.stdout.str() + result.stderr.str()

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import tiny_checkpoint
+
 from pytest_nicrobust.config.shards import assign, parse_shard
 
 SUITE = """
@@ -59,13 +59,19 @@ def test_shard_spec_and_balance():
 
 
 def _pytest(root, *args):
-    return subprocess.run([sys.executable, "-m", "pytest", "suites", *ARGS, *args], cwd=root, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "suites", *ARGS, *args], cwd=root, capture_output=True, text=True, timeout=600
+    )
 
 
 def _merge(root, *args):
-    return subprocess.run([sys.executable, "-m", "pytest_nicrobust", "merge", *args], cwd=root, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_nicrobust", "merge", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +86,9 @@ def project(tmp_path_factory):
     assert whole.returncode == 0, whole.stdout[-3000:]
     for k in (1, 2, 3):
         (root / f"shard{k}").mkdir()
-        proc = _pytest(root, f"--nicrobust-shard={k}/3", f"--nicrobust-json=shard{k}/r.json",
-                       f"--alluredir=shard{k}/allure")
+        proc = _pytest(
+            root, f"--nicrobust-shard={k}/3", f"--nicrobust-json=shard{k}/r.json", f"--alluredir=shard{k}/allure"
+        )
         assert proc.returncode in (0, 5), proc.stdout[-3000:]
     return root
 
@@ -96,8 +103,9 @@ def test_three_shards_merged_equal_the_whole_run(project):
     shard_tests = [json.loads((project / f"shard{k}" / "r.json").read_text())["tests"] for k in (1, 2, 3)]
     models = [{t["params"]["codec"] + t["params"]["bitrate"] for t in tests} for tests in shard_tests]
     assert all(len(m) == 1 for m in models) and len(set.union(*models)) == 3, "one model per shard, whole"
-    proc = _merge(project, "shard1/r.json", "shard2/r.json", "shard3/r.json", "-o", "merged.json",
-                  "--alluredir", "merged-allure")
+    proc = _merge(
+        project, "shard1/r.json", "shard2/r.json", "shard3/r.json", "-o", "merged.json", "--alluredir", "merged-allure"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     merged, whole = json.loads((project / "merged.json").read_text()), json.loads((project / "whole.json").read_text())
     assert _comparable(merged) == _comparable(whole)
@@ -115,7 +123,10 @@ def test_merge_refuses_shards_of_different_runs(project, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(doc))
     shutil.copy(project / "shard1" / "r.json", tmp_path / "copy.json")
     cases = [
-        (["shard1/r.json", str(tmp_path / "other.json"), "shard3/r.json"], "come from different runs: their thresholds differ"),
+        (
+            ["shard1/r.json", str(tmp_path / "other.json"), "shard3/r.json"],
+            "come from different runs: their thresholds differ",
+        ),
         (["shard1/r.json", "shard3/r.json"], "shard(s) 2/3 missing"),
         (["shard1/r.json", str(tmp_path / "copy.json"), "shard3/r.json"], "are both shard 1/3"),
         (["shard1/r.json", "shard1/r.json"], "shard1/r.json given twice"),

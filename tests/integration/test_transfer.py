@@ -10,15 +10,15 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from helpers import tiny_checkpoint
-from pytest_nicrobust.run.advcache import AdvCache, cache_key
+
 from pytest_nicrobust.codecs.builtin import classical
-from pytest_nicrobust.datasets import Image
-from pytest_nicrobust.config.suite import parse_suite
 from pytest_nicrobust.config.cases import transfer_cases
+from pytest_nicrobust.config.suite import parse_suite
+from pytest_nicrobust.datasets import Image
 from pytest_nicrobust.names import CLASSICAL
 from pytest_nicrobust.outputs.transfer_matrix import assemble
+from pytest_nicrobust.run.advcache import AdvCache, cache_key
 
 SUITE = """
 images = 1
@@ -72,8 +72,20 @@ def make_project(root, suite=SUITE, thresholds=THRESHOLDS):
 def run(tmp_path_factory):
     """One -n 2 run of the suite with JSON and Allure output, shared by the tests below."""
     root = make_project(tmp_path_factory.mktemp("transfer"))
-    proc = run_pytest(root, "suites", "-n", "2", "-p", "no:randomly", "--nicrobust-metrics", "psnr,mse",
-                      "--nicrobust-json", "r.json", "--alluredir", "allure-results")
+    proc = run_pytest(
+        root,
+        "suites",
+        "-n",
+        "2",
+        "-p",
+        "no:randomly",
+        "--nicrobust-metrics",
+        "psnr,mse",
+        "--nicrobust-json",
+        "r.json",
+        "--alluredir",
+        "allure-results",
+    )
     return root, proc
 
 
@@ -84,7 +96,7 @@ def test_classical_quality_matches_the_bitrate():
     for fmt in CLASSICAL:
         q = classical.match_quality(pixels, fmt, 1.0)
         _, nbytes = classical.encode_decode(pixels, fmt, q)
-        assert abs(8 * nbytes / 96 ** 2 - 1.0) < 0.35, fmt
+        assert abs(8 * nbytes / 96**2 - 1.0) < 0.35, fmt
 
 
 def test_cache_is_content_addressed_and_lossless(tmp_path):
@@ -135,7 +147,9 @@ def test_matrix_has_every_source_target_cell(run):
     assert mat["sources"] == sorted(TARGETS[:3]) and mat["targets"] == sorted(TARGETS[:3]) + TARGETS[3:]
     for metric in ("delta_psnr", "bitrate_increase"):
         assert all(v is not None for row in mat["metrics"][metric] for v in row), metric
-    cell = next(t for t in data["tests"] if t["name"] == "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-webp]")
+    cell = next(
+        t for t in data["tests"] if t["name"] == "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-webp]"
+    )
     assert cell["per_image"][0]["quality"] > 0 and cell["per_image"][0]["bpp_source"] > 0
 
 
@@ -157,10 +171,25 @@ def test_matrix_files_and_cache(run):
 
 def test_assemble_fills_the_diagonal_from_the_undefended_test():
     results = [
-        {"kind": "case", "params": {"codec": "a", "bitrate": "q1", "attack": "pgd[eps7]", "objective": "recon_error",
-                                    "dataset": "kodak", "defense": "none"}, "mean": {"delta_psnr": 3.0}},
-        {"kind": "transfer", "source": "a[q1]", "target": "jpeg", "params": {"attack": "pgd[eps7]",
-         "objective": "recon_error", "dataset": "kodak"}, "mean": {"delta_psnr": 1.0}},
+        {
+            "kind": "case",
+            "params": {
+                "codec": "a",
+                "bitrate": "q1",
+                "attack": "pgd[eps7]",
+                "objective": "recon_error",
+                "dataset": "kodak",
+                "defense": "none",
+            },
+            "mean": {"delta_psnr": 3.0},
+        },
+        {
+            "kind": "transfer",
+            "source": "a[q1]",
+            "target": "jpeg",
+            "params": {"attack": "pgd[eps7]", "objective": "recon_error", "dataset": "kodak"},
+            "mean": {"delta_psnr": 1.0},
+        },
     ]
     mat = assemble(results)["pgd[eps7]-recon_error-kodak"]
     assert mat["targets"] == ["a[q1]", "jpeg"] and mat["metrics"]["delta_psnr"] == [[3.0, 1.0]]

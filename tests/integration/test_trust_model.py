@@ -17,7 +17,8 @@ def test_os_system_and_shutil_rmtree_in_a_suite_are_refused_before_any_key_reach
     victim.mkdir()
     touched = tmp_path / "touched"
     (pytester.path / "suites").mkdir()
-    (pytester.path / "suites" / "evil.toml").write_text(textwrap.dedent(f"""
+    (pytester.path / "suites" / "evil.toml").write_text(
+        textwrap.dedent(f"""
         images = 1
         crop = 64
         worst_case = false
@@ -39,12 +40,18 @@ def test_os_system_and_shutil_rmtree_in_a_suite_are_refused_before_any_key_reach
 
         [[datasets]]
         name = "skimage-photos"
-    """))
+    """)
+    )
     write_thresholds(pytester.path)
     result = pytester.runpytest_subprocess("suites", *FAST, timeout=300)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*codec 'os:system': system comes from Python's standard library, not a codec factory*",
-                                 "*codec 'shutil:rmtree': rmtree comes from Python's standard library*"], consecutive=False)
+    result.stdout.fnmatch_lines(
+        [
+            "*codec 'os:system': system comes from Python's standard library, not a codec factory*",
+            "*codec 'shutil:rmtree': rmtree comes from Python's standard library*",
+        ],
+        consecutive=False,
+    )
     assert not touched.exists() and victim.is_dir()
 
 

@@ -48,8 +48,9 @@ def _data_root() -> Path | None:
 def _kodak() -> Path:
     root = _data_root()
     if root is None or not (root / "kodak").is_dir():
-        pytest.skip("Kodak images not found: set NICROBUST_DATA to a folder containing kodak/ "
-                    "(default <repo>/../shared/data)")
+        pytest.skip(
+            "Kodak images not found: set NICROBUST_DATA to a folder containing kodak/ (default <repo>/../shared/data)"
+        )
     return root / "kodak"
 
 

@@ -37,9 +37,14 @@ IMAGES = [
     ("kodim23", (384, 192, 640, 448)),
 ]
 DISTORTIONS = [
-    ("jpeg", 10), ("jpeg", 30), ("jpeg", 70),
-    ("noise", 2), ("noise", 8), ("noise", 20),
-    ("blur", 0.8), ("blur", 2),
+    ("jpeg", 10),
+    ("jpeg", 30),
+    ("jpeg", 70),
+    ("noise", 2),
+    ("noise", 8),
+    ("noise", 20),
+    ("blur", 0.8),
+    ("blur", 2),
 ]
 PAIR_IDS = [f"{name}{'' if box is None else '-crop'}-{kind}{p}" for name, box in IMAGES for kind, p in DISTORTIONS]
 
@@ -127,9 +132,29 @@ def ffmpeg_luma(exe: str, img: np.ndarray) -> np.ndarray:
     """Y plane that ``ffmpeg -vf format=yuv420p`` produces from an 8-bit RGB image."""
     h, w, _ = img.shape
     raw = subprocess.run(
-        [exe, "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
-         "-vf", "format=yuv420p", "-f", "rawvideo", "-"],
-        input=img.tobytes(), capture_output=True, check=True, timeout=60,
+        [
+            exe,
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-i",
+            "-",
+            "-vf",
+            "format=yuv420p",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+        input=img.tobytes(),
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout
     return np.frombuffer(raw[: w * h], dtype=np.uint8).reshape(h, w)
 

@@ -17,11 +17,74 @@ import torch.nn.functional as F
 
 BLOCK = 8
 PRECISION = 16  # bits of the quantised CDFs
-TAIL = 64       # coded values per coefficient: -TAIL..TAIL-1; others are escaped (exact)
+TAIL = 64  # coded values per coefficient: -TAIL..TAIL-1; others are escaped (exact)
 # JPEG's luminance table (ITU-T T.81 K.1), used for all three channels, in units of 1/255
-_JPEG = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-         14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-         49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
+_JPEG = [
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+]
 _YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
@@ -46,7 +109,9 @@ class TinyDCT(torch.nn.Module):
     # -- transform --------------------------------------------------------------------
     def analysis(self, x):
         """(N, 3, H, W) RGB in [0, 1] -> (N, 3, 64, H/8, W/8) coefficients / step."""
-        ycc = torch.einsum("ij,njhw->nihw", _YCBCR.to(x), x) - torch.tensor([0.5, 0, 0], device=x.device).view(1, 3, 1, 1)
+        ycc = torch.einsum("ij,njhw->nihw", _YCBCR.to(x), x) - torch.tensor([0.5, 0, 0], device=x.device).view(
+            1, 3, 1, 1
+        )
         n, c, h, w = ycc.shape
         coef = F.conv2d(ycc.reshape(n * c, 1, h, w), self.basis, stride=BLOCK).reshape(n, c, 64, h // BLOCK, w // BLOCK)
         return coef / self.steps.view(1, 3, 64, 1, 1)
@@ -68,6 +133,7 @@ class TinyDCT(torch.nn.Module):
 
         def cdf(v):
             return 0.5 + 0.5 * torch.sign(v) * (1 - torch.exp(-v.abs() / b))
+
         return (cdf(y_hat + 0.5) - cdf(y_hat - 0.5)).clamp_min(1e-9)
 
     def quantized_cdfs(self):
@@ -96,6 +162,7 @@ class TinyDCT(torch.nn.Module):
         cdfs, lengths, offsets = self.quantized_cdfs()
         index = torch.arange(3 * 64).view(3, 64, 1, 1).expand(3, 64, hb, wb).reshape(-1).tolist()
         decoder = RansDecoder()
-        y = torch.tensor([decoder.decode_with_indexes(s, index, cdfs, lengths, offsets) for s in strings],
-                         dtype=torch.float32).view(n, 3, 64, hb, wb)
+        y = torch.tensor(
+            [decoder.decode_with_indexes(s, index, cdfs, lengths, offsets) for s in strings], dtype=torch.float32
+        ).view(n, 3, 64, hb, wb)
         return self.synthesis(y.to(self.basis.device)).clamp(0, 1)

@@ -55,10 +55,15 @@ def make_codec(*, name, quality, weights, device, step=1.0):
     """The factory pytest-nicrobust calls: the suite's label, quality, weights path (resolved
     relative to the suite file, or None) and device, plus any extra key of the table (``step``)."""
     if weights is None:
-        raise CodecError(f"{name}: tinydct needs weights = \"...\" (a file made by make_weights.py)")
+        raise CodecError(f'{name}: tinydct needs weights = "..." (a file made by make_weights.py)')
     state = torch.load(weights, map_location="cpu", weights_only=True)  # untrusted file: tensors only
     if not isinstance(state, dict) or tuple(getattr(state.get("scales"), "shape", ())) != (3, 64):
         raise CodecError(f"{name}: {weights} holds no (3, 64) 'scales' tensor")
-    info = CodecInfo(label=name, architecture="tinydct", quality=quality, weights=weights,
-                     details={"file": weights, "sha256": sha256_of(weights), "step": step})
+    info = CodecInfo(
+        label=name,
+        architecture="tinydct",
+        quality=quality,
+        weights=weights,
+        details={"file": weights, "sha256": sha256_of(weights), "step": step},
+    )
     return TinyDCTCodec(TinyDCT(state["scales"], step_for(quality) * float(step)), info, device)

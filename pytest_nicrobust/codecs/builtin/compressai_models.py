@@ -8,10 +8,9 @@ weights source: the shipped checkpoints, CompressAI's zoo, a file, or a seeded r
 
 from __future__ import annotations
 
+import os
 
 import torch
-
-import os
 
 from ... import CodecError
 from ...files import sha256_of
@@ -58,9 +57,13 @@ def warn_if_mislabelled(info: CodecInfo) -> None:
         return
     known = known_quality(sha, info.architecture)
     if known and known[1] != info.quality:
-        warnings.warn(NicrobustWarning(f"codec {info.label}[q{info.quality}]: its weights "
-                                       f"({info.details.get('file') or info.weights}) are {known[0]} "
-                                       f"(SHA-256 match), labelled q{info.quality}"))
+        warnings.warn(
+            NicrobustWarning(
+                f"codec {info.label}[q{info.quality}]: its weights "
+                f"({info.details.get('file') or info.weights}) are {known[0]} "
+                f"(SHA-256 match), labelled q{info.quality}"
+            )
+        )
 
 
 class CompressAICodec(Codec):
@@ -71,8 +74,10 @@ class CompressAICodec(Codec):
         bad = non_finite_weights(model)
         if bad:
             where = info.details.get("file") or info.weights
-            raise CodecError(f"codec {info.label}: the weights ({where}) hold NaN or infinite values in "
-                             f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}")
+            raise CodecError(
+                f"codec {info.label}: the weights ({where}) hold NaN or infinite values in "
+                f"{len(bad)} tensor(s), e.g. {', '.join(bad[:3])}"
+            )
         warn_if_mislabelled(info)
         model.update(force=True)
         self.model = model.to(self.device).eval()
@@ -87,9 +92,7 @@ class CompressAICodec(Codec):
     def _forward_padded(self, x, proxy, generator):
         with quantization_proxy(self.model, proxy, generator):
             out = self.model(x)
-        bits = sum(
-            (-torch.log2(lk)).flatten(1).sum(dim=1) for lk in out["likelihoods"].values()
-        )
+        bits = sum((-torch.log2(lk)).flatten(1).sum(dim=1) for lk in out["likelihoods"].values())
         return out["x_hat"], bits
 
     def _roundtrip_padded(self, x):
@@ -206,6 +209,12 @@ def load(model, weights, quality, device, label):
         sd = load_state_dict_file(path, what)
         net = model_from_state_dict(model, sd, what)
         details.update(file=path, sha256=sha256_of(path))
-    info = CodecInfo(label=label, architecture=model, quality=quality, weights=weights,
-                     random_init=weights == "random", details=details)
+    info = CodecInfo(
+        label=label,
+        architecture=model,
+        quality=quality,
+        weights=weights,
+        random_init=weights == "random",
+        details=details,
+    )
     return CompressAICodec(net, info, device)

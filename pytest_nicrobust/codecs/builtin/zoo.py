@@ -33,8 +33,6 @@ def cache_path(url: str) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
 
 
-
-
 def fetch(architecture: str, quality: int, metric: str = "mse") -> str:
     """Path of the verified cached checkpoint; downloads it only if missing."""
     import torch.hub
@@ -49,12 +47,12 @@ def fetch(architecture: str, quality: int, metric: str = "mse") -> str:
             raise CodecError(
                 f"{architecture} q{quality}: pretrained weights are not in the torch hub cache ({path}) "
                 f"and could not be downloaded ({type(exc).__name__}: {exc}). Put the file there, "
-                f"use weights = \"nicrobust\" for the shipped models, or a local checkpoint path."
+                f'use weights = "nicrobust" for the shipped models, or a local checkpoint path.'
             ) from None
     digest = sha256_of(path)
     if not digest.startswith(prefix):
         raise CodecError(
             f"{architecture} q{quality}: cached file {path} is corrupt or not the expected one: "
-            f"its SHA-256 starts with {digest[:len(prefix)]}, its name says {prefix}. Delete it and retry."
+            f"its SHA-256 starts with {digest[: len(prefix)]}, its name says {prefix}. Delete it and retry."
         )
     return path

@@ -11,10 +11,10 @@ import json
 import math
 from dataclasses import dataclass
 
-RECON_MIN_PSNR = 30.0        # dB between the differentiable (ste) and the decoded reconstruction
-RANGE_MARGIN = 0.5           # a differentiable reconstruction may leave [0, 1] a little (0-255 would not pass)
-RANDOM_RANGE = (-2.0, 3.0)   # random weights: only the units are judged (a warning beyond [0, 1] ± RANGE_MARGIN)
-TIME_LIMIT_S = 120.0         # a property that takes longer is a failure (an entropy coder that hangs)
+RECON_MIN_PSNR = 30.0  # dB between the differentiable (ste) and the decoded reconstruction
+RANGE_MARGIN = 0.5  # a differentiable reconstruction may leave [0, 1] a little (0-255 would not pass)
+RANDOM_RANGE = (-2.0, 3.0)  # random weights: only the units are judged (a warning beyond [0, 1] ± RANGE_MARGIN)
+TIME_LIMIT_S = 120.0  # a property that takes longer is a failure (an entropy coder that hangs)
 
 
 @dataclass
@@ -36,7 +36,7 @@ def sample_images(size=(75, 101), n=2):
     images = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), n, max(size))
     x = to_tensor(images)
     top, left = (x.shape[2] - size[0]) // 2, (x.shape[3] - size[1]) // 2
-    return x[:, :, top:top + size[0], left:left + size[1]].contiguous()
+    return x[:, :, top : top + size[0], left : left + size[1]].contiguous()
 
 
 def _psnr(a, b) -> float:
@@ -74,14 +74,30 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
         lo, hi = float(out.x_hat.min()), float(out.x_hat.max())
         in_range = -RANGE_MARGIN <= lo and hi <= 1 + RANGE_MARGIN
         warning = ""
-        if not in_range and getattr(getattr(codec, "info", None), "random_init", False) and RANDOM_RANGE[0] <= lo and hi <= RANDOM_RANGE[1]:
-            in_range, warning = True, (f"random weights: x_hat reaches [{lo:.3f}, {hi:.3f}]; judged only for units "
-                                       f"(within [{RANDOM_RANGE[0]:g}, {RANDOM_RANGE[1]:g}])")
+        if (
+            not in_range
+            and getattr(getattr(codec, "info", None), "random_init", False)
+            and RANDOM_RANGE[0] <= lo
+            and hi <= RANDOM_RANGE[1]
+        ):
+            in_range, warning = (
+                True,
+                (
+                    f"random weights: x_hat reaches [{lo:.3f}, {hi:.3f}]; judged only for units "
+                    f"(within [{RANDOM_RANGE[0]:g}, {RANDOM_RANGE[1]:g}])"
+                ),
+            )
         on_device = out.x_hat.device.type == codec.device.type
         ok = ok_shape and finite and in_range and on_device and bool((out.bpp > 0).all())
-        return ok, (f"x_hat {tuple(out.x_hat.shape)} in [{lo:.3f}, {hi:.3f}], bpp {tuple(out.bpp.shape)} "
-                    f"{[round(v, 4) for v in out.bpp.tolist()]}, on {out.x_hat.device.type}"
-                    f" (want ({n}, 3, {h}, {w}) within [0, 1] ± {RANGE_MARGIN}, ({n},) positive, finite)"), warning
+        return (
+            ok,
+            (
+                f"x_hat {tuple(out.x_hat.shape)} in [{lo:.3f}, {hi:.3f}], bpp {tuple(out.bpp.shape)} "
+                f"{[round(v, 4) for v in out.bpp.tolist()]}, on {out.x_hat.device.type}"
+                f" (want ({n}, 3, {h}, {w}) within [0, 1] ± {RANGE_MARGIN}, ({n},) positive, finite)"
+            ),
+            warning,
+        )
 
     def gradients(proxy):
         def fn():
@@ -91,16 +107,22 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
             norm = float(grad.abs().sum())
             ok = bool(torch.isfinite(grad).all()) and norm > 0
             return ok, f"|grad| {norm:.3g}, finite {bool(torch.isfinite(grad).all())} (want finite and not zero)"
+
         return fn
 
     def noise_seeded():
         def once(seed):
             g = torch.Generator(device=x.device).manual_seed(seed)
             return codec.forward(x, proxy="noise", generator=g).bpp
+
         a, b, c = once(1), once(1), once(2)
         ok = torch.equal(a, b) and not torch.equal(a, c)
-        return ok, "same generator state gives the same noise, another state another" if ok else \
-            f"bpp {a.tolist()} / {b.tolist()} / {c.tolist()} for seeds 1, 1, 2 (want equal, equal, different)"
+        return (
+            ok,
+            "same generator state gives the same noise, another state another"
+            if ok
+            else f"bpp {a.tolist()} / {b.tolist()} / {c.tolist()} for seeds 1, 1, 2 (want equal, equal, different)",
+        )
 
     def eval_mode():
         modules = [m for m in vars(codec).values() if isinstance(m, torch.nn.Module)]
@@ -109,22 +131,30 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
 
     def roundtrip():
         rt = codec.roundtrip(x)
-        ok = (tuple(rt.x_hat.shape) == (n, 3, h, w) and len(rt.nbytes) == n
-              and all(isinstance(b, int) and b > 0 for b in rt.nbytes))
+        ok = (
+            tuple(rt.x_hat.shape) == (n, 3, h, w)
+            and len(rt.nbytes) == n
+            and all(isinstance(b, int) and b > 0 for b in rt.nbytes)
+        )
         return ok, f"x_hat {tuple(rt.x_hat.shape)}, bytes {rt.nbytes}, bpp {[round(v, 4) for v in rt.bpp.tolist()]}"
 
     def deterministic():
         a, b = codec.roundtrip(x), codec.roundtrip(x)
         ok = torch.equal(a.x_hat, b.x_hat) and a.nbytes == b.nbytes
-        return ok, "two round trips: same bytes, same image" if ok else \
-            f"bytes {a.nbytes} then {b.nbytes}, max pixel difference {float((a.x_hat - b.x_hat).abs().max()):.4f}"
+        return (
+            ok,
+            "two round trips: same bytes, same image"
+            if ok
+            else f"bytes {a.nbytes} then {b.nbytes}, max pixel difference {float((a.x_hat - b.x_hat).abs().max()):.4f}",
+        )
 
     def recon_close():
         real = codec.roundtrip(x).x_hat
         proxy = codec.forward(x, proxy="ste").x_hat.clamp(0, 1)
         psnrs = [_psnr(proxy[i], real[i]) for i in range(n)]
-        return min(psnrs) >= RECON_MIN_PSNR, (f"PSNR(differentiable, decoded) {[round(p, 1) for p in psnrs]} dB "
-                                             f"(want >= {RECON_MIN_PSNR:g})")
+        return min(psnrs) >= RECON_MIN_PSNR, (
+            f"PSNR(differentiable, decoded) {[round(p, 1) for p in psnrs]} dB (want >= {RECON_MIN_PSNR:g})"
+        )
 
     def rate_tracks():  # the rule and its tolerances: codecs/rate_tracking.py
         from . import rate_tracking

@@ -63,8 +63,10 @@ def measure(codec, x) -> tuple[list[list[float]], list[list[float]]]:
     with torch.no_grad():
         est = codec.forward(batch, proxy="ste").bpp.double().cpu().tolist()
     real = codec.roundtrip(batch).bpp.double().tolist()
-    return ([[real[v * n + i] for v in range(k)] for i in range(n)],
-            [[est[v * n + i] for v in range(k)] for i in range(n)])
+    return (
+        [[real[v * n + i] for v in range(k)] for i in range(n)],
+        [[est[v * n + i] for v in range(k)] for i in range(n)],
+    )
 
 
 def _slope(xs, ys):
@@ -86,8 +88,9 @@ def judge(real: list[list[float]], est: list[list[float]]) -> tuple[bool, str, s
         moved_real, moved_est = max(r) / min(r), max(e) / min(e)
         if moved_real < MIN_MOVEMENT:
             if moved_est >= MIN_MOVEMENT:
-                problems.append(f"image {i}: the estimate moves x{moved_est:.2f} while the real rate stays "
-                                f"(x{moved_real:.2f})")
+                problems.append(
+                    f"image {i}: the estimate moves x{moved_est:.2f} while the real rate stays (x{moved_real:.2f})"
+                )
             else:
                 notes.append(f"image {i}: neither rate responds to the input (x{moved_real:.2f}), tracking not judged")
             continue
@@ -98,24 +101,33 @@ def judge(real: list[list[float]], est: list[list[float]]) -> tuple[bool, str, s
                     pairs += 1
                     discordant += (e[a] - e[b]) * (r[a] - r[b]) <= 0
         slope = _slope(r, e)
-        parts.append(f"image {i}: real x{moved_real:.2f}, {pairs - discordant}/{pairs} pairs in order, slope {slope:.2f}")
+        parts.append(
+            f"image {i}: real x{moved_real:.2f}, {pairs - discordant}/{pairs} pairs in order, slope {slope:.2f}"
+        )
         if discordant > MAX_DISCORDANT:
             problems.append(f"image {i}: {discordant} of {pairs} pairs out of order")
         if not SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]:
             problems.append(f"image {i}: slope {slope:.2f} outside {SLOPE_RANGE[0]:g}..{SLOPE_RANGE[1]:g}")
     offset = math.exp(sum(math.log(v) for v in ratios) / len(ratios)) if ratios else float("nan")
     if ratios and not UNITS_RANGE[0] <= offset <= UNITS_RANGE[1]:
-        problems.append(f"estimated / real x{offset:.3g}, beyond {UNITS_RANGE[0]:g}..{UNITS_RANGE[1]:g}: "
-                        "bits (not bpp or bytes) from _forward_padded?")
+        problems.append(
+            f"estimated / real x{offset:.3g}, beyond {UNITS_RANGE[0]:g}..{UNITS_RANGE[1]:g}: "
+            "bits (not bpp or bytes) from _forward_padded?"
+        )
     variants = ", ".join(VARIANTS)
-    detail = (f"over {variants}: " + "; ".join(parts + notes) +
-              f"; estimated / real x{offset:.3f} (want ≤ {MAX_DISCORDANT} pair out of order where real rates differ "
-              f"≥ {100 * DISTINCT:g} %, log-log slope {SLOPE_RANGE[0]:g}..{SLOPE_RANGE[1]:g}, "
-              f"ratio {UNITS_RANGE[0]:g}..{UNITS_RANGE[1]:g})")
+    detail = (
+        f"over {variants}: "
+        + "; ".join(parts + notes)
+        + f"; estimated / real x{offset:.3f} (want ≤ {MAX_DISCORDANT} pair out of order where real rates differ "
+        f"≥ {100 * DISTINCT:g} %, log-log slope {SLOPE_RANGE[0]:g}..{SLOPE_RANGE[1]:g}, "
+        f"ratio {UNITS_RANGE[0]:g}..{UNITS_RANGE[1]:g})"
+    )
     if problems:
         detail = "; ".join(problems) + " -- " + detail
     warning = ""
     if ratios and not problems and not OFFSET_WARN[0] <= offset <= OFFSET_WARN[1]:
-        warning = (f"the estimated rate is x{offset:.2f} the real one (steady, so attacks are steered right; "
-                   "rate terms of mixed objectives weigh that much more or less)")
+        warning = (
+            f"the estimated rate is x{offset:.2f} the real one (steady, so attacks are steered right; "
+            "rate terms of mixed objectives weigh that much more or less)"
+        )
     return not problems, detail, warning

@@ -26,7 +26,7 @@ def tree_root(table: dict, base_dir: str, env: str, layouts: tuple[tuple[str, st
     or the codec's own folder); the first whose marker exists gives ``root/subfolder``."""
     given = table.get("root", os.environ.get(env) or None)
     if given is None:
-        raise TableError("root", f"say where {what} is checked out: root = \"/path\" in the table, or ${env}")
+        raise TableError("root", f'say where {what} is checked out: root = "/path" in the table, or ${env}')
     if not isinstance(given, str) or not given:
         raise TableError("root", f"expected a folder path, got {given!r}")
     root = os.path.abspath(os.path.join(base_dir, os.path.expanduser(given)))
@@ -57,11 +57,13 @@ def checked_weights(table: dict, base_dir: str) -> str:
     ``{quality}`` in a path is filled in per quality at load time."""
     weights = table.get("weights")
     if weights is None:
-        raise TableError("weights", "give a checkpoint path or \"random\" (random weights only when asked for)")
+        raise TableError("weights", 'give a checkpoint path or "random" (random weights only when asked for)')
     if not isinstance(weights, str) or not weights:
-        raise TableError("weights", f"expected a path or \"random\", got {weights!r}")
+        raise TableError("weights", f'expected a path or "random", got {weights!r}')
     if weights in WEIGHT_SOURCES and weights != "random":
-        raise TableError("weights", f"{weights!r} is a source of the CompressAI models; give a checkpoint path or \"random\"")
+        raise TableError(
+            "weights", f'{weights!r} is a source of the CompressAI models; give a checkpoint path or "random"'
+        )
     if weights == "random":
         return weights
     path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(weights)))
@@ -110,6 +112,7 @@ def top_level_set_aside(name: str, folder: str):
     too) with ``folder`` first on sys.path and any ``name`` already imported set aside; afterwards
     the tree's modules leave sys.modules and what was there before comes back. Only for trees whose
     imports all run at module level (their modules keep their references to each other)."""
+
     def ours(key):
         return key == name or key.startswith(name + ".")
 

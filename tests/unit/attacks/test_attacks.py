@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_nicrobust.attacks import ATTACKS, OBJECTIVES, build_attack
-from pytest_nicrobust.attacks.presets import check_parameter
 from pytest_nicrobust.attacks.cadv import CAdv, gamut_map
 from pytest_nicrobust.attacks.colorizer import EdgeAwarePropagation, ZhangColorizer, ZhangNet, lab_to_rgb, rgb_to_lab
 from pytest_nicrobust.attacks.constraints import fit_rmse, rms
 from pytest_nicrobust.attacks.haar import haar_dwt, haar_idwt
 from pytest_nicrobust.attacks.noise import GaussianNoise
 from pytest_nicrobust.attacks.objectives import evaluate_objective
+from pytest_nicrobust.attacks.presets import check_parameter
 from pytest_nicrobust.codecs.base import CodecInfo, round_to_8bit
 from pytest_nicrobust.codecs.builtin.compressai_models import CompressAICodec
 from pytest_nicrobust.metrics.colors import rgb_to_ycbcr
@@ -50,8 +50,10 @@ def random_codec():
 def _photos():
     import skimage.data as data
 
-    return [torch.from_numpy(np.ascontiguousarray(f())).permute(2, 0, 1).float() / 255
-            for f in (data.astronaut, data.chelsea, data.coffee, data.rocket)]
+    return [
+        torch.from_numpy(np.ascontiguousarray(f())).permute(2, 0, 1).float() / 255
+        for f in (data.astronaut, data.chelsea, data.coffee, data.rocket)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +76,7 @@ def trained_codec():
                 im = photos[int(torch.randint(len(photos), (1,), generator=g))]
                 i = int(torch.randint(im.shape[1] - 64, (1,), generator=g))
                 j = int(torch.randint(im.shape[2] - 64, (1,), generator=g))
-                crops.append(im[:, i:i + 64, j:j + 64])
+                crops.append(im[:, i : i + 64, j : j + 64])
             x = torch.stack(crops)
             out = net(x)
             bpp = sum((-torch.log2(lk)).sum() for lk in out["likelihoods"].values()) / (x.numel() / 3)
@@ -227,7 +229,10 @@ def test_cadv_reports_its_colorizer_and_loads_zhang_weights(random_codec, tmp_pa
     torch.save(ZhangNet().state_dict(), path)
     attack = CAdv(random_codec, steps=1, colorizer_weights=str(path))
     assert attack.colorizer_name == "zhang2017" and isinstance(attack.colorizer, ZhangColorizer)
-    assert all(torch.equal(a, b) for a, b in zip(attack.colorizer.net.state_dict().values(), torch.load(path, weights_only=True).values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(attack.colorizer.net.state_dict().values(), torch.load(path, weights_only=True).values())
+    )
     x = _image(0, 1, 20, 20, "smooth")  # not a multiple of 8: the adapter pads
     x_adv = attack(x)
     assert x_adv.shape == x.shape
@@ -246,8 +251,13 @@ def test_constructors_reject_bad_budgets(random_codec):
     from pytest_nicrobust.attacks.madc import MADC
     from pytest_nicrobust.attacks.ssah import SSAH
 
-    for cls, kw in ((FTDA, {"tau": -1}), (MADC, {"eps": -1}), (SSAH, {"lr": 0}), (CAdv, {"chroma_eps": -0.1}),
-                    (GaussianNoise, {"sigma": -1})):
+    for cls, kw in (
+        (FTDA, {"tau": -1}),
+        (MADC, {"eps": -1}),
+        (SSAH, {"lr": 0}),
+        (CAdv, {"chroma_eps": -0.1}),
+        (GaussianNoise, {"sigma": -1}),
+    ):
         with pytest.raises(ValueError):
             cls(random_codec, **kw)
 
@@ -278,9 +288,9 @@ def test_registry_entries_build_with_every_objective(random_codec):
     ],
 )
 def test_bad_attack_entries_fail_suite_parsing_with_file_and_key(tmp_path, attack, message):
-    from pytest_nicrobust.config.suite import SuiteError, parse_suite
-
     from helpers import write_suite
+
+    from pytest_nicrobust.config.suite import SuiteError, parse_suite
 
     path = write_suite(tmp_path, checkpoint="random", attacks=f"[[attacks]]\n{attack}\n")
     with pytest.raises(SuiteError) as info:
@@ -320,7 +330,9 @@ def test_attack_beats_gaussian_noise_of_the_same_budget(trained_codec, photo_bat
     x_adv = attack(x)
     _check_budget(name, attack, x, x_adv)
     value = _score(trained_codec, x, x_adv)
-    noise = torch.stack([_score(trained_codec, x, _baseline(name, attack, trained_codec, x, s)) for s in range(3)]).amax(0)
+    noise = torch.stack(
+        [_score(trained_codec, x, _baseline(name, attack, trained_codec, x, s)) for s in range(3)]
+    ).amax(0)
     assert (value > 3 * noise).all(), (value, noise)
 
 
@@ -351,9 +363,12 @@ LINF = ("pgd", "ifgsm")
 
 @pytest.mark.parametrize("name", LINF)
 @settings(deadline=None, max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1), levels=st.sampled_from([1.0, 3.0, 5.5, 7.0, 7.65, 12.3]),
-       kind=st.sampled_from(["random", "smooth", "zeros", "ones"]),
-       objective=st.sampled_from(["recon_error", "recon_shift:luma", "bitrate", "amplify:ycbcr"]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    levels=st.sampled_from([1.0, 3.0, 5.5, 7.0, 7.65, 12.3]),
+    kind=st.sampled_from(["random", "smooth", "zeros", "ones"]),
+    objective=st.sampled_from(["recon_error", "recon_shift:luma", "bitrate", "amplify:ycbcr"]),
+)
 def test_linf_budget_is_exact_on_the_8bit_image(random_codec, name, seed, levels, kind, objective):
     """On an 8-bit x, x' is 8-bit and within eps, also for eps between levels (rounding would add one)."""
     x = _image(seed, 2, 24, 40, kind)
@@ -378,6 +393,10 @@ def test_linf_attacks_beat_noise_of_the_same_budget(trained_codec, photo_batch, 
     x = photo_batch
     clean = _score(trained_codec, x, x, "recon_error")
     value = _score(trained_codec, x, build_attack(name, trained_codec, "eps7", "recon_error", 0)(x), "recon_error")
-    noise = torch.stack([_score(trained_codec, x, GaussianNoise(trained_codec, eps=7 / 255, seed=s)(x), "recon_error")
-                         for s in range(3)]).amax(0)
+    noise = torch.stack(
+        [
+            _score(trained_codec, x, GaussianNoise(trained_codec, eps=7 / 255, seed=s)(x), "recon_error")
+            for s in range(3)
+        ]
+    ).amax(0)
     assert (value - clean > 1.5 * (noise - clean)).all(), (clean, value, noise)

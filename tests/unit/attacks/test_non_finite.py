@@ -26,8 +26,12 @@ class Smooth(Codec):
             if self.what == "x_hat":
                 x_hat = torch.where(mask.view(-1, 1, 1, 1), torch.full_like(x_hat, float("nan")), x_hat)
             else:  # finite value, infinite gradient: sqrt at 0, on those images only
-                x_hat = torch.cat([x_hat[i:i + 1] + ((x[i:i + 1] - x[i:i + 1].detach()).abs().sqrt() if i in self.nan
-                                                     else 0) for i in range(x.shape[0])])
+                x_hat = torch.cat(
+                    [
+                        x_hat[i : i + 1] + ((x[i : i + 1] - x[i : i + 1].detach()).abs().sqrt() if i in self.nan else 0)
+                        for i in range(x.shape[0])
+                    ]
+                )
         self.calls += 1
         return x_hat, bits
 
@@ -38,7 +42,10 @@ class Smooth(Codec):
 X = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("attack, preset", [("pgd", "eps7"), ("ifgsm", "eps7"), ("madc", "rmse7"), ("ftda", "tau6e-4"), ("ssah", "lr0.2"), ("cadv", "fast")])
+@pytest.mark.parametrize(
+    "attack, preset",
+    [("pgd", "eps7"), ("ifgsm", "eps7"), ("madc", "rmse7"), ("ftda", "tau6e-4"), ("ssah", "lr0.2"), ("cadv", "fast")],
+)
 def test_a_nan_objective_names_attack_step_and_image(attack, preset):
     a = build_attack(attack, Smooth(nan=[1], after=2), preset, "recon_error", 0, "noise", {"steps": 4})
     with pytest.raises(AttackNonFiniteError) as info:
@@ -50,8 +57,11 @@ def test_a_nan_objective_names_attack_step_and_image(attack, preset):
 
 def test_an_infinite_gradient_is_named_too():
     a = build_attack("pgd", Smooth(nan=[2], what="grad"), "eps7", "recon_error", 0, "ste", {"steps": 3})
-    with pytest.raises(AttackNonFiniteError, match=r"attack pgd .*objective's gradient is NaN or infinite at step 0 "
-                                                    r"for image\(s\) \[2\]"):
+    with pytest.raises(
+        AttackNonFiniteError,
+        match=r"attack pgd .*objective's gradient is NaN or infinite at step 0 "
+        r"for image\(s\) \[2\]",
+    ):
         a(X)
 
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-CODEC = textwrap.dedent('''
+CODEC = textwrap.dedent("""
     import sys
     from pytest_nicrobust.codecs import load_codec
     from pytest_nicrobust.codecs.base import Codec
@@ -41,13 +41,18 @@ CODEC = textwrap.dedent('''
 
     def quits_roundtrip(**kwargs):
         return Quits(load_codec("bmshj2018-factorized", "random", 1), "roundtrip")
-''')
+""")
 
 
 def _check(tmp_path, spec):
     (tmp_path / "quitting.py").write_text(CODEC)
-    return subprocess.run([sys.executable, "-m", "pytest_nicrobust", "check-codec", spec], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_nicrobust", "check-codec", spec],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_factory_that_calls_sys_exit_is_a_fail_line_and_exit_2(tmp_path):
@@ -56,8 +61,9 @@ def test_a_factory_that_calls_sys_exit_is_a_fail_line_and_exit_2(tmp_path):
     assert "FAIL  load: loading quitting:exits@1 raised SystemExit: 0" in proc.stdout
 
 
-@pytest.mark.parametrize("spec, raised", [("quitting:quits_forward@1", "SystemExit"),
-                                          ("quitting:quits_roundtrip@1", "GeneratorExit")])
+@pytest.mark.parametrize(
+    "spec, raised", [("quitting:quits_forward@1", "SystemExit"), ("quitting:quits_roundtrip@1", "GeneratorExit")]
+)
 def test_a_codec_that_exits_fails_its_properties(tmp_path, spec, raised):
     proc = _check(tmp_path, spec)
     assert proc.returncode == 1, proc.stdout + proc.stderr

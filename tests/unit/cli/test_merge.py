@@ -13,25 +13,62 @@ import pytest
 from pytest_nicrobust.cli.merge import main
 from pytest_nicrobust.files import sha256_of
 
-PARAMS = {"codec": "tiny", "bitrate": "q1", "attack": "pgd[eps7]", "objective": "recon_error",
-          "dataset": "skimage-photos", "defense": "none"}
+PARAMS = {
+    "codec": "tiny",
+    "bitrate": "q1",
+    "attack": "pgd[eps7]",
+    "objective": "recon_error",
+    "dataset": "skimage-photos",
+    "defense": "none",
+}
 
 
 def _test(k: int, delta: float) -> dict:
-    gate = {"metric": "delta_psnr", "value": delta, "limit": 2.0, "source": "thresholds.toml [defaults]",
-            "passed": delta <= 2.0, "mode": "undefended", "kind": "limit", "baseline": None, "current": None}
-    return {"id": f"suites/s.toml::t{k}", "name": f"t{k}", "kind": "case", "suite": "/x/s.toml",
-            "params": dict(PARAMS, codec=f"tiny{k}"), "headline_mode": "undefended",
-            "modes": {"undefended": {"per_image": [{"image": "a", "delta_psnr": delta}], "mean": {"delta_psnr": delta}}},
-            "gates": [gate], "gated": True, "outcome": "passed" if delta <= 2.0 else "failed"}
+    gate = {
+        "metric": "delta_psnr",
+        "value": delta,
+        "limit": 2.0,
+        "source": "thresholds.toml [defaults]",
+        "passed": delta <= 2.0,
+        "mode": "undefended",
+        "kind": "limit",
+        "baseline": None,
+        "current": None,
+    }
+    return {
+        "id": f"suites/s.toml::t{k}",
+        "name": f"t{k}",
+        "kind": "case",
+        "suite": "/x/s.toml",
+        "params": dict(PARAMS, codec=f"tiny{k}"),
+        "headline_mode": "undefended",
+        "modes": {"undefended": {"per_image": [{"image": "a", "delta_psnr": delta}], "mean": {"delta_psnr": delta}}},
+        "gates": [gate],
+        "gated": True,
+        "outcome": "passed" if delta <= 2.0 else "failed",
+    }
 
 
 def _shard(k: int, thresholds, delta=1.0) -> dict:
-    prov = {"timestamp": "2026-12-01T00:00:00Z", "finished": "2026-12-01T00:01:00Z", "duration_s": 60.0,
-            "plugin": {"version": "0.1.0", "commit": None}, "command": ["pytest"], "cwd": "/x",
-            "thresholds": {"path": str(thresholds), "sha256": sha256_of(thresholds), "plugin_default": False},
-            "seed": 0, "metrics": ["psnr"], "python": "3.11", "platform": "Linux", "packages": {},
-            "shard": f"{k}/2", "suites": {"/x/s.toml": "0" * 64}, "devices": ["cpu"], "workers": 1, "worker_ids": []}
+    prov = {
+        "timestamp": "2026-12-01T00:00:00Z",
+        "finished": "2026-12-01T00:01:00Z",
+        "duration_s": 60.0,
+        "plugin": {"version": "0.1.0", "commit": None},
+        "command": ["pytest"],
+        "cwd": "/x",
+        "thresholds": {"path": str(thresholds), "sha256": sha256_of(thresholds), "plugin_default": False},
+        "seed": 0,
+        "metrics": ["psnr"],
+        "python": "3.11",
+        "platform": "Linux",
+        "packages": {},
+        "shard": f"{k}/2",
+        "suites": {"/x/s.toml": "0" * 64},
+        "devices": ["cpu"],
+        "workers": 1,
+        "worker_ids": [],
+    }
     return {"format": 2, "complete": True, "provenance": prov, "tests": [_test(k, delta)]}
 
 
@@ -48,6 +85,7 @@ def shards(tmp_path):
             path.write_text(json.dumps(doc))
             paths.append(str(path))
         return paths
+
     return docs, write, tmp_path
 
 
@@ -77,15 +115,22 @@ def _set(doc, path, value):
     return doc
 
 
-@pytest.mark.parametrize("path, value, message", [
-    (("tests", 0, "modes", "undefended", "mean", "delta_psnr"), "abc", "mean.delta_psnr: expected a finite number"),
-    (("tests", 0, "modes", "undefended", "mean", "delta_psnr"), float("inf"), "expected a finite number, got Infinity"),
-    (("tests", 0, "gates", 0, "value"), float("nan"), "gates[0].value: expected a finite number"),
-    (("tests",), {"a": 1}, "tests: expected a list of test records"),
-    (("tests", 0, "params"), "x", "params: expected a table of labels"),
-    (("provenance", "shard"), "a/b", "provenance.shard: expected 'K/N'"),
-    (("tests", 0, "outcome"), "great", "outcome: expected passed or failed"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("tests", 0, "modes", "undefended", "mean", "delta_psnr"), "abc", "mean.delta_psnr: expected a finite number"),
+        (
+            ("tests", 0, "modes", "undefended", "mean", "delta_psnr"),
+            float("inf"),
+            "expected a finite number, got Infinity",
+        ),
+        (("tests", 0, "gates", 0, "value"), float("nan"), "gates[0].value: expected a finite number"),
+        (("tests",), {"a": 1}, "tests: expected a list of test records"),
+        (("tests", 0, "params"), "x", "params: expected a table of labels"),
+        (("provenance", "shard"), "a/b", "provenance.shard: expected 'K/N'"),
+        (("tests", 0, "outcome"), "great", "outcome: expected passed or failed"),
+    ],
+)
 def test_a_bad_value_or_type_is_one_line_rc_2_and_nothing_written(shards, capsys, path, value, message):
     docs, write, tmp = shards
     bad = _set(copy.deepcopy(docs[1]), path, value)

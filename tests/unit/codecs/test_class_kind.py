@@ -9,8 +9,8 @@ import torch
 
 from pytest_nicrobust import CodecError
 from pytest_nicrobust.codecs import check
-from pytest_nicrobust.codecs.kinds.by_class.table import check_table
 from pytest_nicrobust.codecs.kinds.by_class.codec import ClassCodec, load
+from pytest_nicrobust.codecs.kinds.by_class.table import check_table
 from pytest_nicrobust.codecs.registry import TableError
 
 HYPERPRIOR = {"class": "compressai.models:ScaleHyperprior", "options": {"N": 16, "M": 24}}
@@ -18,8 +18,9 @@ HYPERPRIOR = {"class": "compressai.models:ScaleHyperprior", "options": {"N": 16,
 
 def build(table, base, quality=None):
     t = check_table(table, str(base))
-    return load("class", t["weights"], quality if quality is not None else t["qualities"][0], "cpu", t["label"],
-                t["options"])
+    return load(
+        "class", t["weights"], quality if quality is not None else t["qualities"][0], "cpu", t["label"], t["options"]
+    )
 
 
 def _saved(path, wrap=None, seed=1):
@@ -83,8 +84,17 @@ RESEARCH_MODEL = textwrap.dedent('''
 def test_research_code_quirks_are_handled(tmp_path):
     (tmp_path / "code" / "models").mkdir(parents=True)
     (tmp_path / "code" / "models" / "__init__.py").write_text(RESEARCH_MODEL)
-    codec = build({"class": "models:OneAtATime", "path": "code", "options": {"N": 8, "M": 8}, "weights": "random",
-                   "multiple": 32, "min_size": 128}, tmp_path)
+    codec = build(
+        {
+            "class": "models:OneAtATime",
+            "path": "code",
+            "options": {"N": 8, "M": 8},
+            "weights": "random",
+            "multiple": 32,
+            "min_size": 128,
+        },
+        tmp_path,
+    )
     flag = torch.backends.cudnn.deterministic
     rt = codec.roundtrip(torch.rand(2, 3, 40, 50))
     assert len(rt.nbytes) == 2 and rt.x_hat.shape == (2, 3, 40, 50)
@@ -97,8 +107,15 @@ def test_research_code_quirks_are_handled(tmp_path):
 def test_decoded_images_are_clamped_unless_in_other_units(tmp_path, scale, shift, decodes):
     (tmp_path / "code" / "models").mkdir(parents=True)
     (tmp_path / "code" / "models" / "__init__.py").write_text(RESEARCH_MODEL)
-    codec = build({"class": "models:OneAtATime", "path": "code", "weights": "random",
-                   "options": {"N": 8, "M": 8, "scale": scale, "shift": shift}}, tmp_path)
+    codec = build(
+        {
+            "class": "models:OneAtATime",
+            "path": "code",
+            "weights": "random",
+            "options": {"N": 8, "M": 8, "scale": scale, "shift": shift},
+        },
+        tmp_path,
+    )
     x = torch.rand(1, 3, 64, 64)
     if decodes:  # values down to -0.8: an image all the same, clamped as CompressAI's decoders clamp
         assert float(codec.roundtrip(x).x_hat.min()) == 0.0
@@ -111,39 +128,63 @@ def test_two_codecs_with_a_models_package_each(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name / "models").mkdir(parents=True)
         (tmp_path / name / "models" / "__init__.py").write_text(
-            f"from compressai.models import FactorizedPrior\nclass Net(FactorizedPrior):\n    TREE = {name!r}\n")
-    a = build({"class": "models:Net", "path": "a", "options": {"N": 8, "M": 8}, "weights": "random", "name": "a"}, tmp_path)
-    b = build({"class": "models:Net", "path": "b", "options": {"N": 8, "M": 8}, "weights": "random", "name": "b"}, tmp_path)
+            f"from compressai.models import FactorizedPrior\nclass Net(FactorizedPrior):\n    TREE = {name!r}\n"
+        )
+    a = build(
+        {"class": "models:Net", "path": "a", "options": {"N": 8, "M": 8}, "weights": "random", "name": "a"}, tmp_path
+    )
+    b = build(
+        {"class": "models:Net", "path": "b", "options": {"N": 8, "M": 8}, "weights": "random", "name": "b"}, tmp_path
+    )
     assert (type(a.model).TREE, type(b.model).TREE) == ("a", "b")
 
 
-@pytest.mark.parametrize("table, key, message", [
-    ({"class": "ScaleHyperprior", "weights": "random"}, "class", "expected 'module:Class'"),
-    ({**HYPERPRIOR, "weights": "random", "path": "nowhere"}, "path", "does not exist"),
-    ({**HYPERPRIOR, "weights": "missing-{quality}.pt", "qualities": [1]}, "weights", "missing-1.pt does not exist"),
-    ({**HYPERPRIOR}, "weights", 'or "random"'),
-    ({**HYPERPRIOR, "weights": "random", "options": 3}, "options", "table of constructor keywords"),
-    ({**HYPERPRIOR, "weights": "random", "model": "mbt2018"}, "model", "not model or spec too"),
-    ({**HYPERPRIOR, "weights": "random", "multiple": 64, "min_size": 100}, "min_size", "not a multiple"),
-    ({**HYPERPRIOR, "weights": "random", "colour": "red"}, "colour", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "table, key, message",
+    [
+        ({"class": "ScaleHyperprior", "weights": "random"}, "class", "expected 'module:Class'"),
+        ({**HYPERPRIOR, "weights": "random", "path": "nowhere"}, "path", "does not exist"),
+        ({**HYPERPRIOR, "weights": "missing-{quality}.pt", "qualities": [1]}, "weights", "missing-1.pt does not exist"),
+        ({**HYPERPRIOR}, "weights", 'or "random"'),
+        ({**HYPERPRIOR, "weights": "random", "options": 3}, "options", "table of constructor keywords"),
+        ({**HYPERPRIOR, "weights": "random", "model": "mbt2018"}, "model", "not model or spec too"),
+        ({**HYPERPRIOR, "weights": "random", "multiple": 64, "min_size": 100}, "min_size", "not a multiple"),
+        ({**HYPERPRIOR, "weights": "random", "colour": "red"}, "colour", "unknown key"),
+    ],
+)
 def test_table_errors_name_the_key_without_torch(tmp_path, table, key, message):
     with pytest.raises(TableError, match=message) as info:
         check_table(table, str(tmp_path))
     assert info.value.key == key
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"class": "no_such_module_here:Net", "weights": "random"}, r"class: cannot import 'no_such_module_here'"),
-    ({"class": "compressai.models:NoSuchNet", "weights": "random"}, r"class: module 'compressai.models' .* no attribute"),
-    ({"class": "torch.nn:Identity", "weights": "random"}, r"class: Identity has no compress, decompress, update"),
-    ({"class": "compressai.models:ScaleHyperprior", "options": {"N": 16, "M": 24, "depth": 3}, "weights": "random"},
-     r"options: compressai.models:ScaleHyperprior\(N=16, M=24, depth=3\) raised TypeError"),
-    ({"class": "compressai.models:ScaleHyperprior", "options": {"N": 16}, "weights": "random"},
-     r"options: compressai.models:ScaleHyperprior does not take them: missing a required argument: 'M'"),
-    ({"class": "compressai.models:ScaleHyperprior", "options": {"N": 32, "M": 24}, "weights": "q.pt"},
-     r"weights: .*q.pt does not fit ScaleHyperprior: RuntimeError: Error\(s\) in loading state_dict"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"class": "no_such_module_here:Net", "weights": "random"}, r"class: cannot import 'no_such_module_here'"),
+        (
+            {"class": "compressai.models:NoSuchNet", "weights": "random"},
+            r"class: module 'compressai.models' .* no attribute",
+        ),
+        ({"class": "torch.nn:Identity", "weights": "random"}, r"class: Identity has no compress, decompress, update"),
+        (
+            {
+                "class": "compressai.models:ScaleHyperprior",
+                "options": {"N": 16, "M": 24, "depth": 3},
+                "weights": "random",
+            },
+            r"options: compressai.models:ScaleHyperprior\(N=16, M=24, depth=3\) raised TypeError",
+        ),
+        (
+            {"class": "compressai.models:ScaleHyperprior", "options": {"N": 16}, "weights": "random"},
+            r"options: compressai.models:ScaleHyperprior does not take them: missing a required argument: 'M'",
+        ),
+        (
+            {"class": "compressai.models:ScaleHyperprior", "options": {"N": 32, "M": 24}, "weights": "q.pt"},
+            r"weights: .*q.pt does not fit ScaleHyperprior: RuntimeError: Error\(s\) in loading state_dict",
+        ),
+    ],
+)
 def test_load_errors_are_one_line_naming_the_key(tmp_path, table, message):
     _saved(tmp_path / "q.pt")
     with pytest.raises(CodecError, match=message) as info:

@@ -35,13 +35,18 @@ def _run(*args):
     return subprocess.run([sys.executable, "-c", CASE, *args], capture_output=True, text=True, timeout=240)
 
 
-@pytest.mark.parametrize("arch, layer, what", [
-    ("bmshj2018-factorized", "g_a.6", "the latent"),
-    ("mbt2018-mean", "h_s.4", "the predicted mean"),
-])
+@pytest.mark.parametrize(
+    "arch, layer, what",
+    [
+        ("bmshj2018-factorized", "g_a.6", "the latent"),
+        ("mbt2018-mean", "h_s.4", "the predicted mean"),
+    ],
+)
 def test_huge_latents_or_means_are_a_codec_error_before_the_coder(arch, layer, what):
     proc = _run(arch, layer, "1e8")
-    assert f"raised: codec {arch}: {what} is outside the entropy coder's range" in proc.stdout, proc.stdout + proc.stderr
+    assert f"raised: codec {arch}: {what} is outside the entropy coder's range" in proc.stdout, (
+        proc.stdout + proc.stderr
+    )
     assert "[0, 1, 2]" in proc.stdout
 
 

@@ -69,7 +69,10 @@ def _unguarded_roundtrip(self, x):  # overrides the base class's roundtrip, skip
 
 class _TrainMode:
     def __get__(self, codec, owner):
-        return lambda x, proxy, generator: (codec.model.train(), CompressAICodec._forward_padded(codec, x, proxy, generator))[1]
+        return lambda x, proxy, generator: (
+            codec.model.train(),
+            CompressAICodec._forward_padded(codec, x, proxy, generator),
+        )[1]
 
 
 BROKEN = {
@@ -78,7 +81,10 @@ BROKEN = {
     "noise not from the generator": ({"_forward_padded": _global_noise}, "noise proxy follows the generator"),
     "0-255 output": ({"_forward_padded": _scale_255}, "forward: shapes, range, device"),
     "wrong size": ({"_forward_padded": _half_size}, "forward: shapes, range, device"),
-    "proxy far from the decoder": ({"_forward_padded": _shifted}, "differentiable reconstruction close to the decoded one"),
+    "proxy far from the decoder": (
+        {"_forward_padded": _shifted},
+        "differentiable reconstruction close to the decoded one",
+    ),
     "random decoder": ({"_roundtrip_padded": _noisy_decoder}, "real bytes decode the same twice"),
     "NaN hidden": ({"roundtrip": _unguarded_roundtrip}, "non-finite values are caught"),
     "switches to train()": ({"_forward_padded": _TrainMode()}, "model stays in eval mode"),
@@ -100,11 +106,16 @@ def test_each_broken_codec_fails_the_property_it_breaks(good, what):
 
 def test_check_codec_command_on_a_shipped_codec_and_a_checkpoint(tiny_pt):
     for spec in ("nicrobust:bmshj2018-hyperprior@q1", str(tiny_pt)):
-        proc = subprocess.run([sys.executable, "-m", "pytest_nicrobust", "check-codec", spec],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest_nicrobust", "check-codec", spec], capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0 and "12 of 12 properties hold" in proc.stdout, proc.stdout + proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "pytest_nicrobust", "check-codec", "nope:mbt2018-mean"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_nicrobust", "check-codec", "nope:mbt2018-mean"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "expected" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -43,7 +43,9 @@ def test_numpy_and_tensor_counts_are_counts():
 
 
 def test_decoded_images_in_the_wrong_units_are_a_codec_error_naming_them():
-    with pytest.raises(NonFiniteError, match=r"spans \[.*, 2\d\d(\.\d+)?\] for image\(s\) \[1\] of the batch, not \[0, 1\]") as info:
+    with pytest.raises(
+        NonFiniteError, match=r"spans \[.*, 2\d\d(\.\d+)?\] for image\(s\) \[1\] of the batch, not \[0, 1\]"
+    ) as info:
         Returns(x_hat=lambda x: torch.cat([x[:1], x[1:] * 255])).roundtrip(X)
     assert info.value.images == [1]
 

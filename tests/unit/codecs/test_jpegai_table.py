@@ -16,7 +16,6 @@ import pytest
 from pytest_nicrobust.codecs.kinds.jpegai import table as jpegai_tree
 from pytest_nicrobust.config.suite import SuiteError, parse_suite
 
-
 REAL_MISSING_DEPENDENCIES = jpegai_tree.missing_dependencies
 
 
@@ -37,7 +36,8 @@ def fake_tree(folder, *, extensions=True, profiles=("simple", "main", "high"), w
 
 def suite_with(tmp_path, codecs: str):
     path = tmp_path / "jpegai.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         images = 1
         crop = 64
         {codecs}
@@ -46,7 +46,8 @@ def suite_with(tmp_path, codecs: str):
         steps = 2
         [[datasets]]
         name = "skimage-photos"
-        """))
+        """)
+    )
     return path
 
 
@@ -71,7 +72,13 @@ def dependencies_present(monkeypatch):
 
 def test_a_good_table_gives_one_codec_per_base_model(tmp_path):
     root = fake_tree(tmp_path / "tree")
-    suite = parse_suite(str(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012", "b0.5"]\nweights = "random"\nprofile = "high"'))))
+    suite = parse_suite(
+        str(
+            suite_with(
+                tmp_path, codec_table(root, 'qualities = ["b0.012", "b0.5"]\nweights = "random"\nprofile = "high"')
+            )
+        )
+    )
     entries = sorted({(c.codec.label, c.codec.quality, c.codec.weights) for c in suite.cases})
     assert entries == [("random-jpegai", "b0.012", "random"), ("random-jpegai", "b0.5", "random")]
     options = suite.cases[0].codec.options
@@ -80,8 +87,9 @@ def test_a_good_table_gives_one_codec_per_base_model(tmp_path):
 
 def test_two_trees_with_two_labels_in_one_suite(tmp_path):
     a, b = fake_tree(tmp_path / "jpeg-ai-6.1"), fake_tree(tmp_path / "jpeg-ai-7.1")
-    tables = (codec_table(a, 'name = "jpegai-6.1"\nqualities = ["b0.012"]\nweights = "random"')
-              + codec_table(b, 'name = "jpegai-7.1"\nqualities = ["b0.012"]\nweights = "random"'))
+    tables = codec_table(a, 'name = "jpegai-6.1"\nqualities = ["b0.012"]\nweights = "random"') + codec_table(
+        b, 'name = "jpegai-7.1"\nqualities = ["b0.012"]\nweights = "random"'
+    )
     suite = parse_suite(str(suite_with(tmp_path, tables)))
     roots = {c.codec.label: c.codec.options["root"] for c in suite.cases}
     assert roots == {"jpegai-6.1": str(a.resolve()), "jpegai-7.1": str(b.resolve())}
@@ -150,7 +158,9 @@ def test_weights_folder_missing(tmp_path):
 
 def test_unknown_key(tmp_path):
     root = fake_tree(tmp_path / "tree")
-    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\nweights = "random"\nbpp = 0.5')))
+    message = one_line_error(
+        suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\nweights = "random"\nbpp = 0.5'))
+    )
     assert "codecs[0].bpp: unknown key for model 'jpegai'" in message
 
 
@@ -175,6 +185,8 @@ def test_version_and_commit_read_without_git(tmp_path):
 
 
 def test_the_collection_half_imports_no_torch():
-    code = ("import sys, pytest_nicrobust.codecs.kinds.jpegai.table as t; "
-            "t.check_table; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]")
+    code = (
+        "import sys, pytest_nicrobust.codecs.kinds.jpegai.table as t; "
+        "t.check_table; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

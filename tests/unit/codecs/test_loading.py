@@ -7,8 +7,8 @@ import pickle
 
 import pytest
 import torch
-
 from helpers import tiny_checkpoint
+
 from pytest_nicrobust import CodecError
 from pytest_nicrobust.codecs import load_codec
 from pytest_nicrobust.codecs.builtin.zoo import sha256_of
@@ -98,7 +98,11 @@ def _zoo_file(directory, monkeypatch, tamper=False):
         with open(checkpoints / name, "ab") as f:
             f.write(b"junk")
     monkeypatch.setenv("TORCH_HOME", str(directory))
-    urls = {**image.model_urls["bmshj2018-factorized"]["mse"], 3: f"http://127.0.0.1:9/{name}", 4: "http://127.0.0.1:9/x-4-00000000.pth.tar"}
+    urls = {
+        **image.model_urls["bmshj2018-factorized"]["mse"],
+        3: f"http://127.0.0.1:9/{name}",
+        4: "http://127.0.0.1:9/x-4-00000000.pth.tar",
+    }
     monkeypatch.setitem(image.model_urls["bmshj2018-factorized"], "mse", urls)
 
 

@@ -50,8 +50,11 @@ def refused(check, table, base_dir):
 
 # -- suite tables --------------------------------------------------------------------------------
 
+
 def test_evc_table_resolves_the_evc_folder_of_a_dcvc_checkout(dcvc, tmp_path):
-    out = evc.check_table({"model": "evc", "root": "DCVC", "weights": "random", "qualities": [0, "s1.25"]}, str(tmp_path))
+    out = evc.check_table(
+        {"model": "evc", "root": "DCVC", "weights": "random", "qualities": [0, "s1.25"]}, str(tmp_path)
+    )
     assert out["options"] == {"root": str(dcvc / "DCVC-family" / "EVC"), "arch": "EVC_LL"}
     assert out["qualities"] == [0, "s1.25"] and out["weights"] == "random" and out["label"] == "random-evc"
 
@@ -70,19 +73,22 @@ def test_evc_without_its_built_coder_says_how_to_build_it(dcvc, tmp_path):
     assert err.key == "root" and "MLCodec_rans" in err.message and "cmake" in err.message
 
 
-@pytest.mark.parametrize("table, key, words", [
-    ({"arch": "Scale_EVC_SS"}, "arch", "EVC_LL"),
-    ({"qualities": [4]}, "qualities", "0..3"),
-    ({"qualities": ["s0.001"]}, "qualities", "0.01"),
-    ({"qualities": ["fast"]}, "qualities", "s<q_scale>"),
-    ({"qualities": [True]}, "qualities", "rate index"),
-    ({"qualities": []}, "qualities", "non-empty"),
-    ({"weights": None}, "weights", "random"),
-    ({"weights": "zoo"}, "weights", "CompressAI"),
-    ({"weights": "missing.pth.tar"}, "weights", "does not exist"),
-    ({"anchor_num": 8}, "anchor_num", "unknown key"),
-    ({"root": "nowhere"}, "root", "not a folder"),
-])
+@pytest.mark.parametrize(
+    "table, key, words",
+    [
+        ({"arch": "Scale_EVC_SS"}, "arch", "EVC_LL"),
+        ({"qualities": [4]}, "qualities", "0..3"),
+        ({"qualities": ["s0.001"]}, "qualities", "0.01"),
+        ({"qualities": ["fast"]}, "qualities", "s<q_scale>"),
+        ({"qualities": [True]}, "qualities", "rate index"),
+        ({"qualities": []}, "qualities", "non-empty"),
+        ({"weights": None}, "weights", "random"),
+        ({"weights": "zoo"}, "weights", "CompressAI"),
+        ({"weights": "missing.pth.tar"}, "weights", "does not exist"),
+        ({"anchor_num": 8}, "anchor_num", "unknown key"),
+        ({"root": "nowhere"}, "root", "not a folder"),
+    ],
+)
 def test_evc_table_errors_name_the_key(dcvc, tmp_path, table, key, words):
     base = {"model": "evc", "root": str(dcvc), "weights": "random", "qualities": [0]}
     base.update(table)
@@ -102,26 +108,48 @@ def test_a_checkpoint_path_is_resolved_against_the_suite_folder(dcvc, tmp_path):
 def test_hific_and_qres_tables(tmp_path):
     touch(tmp_path / "hific" / "src" / "hyperprior.py")
     touch(tmp_path / "lossy-vae" / "lvae" / "models" / "qresvae" / "zoo.py")
-    h = hific.check_table({"root": "hific", "weights": "random", "qualities": ["low", "high"], "latent_channels": 64},
-                          str(tmp_path))
+    h = hific.check_table(
+        {"root": "hific", "weights": "random", "qualities": ["low", "high"], "latent_channels": 64}, str(tmp_path)
+    )
     assert h["options"]["latent_channels"] == 64 and h["options"]["root"] == str(tmp_path / "hific")
-    assert refused(hific.check_table, {"root": "hific", "weights": "random", "qualities": ["ultra"]}, tmp_path).key == "qualities"
-    assert refused(hific.check_table, {"root": "hific", "weights": "random", "qualities": ["low"], "latent_channels": 0},
-                   tmp_path).key == "latent_channels"
-    assert refused(hific.check_table, {"root": "hific", "weights": "random", "qualities": ["low"],
-                                       "likelihood_type": "laplace"}, tmp_path).key == "likelihood_type"
+    assert (
+        refused(hific.check_table, {"root": "hific", "weights": "random", "qualities": ["ultra"]}, tmp_path).key
+        == "qualities"
+    )
+    assert (
+        refused(
+            hific.check_table,
+            {"root": "hific", "weights": "random", "qualities": ["low"], "latent_channels": 0},
+            tmp_path,
+        ).key
+        == "latent_channels"
+    )
+    assert (
+        refused(
+            hific.check_table,
+            {"root": "hific", "weights": "random", "qualities": ["low"], "likelihood_type": "laplace"},
+            tmp_path,
+        ).key
+        == "likelihood_type"
+    )
     q = qres_vae.check_table({"root": "lossy-vae", "weights": "random", "qualities": [64, 2048]}, str(tmp_path))
     assert q["label"] == "random-qres-vae" and q["qualities"] == [64, 2048]
-    assert "16, 32" in refused(qres_vae.check_table, {"root": "lossy-vae", "weights": "random", "qualities": [100]},
-                               tmp_path).message
+    assert (
+        "16, 32"
+        in refused(
+            qres_vae.check_table, {"root": "lossy-vae", "weights": "random", "qualities": [100]}, tmp_path
+        ).message
+    )
     err = refused(qres_vae.check_table, {"root": "hific", "weights": "random", "qualities": [64]}, tmp_path)
     assert err.key == "root" and "lvae/models/qresvae/zoo.py" in err.message
 
 
 def test_a_suite_names_the_file_and_key_of_a_refused_table(dcvc, tmp_path):
     suite = tmp_path / "evc.toml"
-    suite.write_text(f'[[codecs]]\nmodel = "evc"\nroot = "{dcvc}"\nweights = "random"\nqualities = [7]\n'
-                     '[[attacks]]\nname = "pgd"\n[[datasets]]\nname = "skimage-photos"\n')
+    suite.write_text(
+        f'[[codecs]]\nmodel = "evc"\nroot = "{dcvc}"\nweights = "random"\nqualities = [7]\n'
+        '[[attacks]]\nname = "pgd"\n[[datasets]]\nname = "skimage-photos"\n'
+    )
     with pytest.raises(SuiteError) as info:
         parse_suite(str(suite))
     assert str(info.value).startswith(f"{suite}: codecs[0].qualities: 7:")
@@ -132,11 +160,14 @@ def test_a_suite_names_the_file_and_key_of_a_refused_table(dcvc, tmp_path):
 
 # -- EVC's CUDA-only calls, rounding and q_scale ---------------------------------------------------
 
+
 @pytest.fixture
 def syncing_module(tmp_path):
     """A module that calls torch.cuda.synchronize() as EVC's decompress does (written here)."""
-    path = touch(tmp_path / "syncing.py", "import torch\n\ndef decode():\n    torch.cuda.synchronize()\n"
-                                          "    return torch.zeros(2)\n")
+    path = touch(
+        tmp_path / "syncing.py",
+        "import torch\n\ndef decode():\n    torch.cuda.synchronize()\n    return torch.zeros(2)\n",
+    )
     spec = importlib.util.spec_from_file_location("syncing_for_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -226,6 +257,7 @@ def test_hific_small_images_are_padded_to_its_minimum_by_replication():
 
 
 # -- importing a tree's top-level package ------------------------------------------------------------
+
 
 def test_a_trees_src_package_is_imported_beside_another_src(tmp_path, monkeypatch):
     touch(tmp_path / "tree" / "src" / "__init__.py")

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from pytest_nicrobust.seeding import derive_seed
 from pytest_nicrobust.config.suite import SuiteError, parse_suite
 from pytest_nicrobust.config.thresholds import ThresholdsError, load_thresholds, match_labels
+from pytest_nicrobust.seeding import derive_seed
 
 SUITE = """
 defenses = ["none"]
@@ -46,7 +46,9 @@ def _suite(tmp_path, text=SUITE):
 
 
 def test_spec_string_names_one_codec(tmp_path):
-    text = SUITE.replace('model = "mbt2018-mean"\nweights = "random"\nqualities = [2]', 'spec = "nicrobust:mbt2018-mean@q2"')
+    text = SUITE.replace(
+        'model = "mbt2018-mean"\nweights = "random"\nqualities = [2]', 'spec = "nicrobust:mbt2018-mean@q2"'
+    )
     codecs = {(c.codec.model, c.codec.weights, c.codec.quality) for c in _suite(tmp_path, text).cases}
     assert ("mbt2018-mean", "nicrobust", 2) in codecs
     with pytest.raises(SuiteError, match=r"codecs\[1\].spec: expected"):
@@ -67,7 +69,10 @@ def test_every_combination_is_one_case(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("qualities = [1, 3]", "qualities = [1, 9]"), "s.toml: codecs[0].qualities: qualities of CompressAI models are integers 1..8, got 9"),
+        (
+            ("qualities = [1, 3]", "qualities = [1, 9]"),
+            "s.toml: codecs[0].qualities: qualities of CompressAI models are integers 1..8, got 9",
+        ),
         (('model = "mbt2018-mean"', 'model = "elic"'), "s.toml: codecs[1].model: unknown model 'elic'"),
         (('weights = "nicrobust"', 'weights = "ckpt/none.pt"'), "s.toml: codecs[0].weights: checkpoint"),
         (("images = 4", "images = 0"), "s.toml: datasets[0].images: must be a positive integer, got 0"),
@@ -79,7 +84,10 @@ def test_every_combination_is_one_case(tmp_path):
         (("qualities = [1, 3]", "qualities = []"), "s.toml: codecs[0].qualities: must not be empty"),
         (('defenses = ["none"]', "defenses = []"), "s.toml: defenses: must not be empty"),
         (('model = "mbt2018-mean"', 'model = "mbt2018-mean"\nname = "my codec"'), "s.toml: codecs[1].name: 'my codec'"),
-        (('weights = "random"', 'spec = "random:mbt2018-mean@q2"'), "s.toml: codecs[1].spec: give either spec or model, qualities"),
+        (
+            ('weights = "random"', 'spec = "random:mbt2018-mean@q2"'),
+            "s.toml: codecs[1].spec: give either spec or model, qualities",
+        ),
     ],
 )
 def test_suite_errors_name_file_and_key(tmp_path, change, message):
@@ -104,8 +112,16 @@ bitrate_increase = false
 
 
 def _params(codec="bmshj2018-hyperprior", q="q3", attack="pgd[eps7]", dataset="kodak"):
-    return match_labels({"codec": codec, "bitrate": q, "attack": attack, "objective": "recon_shift",
-                         "dataset": dataset, "defense": "none"})
+    return match_labels(
+        {
+            "codec": codec,
+            "bitrate": q,
+            "attack": attack,
+            "objective": "recon_shift",
+            "dataset": dataset,
+            "defense": "none",
+        }
+    )
 
 
 def test_limits_resolve_in_order_with_literal_brackets(tmp_path):
@@ -143,5 +159,14 @@ def test_thresholds_errors_name_the_key(tmp_path, text, message):
 
 def test_seed_depends_on_run_seed_and_id_only():
     assert derive_seed(0, "a.toml::x") == derive_seed(0, "a.toml::x")
-    assert len({derive_seed(0, "a.toml::x"), derive_seed(1, "a.toml::x"), derive_seed(0, "a.toml::y"),
-                derive_seed(0, "a.toml::x", "defense")}) == 4
+    assert (
+        len(
+            {
+                derive_seed(0, "a.toml::x"),
+                derive_seed(1, "a.toml::x"),
+                derive_seed(0, "a.toml::y"),
+                derive_seed(0, "a.toml::x", "defense"),
+            }
+        )
+        == 4
+    )

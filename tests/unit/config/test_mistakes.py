@@ -9,7 +9,7 @@ from pytest_nicrobust.config.errors import SuiteError, ThresholdsError
 from pytest_nicrobust.config.suite import parse_suite
 from pytest_nicrobust.config.thresholds import load_thresholds
 
-SUITE = '''
+SUITE = """
 [[codecs]]
 model = "bmshj2018-factorized"
 name = "tiny"
@@ -21,7 +21,7 @@ name = "pgd"
 
 [[datasets]]
 name = "{name}"
-'''
+"""
 
 
 def test_a_suite_file_that_is_not_utf8_is_one_line(tmp_path):
@@ -46,19 +46,30 @@ def test_a_plain_dataset_name_is_accepted(tmp_path):
     assert {c.dataset.name for c in parse_suite(str(path)).cases} == {"skimage-photos"}
 
 
-@pytest.mark.parametrize("body, key", [("[defaults]\ndelta_psnr = -1.0\n", "defaults.delta_psnr"),
-                                       ("[overrides.x]\nmatch = { codec = \"*\" }\nbitrate_increase = -0.5\n",
-                                        "overrides.x.bitrate_increase")])
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ("[defaults]\ndelta_psnr = -1.0\n", "defaults.delta_psnr"),
+        ('[overrides.x]\nmatch = { codec = "*" }\nbitrate_increase = -0.5\n', "overrides.x.bitrate_increase"),
+    ],
+)
 def test_a_negative_limit_is_one_line(tmp_path, body, key):
     path = tmp_path / "thresholds.toml"
     path.write_text(body)
-    with pytest.raises(ThresholdsError, match=rf"thresholds.toml: {key}: -[\d.]+ is negative; a limit below 0 passes "
-                                              r"only when the attack improves the image"):
+    with pytest.raises(
+        ThresholdsError,
+        match=rf"thresholds.toml: {key}: -[\d.]+ is negative; a limit below 0 passes "
+        r"only when the attack improves the image",
+    ):
         load_thresholds(str(path))
 
 
 def test_a_zero_limit_is_accepted(tmp_path):
     path = tmp_path / "thresholds.toml"
     path.write_text("[defaults]\ndelta_psnr = 0\n")
-    assert load_thresholds(str(path)).limits_for({"codec": "c", "attack": "pgd", "objective": "recon_error",
-                                                  "dataset": "d"})["delta_psnr"].value == 0
+    assert (
+        load_thresholds(str(path))
+        .limits_for({"codec": "c", "attack": "pgd", "objective": "recon_error", "dataset": "d"})["delta_psnr"]
+        .value
+        == 0
+    )

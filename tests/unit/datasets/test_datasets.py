@@ -22,7 +22,7 @@ def test_grayscale_rgba_palette_and_16bit_become_rgb(tmp_path):
     _save(tmp_path / "gray.png", gray)
     _save(tmp_path / "rgba.png", rgba)
     Image.fromarray(rgba[..., :3]).convert("P", palette=Image.ADAPTIVE).save(tmp_path / "pal.png")
-    deep = (gray.astype(np.uint16) * 257)
+    deep = gray.astype(np.uint16) * 257
     Image.fromarray(deep).save(tmp_path / "deep16.png")
 
     assert np.array_equal(read_rgb(tmp_path / "gray.png"), np.repeat(gray[..., None], 3, axis=2))

@@ -7,12 +7,21 @@ import shutil
 
 import pytest
 import torch
-
 from helpers import write_suite, write_thresholds
+
 from pytest_nicrobust.codecs.base import Codec, CodecInfo, round_to_8bit
-from pytest_nicrobust.defenses import (BUILTIN_DEFENSES, FRESH, DefendedCodec, JPEGPrecompression, SelfEnsemble,
-                                       builtin_defense)
-from pytest_nicrobust.defenses import BUILTIN_DEFENSE_NAMES, DEFENSES, fixture_name, register_defense
+from pytest_nicrobust.defenses import (
+    BUILTIN_DEFENSE_NAMES,
+    BUILTIN_DEFENSES,
+    DEFENSES,
+    FRESH,
+    DefendedCodec,
+    JPEGPrecompression,
+    SelfEnsemble,
+    builtin_defense,
+    fixture_name,
+    register_defense,
+)
 
 REVERSIBLE = [n for n, d in BUILTIN_DEFENSES.items() if d.reversible and n != "self-ensemble"]
 FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer"]
@@ -93,8 +102,12 @@ def test_adaptive_attack_averages_over_fresh_draws_each_with_its_own_reference()
     x_adv = x + 2 / 255
     value = attack.objective_value(x, x_adv, rec_clean=None)
     attack.generator = torch.Generator().manual_seed(1)
-    expected = torch.stack([((v.forward(x_adv).x_hat - v.forward(x).x_hat) ** 2).flatten(1).mean(1)
-                            for v in eot.eot_views(attack.generator)]).mean(0)
+    expected = torch.stack(
+        [
+            ((v.forward(x_adv).x_hat - v.forward(x).x_hat) ** 2).flatten(1).mean(1)
+            for v in eot.eot_views(attack.generator)
+        ]
+    ).mean(0)
     assert torch.allclose(value, expected)
     assert torch.equal(attack(x), PGD(eot, eps=4 / 255, alpha=1 / 255, steps=2, seed=5, objective="recon_shift")(x))
 
@@ -133,7 +146,7 @@ def test_register_defense_checks_the_name():
 
 # -- through the plugin ------------------------------------------------------------
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 from pytest_nicrobust.defenses import Defense
 from pytest_nicrobust.defenses import register_defense
@@ -151,7 +164,7 @@ class Half(Defense):
 @pytest.fixture
 def nicrobust_defense_half():
     return Half()
-'''
+"""
 
 
 @pytest.fixture
@@ -164,8 +177,11 @@ def project(pytester, tiny_pt):
 
 
 def test_defended_tests_report_both_modes_cost_and_gate_adaptive(project, tmp_path):
-    write_thresholds(project.path, '[defaults]\ndelta_psnr = 100.0\n\n[overrides.adaptive-roll]\n'
-                                   'match = { defense = "roll", mode = "adaptive" }\ndelta_psnr = 0.0\n')
+    write_thresholds(
+        project.path,
+        "[defaults]\ndelta_psnr = 100.0\n\n[overrides.adaptive-roll]\n"
+        'match = { defense = "roll", mode = "adaptive" }\ndelta_psnr = 0.0\n',
+    )
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", "-k", "q1 and not worst", "--nicrobust-json", str(out), *FAST)
     result.assert_outcomes(passed=3, failed=1)
@@ -176,7 +192,10 @@ def test_defended_tests_report_both_modes_cost_and_gate_adaptive(project, tmp_pa
     none, roll = tests[name("none")], tests[name("roll")]
     assert set(none["modes"]) == {"undefended"} and "defense" not in none
     assert set(roll["modes"]) == {"undefended", "non-adaptive", "adaptive"}
-    assert {(g["metric"], g["mode"]) for g in roll["gates"]} == {("delta_psnr", "non-adaptive"), ("delta_psnr", "adaptive")}
+    assert {(g["metric"], g["mode"]) for g in roll["gates"]} == {
+        ("delta_psnr", "non-adaptive"),
+        ("delta_psnr", "adaptive"),
+    }
     # the non-adaptive x' is the undefended one: same attack seed, made once (cache)
     assert roll["modes"]["undefended"]["mean"] == none["modes"]["undefended"]["mean"]
     assert roll["defense"]["draw"].startswith("roll (") and "cost_psnr" in roll["defense"]["cost"]

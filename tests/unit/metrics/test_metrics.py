@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_msssim
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import pytorch_msssim
 from pytest_nicrobust import metrics as M
 
 FAST = settings(max_examples=25, deadline=None)
@@ -28,8 +28,7 @@ def _scene(n: int = 1, h: int = 96, w: int = 128, seed: int = 0) -> torch.Tensor
     for i in range(n):
         phase = torch.rand(3, generator=g) * 6.28
         chans = [
-            0.5 + 0.3 * torch.sin(6.0 * xx + 4.0 * yy * (c + 1) + phase[c] + i) * (0.5 + 0.5 * yy)
-            for c in range(3)
+            0.5 + 0.3 * torch.sin(6.0 * xx + 4.0 * yy * (c + 1) + phase[c] + i) * (0.5 + 0.5 * yy) for c in range(3)
         ]
         img = torch.stack(chans) + 0.05 * torch.rand(3, h, w, generator=g)
         imgs.append(img)

@@ -10,13 +10,23 @@ PROV = {"timestamp": "2026-12-01T16:00:00Z"}
 
 
 def test_github_and_gitlab_variables_give_the_build():
-    github = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_NUMBER": "57", "GITHUB_RUN_ID": "99", "GITHUB_WORKFLOW": "gate",
-              "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/codec"}
+    github = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_NUMBER": "57",
+        "GITHUB_RUN_ID": "99",
+        "GITHUB_WORKFLOW": "gate",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "org/codec",
+    }
     e = executor(PROV, env=github)
     assert e["buildOrder"] == 57 and e["buildName"] == "gate #57" and e["type"] == "github"
     assert e["buildUrl"] == "https://github.com/org/codec/actions/runs/99"
-    gitlab = {"GITLAB_CI": "true", "CI_PIPELINE_IID": "12", "CI_PROJECT_PATH": "org/codec",
-              "CI_PIPELINE_URL": "https://gitlab.com/org/codec/-/pipelines/4"}
+    gitlab = {
+        "GITLAB_CI": "true",
+        "CI_PIPELINE_IID": "12",
+        "CI_PROJECT_PATH": "org/codec",
+        "CI_PIPELINE_URL": "https://gitlab.com/org/codec/-/pipelines/4",
+    }
     e = executor(PROV, env=gitlab)
     assert e["buildOrder"] == 12 and e["buildName"] == "org/codec #12" and e["buildUrl"].endswith("/pipelines/4")
 

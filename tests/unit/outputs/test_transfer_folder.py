@@ -8,8 +8,14 @@ from pytest_nicrobust.outputs import writer as outputs
 
 
 def _matrices():
-    return {"skimage-photos": {"sources": ["a[q1]"], "targets": ["a[q1]", "jpeg"],
-                               "metrics": {"delta_psnr": [[1.0, 2.0]]}, "limits": {"delta_psnr": [[3.0, 3.0]]}}}
+    return {
+        "skimage-photos": {
+            "sources": ["a[q1]"],
+            "targets": ["a[q1]", "jpeg"],
+            "metrics": {"delta_psnr": [[1.0, 2.0]]},
+            "limits": {"delta_psnr": [[3.0, 3.0]]},
+        }
+    }
 
 
 def test_transfer_files_are_written_beside_the_json(tmp_path):

@@ -9,7 +9,8 @@ from PIL import Image
 
 from pytest_nicrobust import NicrobustWarning
 from pytest_nicrobust.attacks import build_attack
-from pytest_nicrobust.datasets import Image as DataImage, to_tensor
+from pytest_nicrobust.datasets import Image as DataImage
+from pytest_nicrobust.datasets import to_tensor
 from pytest_nicrobust.run.advcache import AdvCache
 
 KEY = "ab" + "0" * 62

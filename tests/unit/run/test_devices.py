@@ -7,28 +7,34 @@ import pytest
 from pytest_nicrobust.run.devices import auto_workers, check_device, threads_per_process, visible_gpus, worker_gpu
 
 
-@pytest.mark.parametrize("env, count, expected", [
-    ({}, 0, []),
-    ({}, 1, ["0"]),
-    ({}, 4, ["0", "1", "2", "3"]),
-    ({"CUDA_VISIBLE_DEVICES": "2,3"}, 2, ["2", "3"]),
-    ({"CUDA_VISIBLE_DEVICES": "3, 1"}, 2, ["3", "1"]),
-    ({"CUDA_VISIBLE_DEVICES": ""}, 0, []),
-    ({"CUDA_VISIBLE_DEVICES": "-1"}, 0, []),
-    ({"CUDA_VISIBLE_DEVICES": "1,-1,2"}, 1, ["1"]),  # CUDA stops at the first invalid entry
-    ({"CUDA_VISIBLE_DEVICES": "GPU-5f2e,GPU-77aa"}, 2, ["GPU-5f2e", "GPU-77aa"]),
-])
+@pytest.mark.parametrize(
+    "env, count, expected",
+    [
+        ({}, 0, []),
+        ({}, 1, ["0"]),
+        ({}, 4, ["0", "1", "2", "3"]),
+        ({"CUDA_VISIBLE_DEVICES": "2,3"}, 2, ["2", "3"]),
+        ({"CUDA_VISIBLE_DEVICES": "3, 1"}, 2, ["3", "1"]),
+        ({"CUDA_VISIBLE_DEVICES": ""}, 0, []),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, 0, []),
+        ({"CUDA_VISIBLE_DEVICES": "1,-1,2"}, 1, ["1"]),  # CUDA stops at the first invalid entry
+        ({"CUDA_VISIBLE_DEVICES": "GPU-5f2e,GPU-77aa"}, 2, ["GPU-5f2e", "GPU-77aa"]),
+    ],
+)
 def test_visible_gpus_respect_the_mask(env, count, expected):
     assert visible_gpus(env, count) == expected
 
 
-@pytest.mark.parametrize("gpus, cpus, workers, threads", [
-    ([], 2, 2, 1),          # CPU only: one worker per core (xdist's rule), one thread each
-    ([], 16, 16, 1),
-    (["0"], 16, 1, 16),     # one GPU: one worker with every core for coding and metrics
-    (["0", "1", "2", "3"], 32, 4, 8),
-    (["2", "3"], 32, 2, 16),
-])
+@pytest.mark.parametrize(
+    "gpus, cpus, workers, threads",
+    [
+        ([], 2, 2, 1),  # CPU only: one worker per core (xdist's rule), one thread each
+        ([], 16, 16, 1),
+        (["0"], 16, 1, 16),  # one GPU: one worker with every core for coding and metrics
+        (["0", "1", "2", "3"], 32, 4, 8),
+        (["2", "3"], 32, 2, 16),
+    ],
+)
 def test_auto_workers_and_threads(gpus, cpus, workers, threads):
     assert auto_workers(gpus, cpus) == workers
     assert threads_per_process(gpus, cpus) == threads

@@ -11,14 +11,25 @@ from pytest_nicrobust.config.regression import parse_allowed, parse_cli, parse_m
 from pytest_nicrobust.config.thresholds import load_thresholds
 from pytest_nicrobust.verdict.baseline import BaselineError, compare, load_baseline, match_key, run_comparison
 
-PARAMS = {"codec": "ours-v1", "bitrate": "q3", "attack": "pgd[eps7]", "objective": "recon_error",
-          "dataset": "kodak", "defense": "none"}
+PARAMS = {
+    "codec": "ours-v1",
+    "bitrate": "q3",
+    "attack": "pgd[eps7]",
+    "objective": "recon_error",
+    "dataset": "kodak",
+    "defense": "none",
+}
 
 
 def _record(delta_psnr, codec="ours-v1", name="t1"):
-    return {"id": name, "name": name, "kind": "case", "params": {**PARAMS, "codec": codec},
-            "mean": {"delta_psnr": delta_psnr, "bitrate_increase": 0.02},
-            "modes": {"undefended": {"mean": {"delta_psnr": delta_psnr, "bitrate_increase": 0.02}}}}
+    return {
+        "id": name,
+        "name": name,
+        "kind": "case",
+        "params": {**PARAMS, "codec": codec},
+        "mean": {"delta_psnr": delta_psnr, "bitrate_increase": 0.02},
+        "modes": {"undefended": {"mean": {"delta_psnr": delta_psnr, "bitrate_increase": 0.02}}},
+    }
 
 
 @pytest.fixture
@@ -35,8 +46,9 @@ def _baseline(tmp_path, records, mapping=None):
 
 
 def test_match_key_renames_baseline_labels():
-    assert match_key({**PARAMS, "codec": "ours-v1"}, "case", {"ours-v1": "ours-v2"}) == \
-        match_key({**PARAMS, "codec": "ours-v2"}, "case")
+    assert match_key({**PARAMS, "codec": "ours-v1"}, "case", {"ours-v1": "ours-v2"}) == match_key(
+        {**PARAMS, "codec": "ours-v2"}, "case"
+    )
     assert match_key(PARAMS, "case") != match_key(PARAMS, "transfer")
 
 
@@ -68,7 +80,7 @@ def test_a_test_missing_from_the_baseline_is_new(tmp_path, thresholds):
 def test_bad_baselines_and_allowances_are_one_line_errors(tmp_path):
     with pytest.raises(BaselineError, match="no such file"):
         load_baseline(str(tmp_path / "missing.json"), {})
-    (tmp_path / "x.json").write_text("{\"tests\": 3}")
+    (tmp_path / "x.json").write_text('{"tests": 3}')
     with pytest.raises(BaselineError, match="no 'tests' list"):
         load_baseline(str(tmp_path / "x.json"), {})
     with pytest.raises(NicrobustError, match="expected a number or 'N%'"):
@@ -79,10 +91,17 @@ def test_bad_baselines_and_allowances_are_one_line_errors(tmp_path):
 
 def test_a_relative_allowance_has_an_absolute_floor(tmp_path, thresholds):
     # 10 % of a near-zero baseline bitrate increase (0.004) would allow 0.0004: the floor (0.02) wins
-    near_zero = {**_record(2.0), "mean": {"bitrate_increase": 0.004},
-                 "modes": {"undefended": {"mean": {"bitrate_increase": 0.004}}}}
+    near_zero = {
+        **_record(2.0),
+        "mean": {"bitrate_increase": 0.004},
+        "modes": {"undefended": {"mean": {"bitrate_increase": 0.004}}},
+    }
     base = _baseline(tmp_path, [near_zero])
-    now = {**near_zero, "mean": {"bitrate_increase": 0.014}, "modes": {"undefended": {"mean": {"bitrate_increase": 0.014}}}}
+    now = {
+        **near_zero,
+        "mean": {"bitrate_increase": 0.014},
+        "modes": {"undefended": {"mean": {"bitrate_increase": 0.014}}},
+    }
     (gate,) = compare(now, ("undefended",), thresholds, base, parse_cli("bitrate_increase:10%"))
     assert gate.limit == pytest.approx(0.02) and gate.passed and "(floor)" in gate.source
     far = {**now, "mean": {"bitrate_increase": 0.05}, "modes": {"undefended": {"mean": {"bitrate_increase": 0.05}}}}
@@ -90,15 +109,20 @@ def test_a_relative_allowance_has_an_absolute_floor(tmp_path, thresholds):
     assert not gate.passed
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"format": 99, "tests": [], "provenance": {}}, "format 99, this plugin reads formats 2, 3"),
-    ({"format": 3, "tests": [{"params": 5, "mean": {}}], "provenance": {}}, "tests[0].params: expected an object"),
-    ({"format": 3, "tests": [{"params": PARAMS, "mean": {"delta_psnr": "x"}}], "provenance": {}},
-     "tests[0].mean: expected an object of numbers"),
-    ({"format": 3, "tests": [{"params": PARAMS, "modes": [1]}], "provenance": {}}, "tests[0].modes: expected"),
-    ({"format": 3, "tests": [_record(1.0)], "provenance": "x"}, "provenance: expected an object"),
-    ({"format": 3, "tests": [], "provenance": {}}, "no test with measured means"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"format": 99, "tests": [], "provenance": {}}, "format 99, this plugin reads formats 2, 3"),
+        ({"format": 3, "tests": [{"params": 5, "mean": {}}], "provenance": {}}, "tests[0].params: expected an object"),
+        (
+            {"format": 3, "tests": [{"params": PARAMS, "mean": {"delta_psnr": "x"}}], "provenance": {}},
+            "tests[0].mean: expected an object of numbers",
+        ),
+        ({"format": 3, "tests": [{"params": PARAMS, "modes": [1]}], "provenance": {}}, "tests[0].modes: expected"),
+        ({"format": 3, "tests": [_record(1.0)], "provenance": "x"}, "provenance: expected an object"),
+        ({"format": 3, "tests": [], "provenance": {}}, "no test with measured means"),
+    ],
+)
 def test_a_baseline_that_cannot_be_compared_is_refused_in_one_line(tmp_path, doc, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
@@ -109,8 +133,12 @@ def test_a_baseline_that_cannot_be_compared_is_refused_in_one_line(tmp_path, doc
 
 def test_set_up_differences_are_one_warning_line_each(tmp_path, thresholds):
     path = tmp_path / "base.json"
-    prov = {"timestamp": "then", "seed": 0, "suites": {"/a/suites/mini.toml": "a" * 64},
-            "thresholds": {"sha256": "b" * 64}}
+    prov = {
+        "timestamp": "then",
+        "seed": 0,
+        "suites": {"/a/suites/mini.toml": "a" * 64},
+        "thresholds": {"sha256": "b" * 64},
+    }
     path.write_text(json.dumps({"format": 3, "complete": False, "tests": [_record(2.0)], "provenance": prov}))
     base = load_baseline(str(path), {})
     now = {**_record(2.0), "seed": "7"}

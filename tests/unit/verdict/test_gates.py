@@ -43,12 +43,16 @@ def test_headroom():
 
 
 def test_failure_message_and_summary_name_the_worst_gate():
-    gates = [GateResult("delta_psnr", 5.0, 4.5, "t [defaults]", False, "adaptive"),
-             GateResult("bitrate_increase", 3.0, 1.0, "t [defaults]", False, "adaptive"),
-             GateResult("delta_msssim", 0.1, 0.2, "t [defaults]", True, "adaptive")]
+    gates = [
+        GateResult("delta_psnr", 5.0, 4.5, "t [defaults]", False, "adaptive"),
+        GateResult("bitrate_increase", 3.0, 1.0, "t [defaults]", False, "adaptive"),
+        GateResult("delta_msssim", 0.1, 0.2, "t [defaults]", True, "adaptive"),
+    ]
     # the status line (Allure's red box) carries the value, the limit and how far over
-    assert failure_summary("codec[q3]", gates) == \
-        "bitrate_increase [adaptive] over its limit: codec[q3]: 3 > limit 1, over by 2 (200 %)"
+    assert (
+        failure_summary("codec[q3]", gates)
+        == "bitrate_increase [adaptive] over its limit: codec[q3]: 3 > limit 1, over by 2 (200 %)"
+    )
     message = failure_message("codec[q3-pgd]", 4, gates)
     assert message.splitlines()[0] == "codec[q3-pgd]: 2 gate(s) failed (mean over 4 image(s)):"
     assert "delta_psnr [adaptive]: 5 dB > limit 4.5 dB, over by 0.5 dB (11 %)" in message
@@ -56,9 +60,19 @@ def test_failure_message_and_summary_name_the_worst_gate():
 
 
 def test_regression_gate_describes_baseline_and_change():
-    g = GateResult("delta_psnr", 1.0, 0.3, "--nicrobust-compare-fail: allowed 0.3", False, "undefended",
-                   kind="regression", baseline=2.18, current=3.18)
-    assert g.describe().startswith("delta_psnr: 2.18 → 3.18 dB (baseline → now), worse by 1 dB > allowed 0.3 dB, "
-                                   "over by 0.7 dB")
+    g = GateResult(
+        "delta_psnr",
+        1.0,
+        0.3,
+        "--nicrobust-compare-fail: allowed 0.3",
+        False,
+        "undefended",
+        kind="regression",
+        baseline=2.18,
+        current=3.18,
+    )
+    assert g.describe().startswith(
+        "delta_psnr: 2.18 → 3.18 dB (baseline → now), worse by 1 dB > allowed 0.3 dB, over by 0.7 dB"
+    )
     ok = GateResult("delta_psnr", 3.0, 4.5, "t", True, "undefended")
     assert ok.numbers() == "3 dB <= limit 4.5 dB, margin 1.5 dB (33 %)"

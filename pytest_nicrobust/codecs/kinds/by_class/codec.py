@@ -126,8 +126,9 @@ def resolve_class(target: str, folder: str | None, search: tuple = ()):
         raise TableError("class", f"cannot import {module_name!r}{where}: {type(exc).__name__}: {text}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise TableError("class", f"module {module_name!r} ({_location(sys.modules.get(module_name))}) "
-                                      f"has no attribute {attr!r}")
+            raise TableError(
+                "class", f"module {module_name!r} ({_location(sys.modules.get(module_name))}) has no attribute {attr!r}"
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise TableError("class", f"{target} is {type(obj).__name__}, not a class or a callable")
@@ -136,6 +137,7 @@ def resolve_class(target: str, folder: str | None, search: tuple = ()):
 
 # ---------------------------------------------------------------------------
 # Construction and weights
+
 
 def _kwargs(options: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in options.items())
@@ -155,8 +157,9 @@ def construct(factory, options: dict, target: str):
             model = factory(**options)
         except Exception as exc:
             text = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise TableError("options" if options else "class",
-                             f"{target}({_kwargs(options)}) raised {type(exc).__name__}: {text}") from None
+            raise TableError(
+                "options" if options else "class", f"{target}({_kwargs(options)}) raised {type(exc).__name__}: {text}"
+            ) from None
     check_interface(model, target)
     return model
 
@@ -169,13 +172,18 @@ def check_interface(model, target: str) -> None:
         raise TableError("class", f"{target} returned {type(model).__name__}, not a torch.nn.Module")
     missing = [m for m in REQUIRED_METHODS if not callable(getattr(model, m, None))]
     if missing:
-        raise TableError("class", f"{type(model).__name__} has no {', '.join(missing)}: a codec named by class needs "
-                                  "CompressAI's forward, compress, decompress and update(force=True)")
+        raise TableError(
+            "class",
+            f"{type(model).__name__} has no {', '.join(missing)}: a codec named by class needs "
+            "CompressAI's forward, compress, decompress and update(force=True)",
+        )
     if not any(isinstance(m, EntropyModel) for m in model.modules()):
-        raise TableError("class", f"{type(model).__name__} holds no CompressAI entropy module (EntropyBottleneck, "
-                                  "GaussianConditional, ...), so no quantisation proxy can act on it; write a Codec "
-                                  "subclass instead (README, 'Bring your own codec')")
-
+        raise TableError(
+            "class",
+            f"{type(model).__name__} holds no CompressAI entropy module (EntropyBottleneck, "
+            "GaussianConditional, ...), so no quantisation proxy can act on it; write a Codec "
+            "subclass instead (README, 'Bring your own codec')",
+        )
 
 
 def load_weights(model, file: str, label: str) -> None:
@@ -187,11 +195,14 @@ def load_weights(model, file: str, label: str) -> None:
         model.load_state_dict(float32(strip_prefix(state)))
     except Exception as exc:
         text = re.sub(r"\s+", " ", str(exc).strip())[:300]
-        raise TableError("weights", f"{file} does not fit {type(model).__name__}: {type(exc).__name__}: {text}") from None
+        raise TableError(
+            "weights", f"{file} does not fit {type(model).__name__}: {type(exc).__name__}: {text}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------
 # The codec
+
 
 def count_bytes(strings) -> int:
     """Bytes of ``compress()``'s strings: bytes, or lists / tuples of them, nested."""
@@ -218,7 +229,10 @@ def cpu_guards(device: torch.device):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
 
 
-UNITS_RANGE = (-2.0, 3.0)  # decoded values beyond this are not an image in [0, 1] (0-255?): left for the base class to refuse
+UNITS_RANGE = (
+    -2.0,
+    3.0,
+)  # decoded values beyond this are not an image in [0, 1] (0-255?): left for the base class to refuse
 
 
 def _as_image(x_hat):
@@ -244,10 +258,14 @@ class ClassCodec(CompressAICodec):
             super().__init__(model, info, device)  # non-finite weights refused, update(force=True), eval, frozen
 
     def identity(self) -> dict:
-        return {**super().identity(),
-                "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
-                "options": self.info.details.get("options", {}), "multiple": self.multiple, "min_size": self.min_size,
-                "model_code_sha256": {os.path.basename(s): sha256_of(s) for s in self._sources if os.path.isfile(s)}}
+        return {
+            **super().identity(),
+            "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+            "options": self.info.details.get("options", {}),
+            "multiple": self.multiple,
+            "min_size": self.min_size,
+            "model_code_sha256": {os.path.basename(s): sha256_of(s) for s in self._sources if os.path.isfile(s)},
+        }
 
     def _grown(self, x):
         """``x`` padded (replicate) to at least ``min_size``: window attention (LIC-TCM) needs
@@ -260,10 +278,16 @@ class ClassCodec(CompressAICodec):
         h, w = x.shape[-2:]
         with quantization_proxy(self.model, proxy, generator):
             out = self.model(self._grown(x))
-        if not isinstance(out, dict) or not isinstance(out.get("x_hat"), torch.Tensor) \
-                or not isinstance(out.get("likelihoods"), dict) or not out["likelihoods"]:
-            raise CodecError(f"codec {self.label}: {type(self.model).__name__}.forward() must return a dict with "
-                             f"'x_hat' and 'likelihoods' (a dict of tensors), got {_describe(out)}")
+        if (
+            not isinstance(out, dict)
+            or not isinstance(out.get("x_hat"), torch.Tensor)
+            or not isinstance(out.get("likelihoods"), dict)
+            or not out["likelihoods"]
+        ):
+            raise CodecError(
+                f"codec {self.label}: {type(self.model).__name__}.forward() must return a dict with "
+                f"'x_hat' and 'likelihoods' (a dict of tensors), got {_describe(out)}"
+            )
         bits = sum((-torch.log2(lk)).flatten(1).sum(dim=1) for lk in out["likelihoods"].values())
         return out["x_hat"][..., :h, :w], bits
 
@@ -275,17 +299,22 @@ class ClassCodec(CompressAICodec):
         with cpu_guards(self.device):
             for i in range(x.shape[0]):
                 with guard_coder(self.model, self.label):
-                    enc = self.model.compress(grown[i:i + 1])
+                    enc = self.model.compress(grown[i : i + 1])
                 if not isinstance(enc, dict) or "strings" not in enc or "shape" not in enc:
-                    raise CodecError(f"codec {self.label}: {name}.compress() must return a dict with 'strings' "
-                                     f"and 'shape', got {_describe(enc)}")
+                    raise CodecError(
+                        f"codec {self.label}: {name}.compress() must return a dict with 'strings' "
+                        f"and 'shape', got {_describe(enc)}"
+                    )
                 dec = self.model.decompress(enc["strings"], enc["shape"])
                 if not isinstance(dec, dict) or not isinstance(dec.get("x_hat"), torch.Tensor):
-                    raise CodecError(f"codec {self.label}: {name}.decompress() must return a dict with 'x_hat', "
-                                     f"got {_describe(dec)}")
+                    raise CodecError(
+                        f"codec {self.label}: {name}.decompress() must return a dict with 'x_hat', got {_describe(dec)}"
+                    )
                 if tuple(dec["x_hat"].shape) != (1, *grown.shape[1:]):
-                    raise CodecError(f"codec {self.label}: {name}.decompress() gave x_hat of shape "
-                                     f"{tuple(dec['x_hat'].shape)} for an input of {(1, *grown.shape[1:])}")
+                    raise CodecError(
+                        f"codec {self.label}: {name}.decompress() gave x_hat of shape "
+                        f"{tuple(dec['x_hat'].shape)} for an input of {(1, *grown.shape[1:])}"
+                    )
                 images.append(_as_image(dec["x_hat"]).to(x.device))
                 nbytes.append(count_bytes(enc["strings"]))
         return torch.cat(images)[..., :h, :w], nbytes
@@ -318,6 +347,12 @@ def load(model, weights, quality, device="cpu", label=None, options=None):
             details.update(file=file, sha256=sha256_of(file))
     except TableError as exc:
         raise CodecError(f"codec {label} (class {target}): {exc.key}: {exc}") from None
-    info = CodecInfo(label=label, architecture=target, quality=quality, weights=weights,
-                     random_init=weights == "random", details=details)
+    info = CodecInfo(
+        label=label,
+        architecture=target,
+        quality=quality,
+        weights=weights,
+        random_init=weights == "random",
+        details=details,
+    )
     return ClassCodec(net, info, device, spec.get("multiple", 64), spec.get("min_size", 0), _source_files(factory, net))

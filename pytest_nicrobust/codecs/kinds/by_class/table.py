@@ -42,14 +42,15 @@ def check_table(table: dict, base_dir: str) -> dict:
     against ``base_dir`` (the suite's folder); :class:`TableError` names the key at fault."""
     for other in ("model", "spec"):
         if other in table:
-            raise TableError(other, "a codec named by class takes class = \"module:Class\", not model or spec too")
+            raise TableError(other, 'a codec named by class takes class = "module:Class", not model or spec too')
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
         raise TableError(unknown[0], f"unknown key for a codec named by class; the keys are {', '.join(KEYS)}")
     target = table.get("class")
     if not isinstance(target, str) or not _CLASS_PATH.fullmatch(target):
-        raise TableError("class", f"expected 'module:Class' or 'module:function' (a callable returning the model), "
-                                  f"got {target!r}")
+        raise TableError(
+            "class", f"expected 'module:Class' or 'module:function' (a callable returning the model), got {target!r}"
+        )
     folder = table.get("path")
     if folder is not None:
         if not isinstance(folder, str) or not folder:
@@ -65,8 +66,10 @@ def check_table(table: dict, base_dir: str) -> dict:
             raise TableError(f"options.{key}", "not a keyword argument name")
     weights = table.get("weights")
     if not isinstance(weights, str) or not weights:
-        raise TableError("weights", 'give a state-dict file (it may hold {quality}) or "random" for a seeded '
-                                    f"random init, got {weights!r}")
+        raise TableError(
+            "weights",
+            f'give a state-dict file (it may hold {{quality}}) or "random" for a seeded random init, got {weights!r}',
+        )
     qualities = table.get("qualities", [None])
     if not isinstance(qualities, list) or not qualities:
         raise TableError("qualities", f"expected a non-empty list, got {qualities!r}")
@@ -82,7 +85,9 @@ def check_table(table: dict, base_dir: str) -> dict:
         for q in qualities:
             file = weights.replace("{quality}", str(q))
             if not os.path.isfile(file):
-                raise TableError("weights", f"checkpoint {file} does not exist" + (f" (quality {q!r})" if q is not None else ""))
+                raise TableError(
+                    "weights", f"checkpoint {file} does not exist" + (f" (quality {q!r})" if q is not None else "")
+                )
     multiple = _positive_int(table, "multiple", 64, 1)
     min_size = _positive_int(table, "min_size", 0, 0)
     if min_size % multiple:
@@ -90,7 +95,19 @@ def check_table(table: dict, base_dir: str) -> dict:
     name = target.rpartition(":")[2].rpartition(".")[2]
     label = table.get("name", f"random-{name}" if weights == "random" else name)
     if not isinstance(label, str) or not label or _LABEL_BAD.search(label):
-        raise TableError("name", f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, '=' or '::'")
-    return {"weights": weights, "qualities": qualities, "label": label,
-            "options": {"class": target, "path": folder, "options": options, "multiple": multiple, "min_size": min_size,
-                        "home": base_dir}}
+        raise TableError(
+            "name", f"{label!r}: a label has no spaces, quotes, commas, brackets, parentheses, '=' or '::'"
+        )
+    return {
+        "weights": weights,
+        "qualities": qualities,
+        "label": label,
+        "options": {
+            "class": target,
+            "path": folder,
+            "options": options,
+            "multiple": multiple,
+            "min_size": min_size,
+            "home": base_dir,
+        },
+    }

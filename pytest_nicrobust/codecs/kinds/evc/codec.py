@@ -34,15 +34,16 @@ import torch
 
 from .... import CodecError
 from ....files import sha256_of
-from .. import public_trees
 from ...base import Codec, CodecInfo
 from ...checkpoints import read_checkpoint
 from ...quantization import RoundSTE, check_proxy, uniform_noise
+from .. import public_trees
 from .table import ANCHORS, ARCHS, Q_SCALE_RANGE, quality_problem
 
 HEADER_BYTES = struct.calcsize(">2I") + struct.calcsize(">H") + struct.calcsize(">I")  # h, w, q_index, length
-CODE_FILES = tuple(f"src/models/{f}.py" for f in ("__init__", "common_model", "entropy_models", "hyperprior",
-                                                  "image_model", "layers")) + ("src/utils/stream_helper.py",)
+CODE_FILES = tuple(
+    f"src/models/{f}.py" for f in ("__init__", "common_model", "entropy_models", "hyperprior", "image_model", "layers")
+) + ("src/utils/stream_helper.py",)
 
 
 def import_evc(folder: str):
@@ -141,9 +142,13 @@ class EVCCodec(Codec):
     def identity(self) -> dict:
         root = self.info.details["root"]
         native = public_trees.native_module(os.path.join(root, "src", "models"), "MLCodec_rans")
-        return {**super().identity(), "arch": self.info.details["arch"], "q_scale": self.q_scale,
-                "evc_code": public_trees.code_digest(root, CODE_FILES),
-                "evc_native": sha256_of(native) if native else None}
+        return {
+            **super().identity(),
+            "arch": self.info.details["arch"],
+            "q_scale": self.q_scale,
+            "evc_code": public_trees.code_digest(root, CODE_FILES),
+            "evc_native": sha256_of(native) if native else None,
+        }
 
     def _forward_padded(self, x, proxy, generator):
         with quantization_proxy(self.net, proxy, generator):
@@ -155,7 +160,7 @@ class EVCCodec(Codec):
         images, nbytes = [], []
         with cuda_calls_guarded(self.image_model, self.device):
             for i in range(x.shape[0]):  # EVC codes one image per stream
-                stream = self.net.compress(x[i:i + 1], self.q_scale)["bit_stream"]
+                stream = self.net.compress(x[i : i + 1], self.q_scale)["bit_stream"]
                 images.append(self.net.decompress(stream, h, w, self.q_scale)["x_hat"])
                 nbytes.append(HEADER_BYTES + len(stream))
         return torch.cat(images), nbytes
@@ -169,7 +174,7 @@ def read_state_dict(path: str, what: str) -> dict:
             obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CodecError(f"{what}: {path} does not hold a state_dict of tensors")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
 def load_evc(weights, quality, device, label, root, arch="EVC_LL"):
@@ -193,8 +198,14 @@ def load_evc(weights, quality, device, label, root, arch="EVC_LL"):
         details.update(file=path, sha256=sha256_of(path))
     q_scale = q_scale_of(quality, net.q_scale.detach().reshape(-1).tolist())
     details["q_scale"] = q_scale
-    info = CodecInfo(label=label, architecture=f"evc:{arch}", quality=quality, weights=weights,
-                     random_init=weights == "random", details=details)
+    info = CodecInfo(
+        label=label,
+        architecture=f"evc:{arch}",
+        quality=quality,
+        weights=weights,
+        random_init=weights == "random",
+        details=details,
+    )
     return EVCCodec(net, image_model, rans, q_scale, info, device)
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 
-from .. import public_trees
 from ...registry import TableError
+from .. import public_trees
 
 ENV = "NICROBUST_DCVC_ROOT"
 LAYOUTS = (("DCVC-family/EVC", "src/models/image_model.py"), ("", "src/models/image_model.py"))
@@ -49,11 +49,17 @@ def check_table(table: dict, base_dir: str) -> dict:
     folder = public_trees.tree_root(table, base_dir, ENV, LAYOUTS, "EVC (microsoft/DCVC)")
     models = os.path.join(folder, "src", "models")
     if public_trees.native_module(models, "MLCodec_rans") is None:
-        raise TableError("root", f"{models} has no built MLCodec_rans module: build EVC's native coder as its "
-                         "README says (mkdir src/build; cd src/build; cmake ../cpp -DCMAKE_BUILD_TYPE=Release; make)")
+        raise TableError(
+            "root",
+            f"{models} has no built MLCodec_rans module: build EVC's native coder as its "
+            "README says (mkdir src/build; cd src/build; cmake ../cpp -DCMAKE_BUILD_TYPE=Release; make)",
+        )
     arch = public_trees.checked_option(table, "arch", str, "EVC_LL", ARCHS)
     weights = public_trees.checked_weights(table, base_dir)
     qualities = public_trees.checked_qualities(table, quality_problem)
-    return {"weights": weights, "qualities": qualities, "options": {"root": folder, "arch": arch},
-            "label": public_trees.default_label("evc", weights)}
-
+    return {
+        "weights": weights,
+        "qualities": qualities,
+        "options": {"root": folder, "arch": arch},
+        "label": public_trees.default_label("evc", weights),
+    }

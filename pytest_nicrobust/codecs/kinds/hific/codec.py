@@ -29,18 +29,32 @@ import torch.nn.functional as F
 
 from .... import CodecError
 from ....files import sha256_of
-from .. import public_trees
 from ...base import Codec, CodecInfo
 from ...checkpoints import read_checkpoint
 from ...quantization import check_proxy, uniform_noise
+from .. import public_trees
 from .table import REGIMES
 
-MODULES = ("src.network.encoder", "src.network.generator", "src.hyperprior", "src.helpers.maths",
-           "src.compression.compression_utils")
-CODE_FILES = ("src/hyperprior.py", "src/network/encoder.py", "src/network/generator.py", "src/network/hyper.py",
-              "src/compression/hyperprior_model.py", "src/compression/prior_model.py",
-              "src/compression/entropy_models.py", "src/compression/entropy_coding.py", "src/compression/ans.py",
-              "src/compression/compression_utils.py", "src/helpers/maths.py")
+MODULES = (
+    "src.network.encoder",
+    "src.network.generator",
+    "src.hyperprior",
+    "src.helpers.maths",
+    "src.compression.compression_utils",
+)
+CODE_FILES = (
+    "src/hyperprior.py",
+    "src/network/encoder.py",
+    "src/network/generator.py",
+    "src/network/hyper.py",
+    "src/compression/hyperprior_model.py",
+    "src/compression/prior_model.py",
+    "src/compression/entropy_models.py",
+    "src/compression/entropy_coding.py",
+    "src/compression/ans.py",
+    "src/compression/compression_utils.py",
+    "src/helpers/maths.py",
+)
 MIN_SIZE = 128  # pixels a side: a 64-pixel image leaves 2 x 2 hyperlatent maps, too small for reflect padding
 _IMPORTED: dict[str, dict] = {}
 
@@ -60,8 +74,9 @@ def import_hific(folder: str) -> dict:
             with public_trees.top_level_set_aside("src", folder):
                 _IMPORTED[folder] = {name.rpartition(".")[2]: importlib.import_module(name) for name in MODULES}
         except ImportError as exc:
-            raise CodecError(f"hific: cannot import HiFiC from {folder}: {exc} "
-                             "(its code needs autograd, scipy and tqdm)") from None
+            raise CodecError(
+                f"hific: cannot import HiFiC from {folder}: {exc} (its code needs autograd, scipy and tqdm)"
+            ) from None
     return _IMPORTED[folder]
 
 
@@ -84,7 +99,9 @@ class HiFiCCodec(Codec):
     def __init__(self, modules: dict, encoder, generator, hyperprior, info: CodecInfo, device):
         super().__init__(info, device)
         self.modules = modules
-        self.encoder, self.generator, self.hyperprior = (m.to(self.device).eval() for m in (encoder, generator, hyperprior))
+        self.encoder, self.generator, self.hyperprior = (
+            m.to(self.device).eval() for m in (encoder, generator, hyperprior)
+        )
         for part in (self.encoder, self.generator, self.hyperprior):
             for p in part.parameters():
                 p.requires_grad_(False)
@@ -92,8 +109,11 @@ class HiFiCCodec(Codec):
         self.multiple = 2 ** (encoder.n_downsampling_layers + hyperprior.analysis_net.n_downsampling_layers)
 
     def identity(self) -> dict:
-        return {**super().identity(), "hific_code": public_trees.code_digest(self.info.details["root"], CODE_FILES),
-                **{k: self.info.details[k] for k in ("latent_channels", "n_residual_blocks")}}
+        return {
+            **super().identity(),
+            "hific_code": public_trees.code_digest(self.info.details["root"], CODE_FILES),
+            **{k: self.info.details[k] for k in ("latent_channels", "n_residual_blocks")},
+        }
 
     def _forward_padded(self, x, proxy, generator):
         h, w = x.shape[-2:]
@@ -113,7 +133,7 @@ class HiFiCCodec(Codec):
         images, nbytes = [], []
         for i in range(x.shape[0]):
             with quiet():
-                out = self.hyperprior.compress_forward(self.encoder(padded[i:i + 1]), tuple(padded.shape[-2:]))
+                out = self.hyperprior.compress_forward(self.encoder(padded[i : i + 1]), tuple(padded.shape[-2:]))
                 y_hat = self.hyperprior.decompress_forward(out, device=x.device)
             images.append(self.generator(y_hat)[..., :h, :w].clamp(0, 1))
             nbytes.append(self.file_size(out))
@@ -123,8 +143,13 @@ class HiFiCCodec(Codec):
         """Bytes of HiFiC's compressed file for ``out``, laid out by its own writers in memory."""
         cu = self.modules["compression_utils"]
         buf = io.BytesIO()
-        for shape in (out.hyperlatent_spatial_shape, out.spatial_shape, out.hyper_coding_shape,
-                      out.latent_coding_shape, [out.batch_shape]):
+        for shape in (
+            out.hyperlatent_spatial_shape,
+            out.spatial_shape,
+            out.hyper_coding_shape,
+            out.latent_coding_shape,
+            [out.batch_shape],
+        ):
             cu.write_shapes(shape, buf)
         buf.write(cu._MAGIC_VALUE_SEP)
         for message in (out.hyperlatents_encoded, out.latents_encoded):
@@ -144,8 +169,17 @@ def read_hific_checkpoint(path: str, what: str) -> tuple[dict, dict]:
     return state, args
 
 
-def load_hific(weights, quality, device, label, root, latent_channels=220, n_residual_blocks=9, channel_norm=True,
-               likelihood_type="gaussian"):
+def load_hific(
+    weights,
+    quality,
+    device,
+    label,
+    root,
+    latent_channels=220,
+    n_residual_blocks=9,
+    channel_norm=True,
+    likelihood_type="gaussian",
+):
     """The codec a suite's ``model = "hific"`` table names (see :mod:`pytest_nicrobust.codecs.kinds.hific.table`)."""
     what = f"{label}[{quality}]"
     if quality not in REGIMES:
@@ -156,8 +190,10 @@ def load_hific(weights, quality, device, label, root, latent_channels=220, n_res
         path = weights.replace("{quality}", str(quality))
         state, args = read_hific_checkpoint(path, what)
         if args.get("use_latent_mixture_model") or args.get("normalize_input_image"):
-            raise CodecError(f"{what}: {path} was trained with the latent mixture model or [-1, 1] inputs; "
-                             "the adapter wires HiFiC's mean-scale hyperprior on [0, 1] images")
+            raise CodecError(
+                f"{what}: {path} was trained with the latent mixture model or [-1, 1] inputs; "
+                "the adapter wires HiFiC's mean-scale hyperprior on [0, 1] images"
+            )
         latent_channels = int(args.get("latent_channels", latent_channels))
         n_residual_blocks = int(args.get("n_residual_blocks", n_residual_blocks))
         channel_norm = bool(args.get("use_channel_norm", channel_norm))
@@ -165,25 +201,40 @@ def load_hific(weights, quality, device, label, root, latent_channels=220, n_res
     with torch.random.fork_rng(devices=[]), quiet():
         torch.manual_seed(0)  # the same random codec in every worker
         encoder = mods["encoder"].Encoder((3, 256, 256), 1, C=latent_channels, channel_norm=channel_norm)
-        generator = mods["generator"].Generator((3, 256, 256), 1, C=latent_channels, n_residual_blocks=n_residual_blocks,
-                                                channel_norm=channel_norm, sample_noise=False)
-        hyperprior = mods["hyperprior"].Hyperprior(bottleneck_capacity=latent_channels, likelihood_type=likelihood_type,
-                                                   entropy_code=True)
+        generator = mods["generator"].Generator(
+            (3, 256, 256),
+            1,
+            C=latent_channels,
+            n_residual_blocks=n_residual_blocks,
+            channel_norm=channel_norm,
+            sample_noise=False,
+        )
+        hyperprior = mods["hyperprior"].Hyperprior(
+            bottleneck_capacity=latent_channels, likelihood_type=likelihood_type, entropy_code=True
+        )
     details = {"root": root, "latent_channels": latent_channels, "n_residual_blocks": n_residual_blocks}
     if state is not None:
         for prefix, part in (("Encoder.", encoder), ("Generator.", generator), ("Hyperprior.", hyperprior)):
-            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             missing, unexpected = part.load_state_dict(sub, strict=False)
             # the coding tables are rebuilt from the densities; everything else must be in the file
             missing = [k for k in missing if not k.startswith(("prior_entropy_model.", "hyperprior_entropy_model."))]
             if missing or unexpected or not sub:
-                raise CodecError(f"{what}: {path} does not fit HiFiC's {prefix[:-1]} (C={latent_channels}): "
-                                 f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+                raise CodecError(
+                    f"{what}: {path} does not fit HiFiC's {prefix[:-1]} (C={latent_channels}): "
+                    f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+                )
         details.update(file=path, sha256=sha256_of(path))
     with quiet():
         hyperprior.hyperprior_entropy_model.build_tables()
-    info = CodecInfo(label=label, architecture="hific", quality=quality, weights=weights,
-                     random_init=weights == "random", details=details)
+    info = CodecInfo(
+        label=label,
+        architecture="hific",
+        quality=quality,
+        weights=weights,
+        random_init=weights == "random",
+        details=details,
+    )
     return HiFiCCodec(mods, encoder, generator, hyperprior, info, device)
 
 

@@ -20,8 +20,16 @@ from .. import public_trees
 ENV = "NICROBUST_HIFIC_ROOT"
 LAYOUTS = (("", "src/hyperprior.py"),)
 REGIMES = ("low", "med", "high")  # its target_rate_map
-KEYS = {"model", "root", "weights", "qualities", "latent_channels", "n_residual_blocks", "channel_norm",
-        "likelihood_type"}
+KEYS = {
+    "model",
+    "root",
+    "weights",
+    "qualities",
+    "latent_channels",
+    "n_residual_blocks",
+    "channel_norm",
+    "likelihood_type",
+}
 
 
 def quality_problem(q) -> str | None:
@@ -30,7 +38,9 @@ def quality_problem(q) -> str | None:
 
 def check_table(table: dict, base_dir: str) -> dict:
     public_trees.check_keys(table, KEYS)
-    folder = public_trees.tree_root(table, base_dir, ENV, LAYOUTS, "HiFiC (Justin-Tan/high-fidelity-generative-compression)")
+    folder = public_trees.tree_root(
+        table, base_dir, ENV, LAYOUTS, "HiFiC (Justin-Tan/high-fidelity-generative-compression)"
+    )
     weights = public_trees.checked_weights(table, base_dir)
     qualities = public_trees.checked_qualities(table, quality_problem)
     options = {
@@ -38,8 +48,13 @@ def check_table(table: dict, base_dir: str) -> dict:
         "latent_channels": public_trees.checked_option(table, "latent_channels", int, 220),
         "n_residual_blocks": public_trees.checked_option(table, "n_residual_blocks", int, 9),
         "channel_norm": public_trees.checked_option(table, "channel_norm", bool, True),
-        "likelihood_type": public_trees.checked_option(table, "likelihood_type", str, "gaussian", ("gaussian", "logistic")),
+        "likelihood_type": public_trees.checked_option(
+            table, "likelihood_type", str, "gaussian", ("gaussian", "logistic")
+        ),
     }
-    return {"weights": weights, "qualities": qualities, "options": options,
-            "label": public_trees.default_label("hific", weights)}
-
+    return {
+        "weights": weights,
+        "qualities": qualities,
+        "options": options,
+        "label": public_trees.default_label("hific", weights),
+    }

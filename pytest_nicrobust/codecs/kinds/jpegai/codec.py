@@ -34,8 +34,9 @@ class JpegAICodec(Codec):
 
     multiple = 64
 
-    def __init__(self, info: CodecInfo, device, root: str, profile: str, beta: float, models: str | None,
-                 seed: int = 0):
+    def __init__(
+        self, info: CodecInfo, device, root: str, profile: str, beta: float, models: str | None, seed: int = 0
+    ):
         super().__init__(info, device)
         from .engine import Engine, calibrate
         from .isolation import TreeNamespace
@@ -61,11 +62,14 @@ class JpegAICodec(Codec):
             except CodecError:
                 raise
             except ModuleNotFoundError as exc:
-                raise CodecError(f"{label}: the JPEG AI tree at {root} needs the Python package {exc.name!r}, which "
-                                 "this environment lacks (docs/jpegai.md lists what a tree needs)") from None
+                raise CodecError(
+                    f"{label}: the JPEG AI tree at {root} needs the Python package {exc.name!r}, which "
+                    "this environment lacks (docs/jpegai.md lists what a tree needs)"
+                ) from None
             except Exception as exc:
-                raise CodecError(f"{label}: the JPEG AI tree at {root} failed to build: "
-                                 f"{type(exc).__name__}: {str(exc)[:300]}") from None
+                raise CodecError(
+                    f"{label}: the JPEG AI tree at {root} failed to build: {type(exc).__name__}: {str(exc)[:300]}"
+                ) from None
         self.models = models
         self.weights_files = sorted(set(self.encoder.weights.loaded) | set(self.decoder.weights.loaded))
         # exposed so that the conformance check sees the tree's modules (eval mode)
@@ -79,16 +83,19 @@ class JpegAICodec(Codec):
             except CodecError:
                 raise
             except Exception as exc:
-                raise CodecError(f"{self.label}: the JPEG AI tree failed during {what}: "
-                                 f"{type(exc).__name__}: {str(exc)[:300]}") from None
+                raise CodecError(
+                    f"{self.label}: the JPEG AI tree failed during {what}: {type(exc).__name__}: {str(exc)[:300]}"
+                ) from None
 
     def _forward_padded(self, x, proxy, generator):
         if proxy not in ("noise", "ste"):
             raise ValueError(f"unknown quantization proxy {proxy!r}; choose from ('noise', 'ste')")
         recs, bits = [], []
         for i in range(x.shape[0]):
-            xi = x[i:i + 1].to("cpu", torch.float32)
-            rec, b = self._call("the differentiable pass", lambda: self.encoder.forward(xi, proxy, generator, self.cost))
+            xi = x[i : i + 1].to("cpu", torch.float32)
+            rec, b = self._call(
+                "the differentiable pass", lambda: self.encoder.forward(xi, proxy, generator, self.cost)
+            )
             recs.append(rec.to(x.device))
             bits.append(b.to(x.device))
         return torch.cat(recs), torch.stack(bits)
@@ -97,7 +104,7 @@ class JpegAICodec(Codec):
         """(one bitstream per image, the encoder's reconstructions) of a padded batch."""
         out, recs = [], []
         for i in range(x.shape[0]):
-            xi = x[i:i + 1].detach().to("cpu", torch.float32)
+            xi = x[i : i + 1].detach().to("cpu", torch.float32)
             data, rec = self._call("encoding", lambda: self.encoder.encode(xi))
             out.append(data)
             recs.append(rec)
@@ -121,12 +128,21 @@ class JpegAICodec(Codec):
             if name.endswith(".py"):
                 adapter.update(name.encode() + sha256_of(os.path.join(here, name)).encode())
         weights = {os.path.relpath(p, self.models): sha256_of(p) for p in self.weights_files}
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "label": self.info.label,
-                "quality": self.info.quality, "weights": self.info.weights, "adapter_sha256": adapter.hexdigest(),
-                "tree_code_sha256": tree_files.code_digest(self.root), "tree_version": tree_files.version(self.root),
-                "tree_commit": tree_files.git_commit(self.root), "profile": self.profile, "beta": self.beta,
-                "seed": self.seed if self.info.random_init else None, "weights_sha256": weights,
-                "extensions_sha256": {name: sha256_of(p) for name, p in ext.items()}}
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "label": self.info.label,
+            "quality": self.info.quality,
+            "weights": self.info.weights,
+            "adapter_sha256": adapter.hexdigest(),
+            "tree_code_sha256": tree_files.code_digest(self.root),
+            "tree_version": tree_files.version(self.root),
+            "tree_commit": tree_files.git_commit(self.root),
+            "profile": self.profile,
+            "beta": self.beta,
+            "seed": self.seed if self.info.random_init else None,
+            "weights_sha256": weights,
+            "extensions_sha256": {name: sha256_of(p) for name, p in ext.items()},
+        }
 
 
 def load(model, weights, quality, device, label, options) -> JpegAICodec:
@@ -134,8 +150,10 @@ def load(model, weights, quality, device, label, options) -> JpegAICodec:
     root, profile = options.get("root"), options.get("profile", tree_files.DEFAULT_PROFILE)
     beta = parse_quality(quality)
     if root is None or profile not in PROFILES or beta is None:
-        raise CodecError(f"{label}: a {MODEL} codec needs root, a profile ({', '.join(PROFILES)}) and a quality "
-                         f"b<beta>; got root={root!r}, profile={profile!r}, quality={quality!r}")
+        raise CodecError(
+            f"{label}: a {MODEL} codec needs root, a profile ({', '.join(PROFILES)}) and a quality "
+            f"b<beta>; got root={root!r}, profile={profile!r}, quality={quality!r}"
+        )
     problem = tree_files.tree_problem(root, profile)
     if problem:
         raise CodecError(f"{label}: {problem}")
@@ -145,12 +163,24 @@ def load(model, weights, quality, device, label, options) -> JpegAICodec:
         if missing:
             raise CodecError(f"{label}: missing weights file(s) in {weights}: {', '.join(missing)}")
     seed = int(options.get("seed", 0))
-    details = {"root": root, "tree_version": tree_files.version(root), "tree_commit": tree_files.git_commit(root),
-               "profile": profile, "operation_point": PROFILES[profile][0], "beta": beta}
+    details = {
+        "root": root,
+        "tree_version": tree_files.version(root),
+        "tree_commit": tree_files.git_commit(root),
+        "profile": profile,
+        "operation_point": PROFILES[profile][0],
+        "beta": beta,
+    }
     if random:
         details["seed"] = seed
     else:
         details["weights_folder"] = weights
-    info = CodecInfo(label=label, architecture=f"{MODEL}-{PROFILES[profile][0].lower()}", quality=quality,
-                     weights=weights, random_init=random, details=details)
+    info = CodecInfo(
+        label=label,
+        architecture=f"{MODEL}-{PROFILES[profile][0].lower()}",
+        quality=quality,
+        weights=weights,
+        random_init=random,
+        details=details,
+    )
     return JpegAICodec(info, device, root, profile, beta, None if random else weights, seed)

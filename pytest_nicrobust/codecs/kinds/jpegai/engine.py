@@ -75,8 +75,10 @@ class WeightsFolder:
         try:
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise CodecError(f"{self.label}: cannot read weights file {path}: torch.load(weights_only=True) "
-                             f"refused it ({type(exc).__name__})") from None
+            raise CodecError(
+                f"{self.label}: cannot read weights file {path}: torch.load(weights_only=True) "
+                f"refused it ({type(exc).__name__})"
+            ) from None
         self.loaded.append(path)
         return path
 
@@ -104,16 +106,36 @@ def _plain_state_dict(module) -> dict:
 class Engine:
     """One encoder or decoder of a tree, for one profile and one base model (beta)."""
 
-    def __init__(self, tree, profile: str, beta: float, models: str | None, label: str,
-                 encoder: bool = True, seed: int | None = None):
+    def __init__(
+        self,
+        tree,
+        profile: str,
+        beta: float,
+        models: str | None,
+        label: str,
+        encoder: bool = True,
+        seed: int | None = None,
+    ):
         self.tree, self.profile, self.beta, self.label = tree, profile, beta, label
         self.index = BETAS.index(beta)
         cfg = os.path.join(tree.root, "cfg")
         override = os.path.join(tree.workdir, "nicrobust-override.json")
         with open(override, "w") as f:  # in our private folder, never the tree
-            json.dump({"target_device": "cpu", "model": {"bitrate_matcher": {
-                "enabled": 0, "use_default": 1, "regen_beta_list": 0, "rewrite_beta_list_file": 0,
-                "bitrate_config_path": tree.workdir}}}, f)
+            json.dump(
+                {
+                    "target_device": "cpu",
+                    "model": {
+                        "bitrate_matcher": {
+                            "enabled": 0,
+                            "use_default": 1,
+                            "regen_beta_list": 0,
+                            "rewrite_beta_list_file": 0,
+                            "bitrate_config_path": tree.workdir,
+                        }
+                    },
+                },
+                f,
+            )
         stream = os.path.join(tree.workdir, "stream.bin")
         _tables_in_memory(tree.module("src.codec.entropy_coding.lib_wrappers.mans.ec_lib_mans"))
         coders = tree.module("src.codec.coders")
@@ -121,8 +143,16 @@ class Engine:
             reco = tree.module("src.reco.coders.encoder")
             parser = reco.def_base_parser()
             coder = reco.RecoEncoder(parser, coders.def_encoder_parser_decorator(parser))
-            args = ["input.png", stream, "--cfg", os.path.join(cfg, "tools_off.json"),
-                    os.path.join(cfg, "profiles", f"{profile}.json"), override, "--bpp_idx", str(self.index)]
+            args = [
+                "input.png",
+                stream,
+                "--cfg",
+                os.path.join(cfg, "tools_off.json"),
+                os.path.join(cfg, "profiles", f"{profile}.json"),
+                override,
+                "--bpp_idx",
+                str(self.index),
+            ]
         else:
             reco = tree.module("src.reco.coders.decoder")
             parser = reco.def_base_parser()
@@ -350,8 +380,10 @@ def calibrate(engine: Engine, targets=(4.0, 2.0, 10.0, 0.25), seed: int = 0, siz
             stages[2].append((f"synthesis{k}{name}", _convs(synthesis)[-1], lambda o: o.abs().max(), targets[3]))
     for plan in stages:
         seen: dict = {}
-        hooks = [m.register_forward_hook(lambda mod, i, o, key=key: seen.__setitem__(key, o.detach().float()))
-                 for key, m, _, _ in plan]
+        hooks = [
+            m.register_forward_hook(lambda mod, i, o, key=key: seen.__setitem__(key, o.detach().float()))
+            for key, m, _, _ in plan
+        ]
         try:
             engine.differentiable(x)
         finally:
@@ -363,4 +395,3 @@ def calibrate(engine: Engine, targets=(4.0, 2.0, 10.0, 0.25), seed: int = 0, siz
                 module.weight.mul_(factor)
                 if getattr(module, "bias", None) is not None:
                     module.bias.mul_(factor)
-

@@ -67,8 +67,15 @@ class _RootFinder(importlib.abc.MetaPathFinder):
 def torch_state_kept():
     """Whatever the code inside does to torch's global settings and random state is undone."""
     cudnn = torch.backends.cudnn
-    saved = (torch.get_num_threads(), cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32,
-             torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(), torch.is_grad_enabled())
+    saved = (
+        torch.get_num_threads(),
+        cudnn.deterministic,
+        cudnn.benchmark,
+        cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.get_float32_matmul_precision(),
+        torch.is_grad_enabled(),
+    )
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
         try:
@@ -152,8 +159,10 @@ class TreeNamespace:
                     warnings.simplefilter("ignore")  # the tree's deprecation warnings are not the user's
                     yield
             except SystemExit as exc:
-                raise CodecError(f"the JPEG AI tree at {self.root} exited ({exc.code}) during {what}: "
-                                 f"{out.getvalue().strip().splitlines()[-1:] or ''}") from None
+                raise CodecError(
+                    f"the JPEG AI tree at {self.root} exited ({exc.code}) during {what}: "
+                    f"{out.getvalue().strip().splitlines()[-1:] or ''}"
+                ) from None
             finally:
                 os.chdir(cwd)
                 os.system = saved_system

@@ -29,7 +29,7 @@ def residual_cost_table(tree) -> torch.Tensor:
     lo, hi = lib.quant_values
     pmf = np.zeros([len(lib.pdf_r), hi - lo], dtype=np.int64)
     for i, row in enumerate(lib.pdf_r):  # as its table initialisation lays them out
-        pmf[i, :len(row)] = row
+        pmf[i, : len(row)] = row
         pmf[i, bounds[i] * 2 - 1] = 1
     states = 256
     values = np.arange(-128, 129)
@@ -70,6 +70,8 @@ def hyper_bits(tree, common_modules, z_hat: torch.Tensor) -> torch.Tensor:
     pmfs = common_modules.hyper_entropy.get_freq_table(chs, common_modules.z_range, common_modules.z_offset)
     cdf = torch.tensor(wrapper.normalize_z(pmfs).astype(np.int64)).reshape(chs, -1)
     pmf = torch.diff(cdf, dim=1, prepend=torch.zeros(chs, 1, dtype=torch.long))
-    cost = torch.where(pmf > 0, -torch.log2(pmf.clamp(min=1).double() / 256), torch.full(pmf.shape, 14.0, dtype=torch.double))
+    cost = torch.where(
+        pmf > 0, -torch.log2(pmf.clamp(min=1).double() / 256), torch.full(pmf.shape, 14.0, dtype=torch.double)
+    )
     symbols = (z_hat.long().cpu() + common_modules.z_offset)[0].reshape(chs, -1).clamp(0, cost.shape[1] - 1)
     return torch.gather(cost, 1, symbols).sum().float()

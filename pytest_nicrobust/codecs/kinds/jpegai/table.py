@@ -28,23 +28,45 @@ from ...registry import TableError
 MODEL = "jpegai"
 BETAS = (0.002, 0.012, 0.075, 0.5)  # the base models' rate-distortion trade-offs, tools_0..tools_3
 # profile -> (operation point, encoder models folder, decoder models folder)
-PROFILES = {"simple": ("SOP", "VM_bop", "VM_sop"), "main": ("BOP", "VM_bop", "VM_bop"),
-            "high": ("HOP", "VM_hop", "VM_hop")}
+PROFILES = {
+    "simple": ("SOP", "VM_bop", "VM_sop"),
+    "main": ("BOP", "VM_bop", "VM_bop"),
+    "high": ("HOP", "VM_hop", "VM_hop"),
+}
 DEFAULT_PROFILE = "main"
 KEYS = ("model", "root", "profile", "qualities", "weights", "seed")
-CODE_FILES = ("src/reco/coders/encoder.py", "src/reco/coders/decoder.py", "src/codec/__init__.py",
-              "cfg/info.json", "cfg/tools_off.json")
-EXTENSIONS = {"ans": "src/codec/entropy_coding/lib_wrappers/mans",
-              "ec_direct": "src/codec/entropy_coding/lib_wrappers/direct"}
-EXTENSION_SOURCES = {"ans": "src/codec/entropy_coding/cpp_exts/mans",
-                     "ec_direct": "src/codec/entropy_coding/cpp_exts/direct"}
+CODE_FILES = (
+    "src/reco/coders/encoder.py",
+    "src/reco/coders/decoder.py",
+    "src/codec/__init__.py",
+    "cfg/info.json",
+    "cfg/tools_off.json",
+)
+EXTENSIONS = {
+    "ans": "src/codec/entropy_coding/lib_wrappers/mans",
+    "ec_direct": "src/codec/entropy_coding/lib_wrappers/direct",
+}
+EXTENSION_SOURCES = {
+    "ans": "src/codec/entropy_coding/cpp_exts/mans",
+    "ec_direct": "src/codec/entropy_coding/cpp_exts/direct",
+}
 
 # Python packages the tree imports on the encode/decode path beside torch and numpy, as their
 # import names (the pip names that worked with torch 2.14.1 are in docs/jpegai.md).
-DEPENDENCIES = {"cv2": "opencv-python-headless<4.11", "GPUtil": "GPUtil", "addict": "addict",
-                "commentjson": "commentjson", "ptflops": "ptflops", "prettytable": "prettytable",
-                "pynvml": "pynvml==8.0.4", "einops": "einops", "scipy": "scipy", "pandas": "pandas",
-                "psutil": "psutil", "pytorch_msssim": "pytorch-msssim"}
+DEPENDENCIES = {
+    "cv2": "opencv-python-headless<4.11",
+    "GPUtil": "GPUtil",
+    "addict": "addict",
+    "commentjson": "commentjson",
+    "ptflops": "ptflops",
+    "prettytable": "prettytable",
+    "pynvml": "pynvml==8.0.4",
+    "einops": "einops",
+    "scipy": "scipy",
+    "pandas": "pandas",
+    "psutil": "psutil",
+    "pytorch_msssim": "pytorch-msssim",
+}
 
 
 def missing_dependencies() -> list[str]:
@@ -82,8 +104,10 @@ def tree_problem(root: str, profile: str = DEFAULT_PROFILE) -> str | None:
         return f"{root} is not a JPEG AI reference-software tree (no {', '.join(missing)})"
     for name, path in extension_paths(root).items():
         if not os.path.isfile(path):
-            return (f"native extension {name!r} is not built for this Python ({os.path.relpath(path, root)} missing; "
-                    f"run make in {EXTENSION_SOURCES[name]})")
+            return (
+                f"native extension {name!r} is not built for this Python ({os.path.relpath(path, root)} missing; "
+                f"run make in {EXTENSION_SOURCES[name]})"
+            )
     return None
 
 
@@ -91,8 +115,14 @@ def weight_files(profile: str, beta: float) -> list[str]:
     """The weights files (relative to a models folder) one base model needs under ``profile``."""
     _, enc, dec = PROFILES[profile]
     b = f"{beta:g}"
-    return [f"VM_common_int/Y_{b}.pth", f"VM_common_int/UV_{b}.pth", f"{enc}/encoder_Y_{b}.pth",
-            f"{enc}/encoder_UV_{b}.pth", f"{dec}/decoder_Y_{b}.pth", f"{dec}/decoder_UV_{b}.pth"]
+    return [
+        f"VM_common_int/Y_{b}.pth",
+        f"VM_common_int/UV_{b}.pth",
+        f"{enc}/encoder_Y_{b}.pth",
+        f"{enc}/encoder_UV_{b}.pth",
+        f"{dec}/decoder_Y_{b}.pth",
+        f"{dec}/decoder_UV_{b}.pth",
+    ]
 
 
 def missing_weights(models: str, profile: str, beta: float) -> list[str]:
@@ -164,49 +194,70 @@ def check_table(table: dict, base_dir: str) -> dict:
         raise TableError(unknown[0], f"unknown key for model {MODEL!r}; it takes {', '.join(KEYS[1:])} and name")
     root = table.get("root")
     if not isinstance(root, str) or not root:
-        raise TableError("root", "give the folder of your JPEG AI reference-software tree (root = \"...\")")
+        raise TableError("root", 'give the folder of your JPEG AI reference-software tree (root = "...")')
     root = os.path.expanduser(root)
     root = os.path.realpath(root if os.path.isabs(root) else os.path.join(base_dir, root))
     profile = table.get("profile", DEFAULT_PROFILE)
     if profile not in PROFILES:
-        raise TableError("profile", f"unknown profile {profile!r}; choose from "
-                         + ", ".join(f"{p} ({PROFILES[p][0]})" for p in PROFILES))
+        raise TableError(
+            "profile",
+            f"unknown profile {profile!r}; choose from " + ", ".join(f"{p} ({PROFILES[p][0]})" for p in PROFILES),
+        )
     problem = tree_problem(root, profile)
     if problem:
         raise TableError("root", problem)
     qualities = table.get("qualities")
     if not isinstance(qualities, list) or not qualities:
-        raise TableError("qualities", "give the base models to code with, e.g. qualities = [\"b0.012\", \"b0.075\"] "
-                         f"(betas {', '.join(quality_tag(b) for b in BETAS)})")
+        raise TableError(
+            "qualities",
+            'give the base models to code with, e.g. qualities = ["b0.012", "b0.075"] '
+            f"(betas {', '.join(quality_tag(b) for b in BETAS)})",
+        )
     for q in qualities:
         if parse_quality(q) is None:
-            raise TableError("qualities", f"{q!r} is not a base model of JPEG AI; choose from "
-                             f"{', '.join(quality_tag(b) for b in BETAS)}")
+            raise TableError(
+                "qualities",
+                f"{q!r} is not a base model of JPEG AI; choose from {', '.join(quality_tag(b) for b in BETAS)}",
+            )
     seed = table.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TableError("seed", f"the seed of random weights is a non-negative integer, got {seed!r}")
     weights = table.get("weights", "models")
     if not isinstance(weights, str) or not weights:
-        raise TableError("weights", f"expected \"models\", \"random\" or a folder in the tree's models/ layout, got {weights!r}")
+        raise TableError(
+            "weights", f'expected "models", "random" or a folder in the tree\'s models/ layout, got {weights!r}'
+        )
     if weights != "random":
         models = models_folder(weights, root, base_dir)
         if not os.path.isdir(models):
-            raise TableError("weights", f"weights folder {models} does not exist (or use weights = \"random\")")
+            raise TableError("weights", f'weights folder {models} does not exist (or use weights = "random")')
         for q in qualities:
             missing = missing_weights(models, profile, parse_quality(q))
             if missing:
-                pointer = " (only its .dvc pointer is there: fetch the trained weights)" if os.path.isfile(
-                    os.path.join(models, missing[0] + ".dvc")) else ""
-                raise TableError("weights", f"{q} under profile {profile!r} needs {len(missing)} missing file(s) in "
-                                 f"{models}: {', '.join(missing)}{pointer}; or use weights = \"random\"")
+                pointer = (
+                    " (only its .dvc pointer is there: fetch the trained weights)"
+                    if os.path.isfile(os.path.join(models, missing[0] + ".dvc"))
+                    else ""
+                )
+                raise TableError(
+                    "weights",
+                    f"{q} under profile {profile!r} needs {len(missing)} missing file(s) in "
+                    f'{models}: {", ".join(missing)}{pointer}; or use weights = "random"',
+                )
         weights = models
     lacking = missing_dependencies()
     if lacking:
-        raise TableError("root", f"the tree's Python dependencies are missing here: {', '.join(lacking)} "
-                         "(pip install them; docs/jpegai.md)")
+        raise TableError(
+            "root",
+            f"the tree's Python dependencies are missing here: {', '.join(lacking)} (pip install them; docs/jpegai.md)",
+        )
     random = weights == "random"
     options = {"root": root, "profile": profile}
     if random:
         options["seed"] = seed
-    return {"weights": weights, "qualities": list(qualities), "options": options,
-            "label": f"random-{MODEL}" if random else MODEL}
+    return {
+        "weights": weights,
+        "qualities": list(qualities),
+        "options": options,
+        "label": f"random-{MODEL}" if random else MODEL,
+    }

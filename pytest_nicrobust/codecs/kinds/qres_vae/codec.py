@@ -23,15 +23,19 @@ import torch
 
 from .... import CodecError
 from ....files import sha256_of
-from .. import public_trees
 from ...base import Codec, CodecInfo
 from ...checkpoints import read_checkpoint
 from ...quantization import guard_coder, quantization_proxy
+from .. import public_trees
 from .table import LAMBDAS
 
 SIZE_BYTES = 4  # image height and width, two uint16
-CODE_FILES = ("lvae/models/qresvae/model.py", "lvae/models/qresvae/zoo.py", "lvae/models/common.py",
-              "lvae/models/entropy_coding.py")
+CODE_FILES = (
+    "lvae/models/qresvae/model.py",
+    "lvae/models/qresvae/zoo.py",
+    "lvae/models/common.py",
+    "lvae/models/entropy_coding.py",
+)
 _IMPORTED: dict[str, object] = {}
 
 
@@ -44,8 +48,9 @@ def import_qres_zoo(folder: str):
             with public_trees.top_level_set_aside("lvae", folder):
                 _IMPORTED[folder] = importlib.import_module("lvae.models.qresvae.zoo")
         except ImportError as exc:
-            raise CodecError(f"qres-vae: cannot import lossy-vae from {folder}: {exc} "
-                             "(its code needs timm >= 0.8 and compressai)") from None
+            raise CodecError(
+                f"qres-vae: cannot import lossy-vae from {folder}: {exc} (its code needs timm >= 0.8 and compressai)"
+            ) from None
     return _IMPORTED[folder]
 
 
@@ -61,8 +66,12 @@ class QResVAECodec(Codec):
     def identity(self) -> dict:
         from importlib.metadata import version
 
-        return {**super().identity(), "lvae_code": public_trees.code_digest(self.info.details["root"], CODE_FILES),
-                "compressai": version("compressai"), "timm": version("timm")}
+        return {
+            **super().identity(),
+            "lvae_code": public_trees.code_digest(self.info.details["root"], CODE_FILES),
+            "compressai": version("compressai"),
+            "timm": version("timm"),
+        }
 
     def _forward_padded(self, x, proxy, generator):
         net = self.net
@@ -101,8 +110,14 @@ def load_qres_vae(weights, quality, device, label, root):
         except RuntimeError as exc:
             raise CodecError(f"{what}: {path} does not fit qres34m: {' '.join(str(exc).split())[:300]}") from None
         details.update(file=path, sha256=sha256_of(path))
-    info = CodecInfo(label=label, architecture="qres-vae:qres34m", quality=quality, weights=weights,
-                     random_init=weights == "random", details=details)
+    info = CodecInfo(
+        label=label,
+        architecture="qres-vae:qres34m",
+        quality=quality,
+        weights=weights,
+        random_init=weights == "random",
+        details=details,
+    )
     return QResVAECodec(net, info, device)
 
 

@@ -31,6 +31,9 @@ def check_table(table: dict, base_dir: str) -> dict:
     folder = public_trees.tree_root(table, base_dir, ENV, LAYOUTS, "QRes-VAE (duanzhiihao/lossy-vae)")
     weights = public_trees.checked_weights(table, base_dir)
     qualities = public_trees.checked_qualities(table, quality_problem)
-    return {"weights": weights, "qualities": qualities, "options": {"root": folder},
-            "label": public_trees.default_label("qres-vae", weights)}
-
+    return {
+        "weights": weights,
+        "qualities": qualities,
+        "options": {"root": folder},
+        "label": public_trees.default_label("qres-vae", weights),
+    }
