@@ -1,4 +1,4 @@
-# The README's two commands: `make suite` (main job) and `make test` (what CI runs).
+# The README's two commands: `make suite` (main job) and `make test` (what CI runs); `make lint` (CI runs it first).
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA := $(wildcard $(abspath ../shared/data))
@@ -6,7 +6,7 @@ ifneq ($(DATA),)
 export NICROBUST_DATA ?= $(DATA)
 endif
 
-.PHONY: install suite test tools report
+.PHONY: install suite test lint tools report
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -23,6 +23,13 @@ suite: install
 
 test: install
 	$(PY) -m pytest tests -n 2
+
+# ruff (lint + format check) and mypy on the typed rooms, as configured in pyproject.toml.
+LINTED := pytest_nicrobust tests benchmarks scripts examples
+lint: install
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 
 # Tools for the HTML report (and its test): Java, the Allure command line, headless Chromium.
 tools:

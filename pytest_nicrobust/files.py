@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import tempfile
+from typing import Any
 
 
 def sha256_of(path: str) -> str:
@@ -28,7 +29,7 @@ def sha256_or_none(path: str) -> str | None:
         return None
 
 
-def write_json_atomic(path: str, doc: dict) -> None:
+def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
     """Write ``doc`` to ``path`` through a temporary file in the same folder, then rename; the mode
     follows the umask (0644 under 022), as for the other files of a run."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -7,6 +7,8 @@ thresholds ``match`` pattern.
 
 from __future__ import annotations
 
+from typing import Any
+
 WORST_CASE = "worst-case"  # the attack label of the worst-case items
 UNDEFENDED = "undefended"
 # mode: how x' met the codec. A defended case gates non-adaptive and adaptive; transfer cells gate transfer.
@@ -14,7 +16,7 @@ MODES = (UNDEFENDED, "non-adaptive", "adaptive", "transfer")
 CLASSICAL = ("jpeg", "webp", "jpeg2000")  # Pillow codecs, transfer targets (codecs/builtin/classical.py)
 
 
-def quality_tag(quality) -> str:
+def quality_tag(quality: int | str | None) -> str:
     """How a quality shows in ids: 3 -> "q3", "b0.075" -> "b0.075" (as given), None -> ""."""
     if quality is None:
         return ""
@@ -26,12 +28,12 @@ def codec_label(label: str, bitrate: str = "") -> str:
     return f"{label}[{bitrate}]" if bitrate else label
 
 
-def codec_of(params: dict) -> str:
+def codec_of(params: dict[str, Any]) -> str:
     """:func:`codec_label` of a test's parameters (``codec`` and ``bitrate``)."""
     return codec_label(params["codec"], params.get("bitrate") or "")
 
 
-def case_id(label: str, quality, rest: str) -> str:
+def case_id(label: str, quality: int | str | None, rest: str) -> str:
     """``label[q3-rest]``: the pytest idiom of a name with its parameters in one trailing bracket
     (pytest reads an id containing ``[`` as ending in ``]``), using only characters ``-k`` accepts."""
     tag = quality_tag(quality)
@@ -43,10 +45,10 @@ def id_token(display: str) -> str:
     return display.replace("[", ":").replace("]", "")
 
 
-def attack_label(params: dict) -> str:
+def attack_label(params: dict[str, Any]) -> str:
     """How reports name a test's attack: "pgd[eps7]:recon_error", or "noise[eps7]" and "worst-case" alone."""
     if params["attack"] == WORST_CASE or params["objective"] in ("none", "all"):
-        return params["attack"]
+        return str(params["attack"])
     return f"{params['attack']}:{params['objective']}"
 
 

@@ -46,31 +46,39 @@ outcome, error      pytest's outcome and the exception text, if any (``session``
 
 from __future__ import annotations
 
+from typing import Any
+
+Record = dict[str, Any]  # a test's result record (keys: this module's docstring)
+
 MEANS = "mean"  # the means the terminal, the summaries and the comparison read
 
 
-def means_of(result: dict, mode: str) -> dict:
+def means_of(result: Record, mode: str) -> dict[str, float]:
     """The means of one mode of a record (``transfer``, or a record without modes: the headline)."""
     if mode == "transfer" or "modes" not in result:
-        return result.get(MEANS) or {}
-    return (result["modes"].get(mode) or {}).get(MEANS) or {}
+        means: dict[str, float] = result.get(MEANS) or {}
+        return means
+    means = (result["modes"].get(mode) or {}).get(MEANS) or {}
+    return means
 
 
-def headline_mode(result: dict) -> str | None:
+def headline_mode(result: Record) -> str | None:
     """The mode whose rows and means are the record's headline (the last one equal to them)."""
     if result.get(MEANS) is None or not isinstance(result.get("modes"), dict):
         return None
     import json  # by text: NaN != NaN, and records that crossed from a worker are copies
 
-    def text(block):
+    def text(block: Record) -> str:
         return json.dumps([block.get("per_image"), block.get(MEANS)], sort_keys=True, default=str)
 
     head = text(result)
-    found = [mode for mode, block in result["modes"].items() if isinstance(block, dict) and text(block) == head]
+    found: list[str] = [
+        mode for mode, block in result["modes"].items() if isinstance(block, dict) and text(block) == head
+    ]
     return found[-1] if found else None
 
 
-def for_json(result: dict) -> dict:
+def for_json(result: Record) -> Record:
     """The record as written to the JSON: a record with modes drops the aliased headline
     (``per_image``, ``mean``) and names it in ``headline_mode``; every number appears once."""
     mode = headline_mode(result)
@@ -81,7 +89,7 @@ def for_json(result: dict) -> dict:
     return out
 
 
-def from_json(result: dict) -> dict:
+def from_json(result: Record) -> Record:
     """A record read back from the JSON, with its headline restored (the inverse of :func:`for_json`)."""
     mode = result.get("headline_mode")
     block = (result.get("modes") or {}).get(mode) if isinstance(result.get("modes"), dict) else None

@@ -377,9 +377,7 @@ def _fraction_done(args, step: int, t_start: float) -> float:
 def _finished(args, step: int, t_start: float) -> bool:
     if args.steps and step >= args.steps:
         return True
-    if args.time_limit and time.time() - t_start >= args.time_limit:
-        return True
-    return False
+    return bool(args.time_limit and time.time() - t_start >= args.time_limit)
 
 
 def train_step(model, opt, aux_opt, x: torch.Tensor, lmbda: float, clip_max_norm: float):

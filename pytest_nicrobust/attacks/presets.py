@@ -8,6 +8,8 @@ override any preset parameter by name (``steps = 2`` for a quick run); :data:`PA
 says what each parameter accepts, so a budget such as ``eps = 1000`` is refused at collection.
 """
 
+from typing import Any
+
 OBJECTIVES = (
     "recon_shift",
     "recon_error",
@@ -28,7 +30,7 @@ _LINF = {
     "eps3": {"eps": 3 / 255, "alpha": 1 / 255, "steps": 12},
 }
 
-ATTACKS = {
+ATTACKS: dict[str, dict[str, Any]] = {
     "ifgsm": {
         "module": "ifgsm",
         "class": "IFGSM",

@@ -23,7 +23,7 @@ from .registry import (
     CODEC_KINDS,
     ENTRY_POINT_GROUP,
     WEIGHT_SOURCES,
-    call_factory,  # noqa: F401
+    call_factory,
     codec_kind,
     external_codecs,
     is_import_path,
@@ -32,6 +32,22 @@ from .registry import (
     resolve_factory,
 )
 
+__all__ = [
+    "ARCHITECTURES",
+    "CODEC_KINDS",
+    "ENTRY_POINT_GROUP",
+    "WEIGHT_SOURCES",
+    "call_factory",
+    "check",
+    "codec_kind",
+    "external_codecs",
+    "is_import_path",
+    "known_models",
+    "load_codec",
+    "load_entry",
+    "parse_spec",
+    "resolve_factory",
+]
 _LAZY = {"load_codec": "loading", "load_entry": "loading", "check": "checks.conformance"}
 
 

@@ -177,7 +177,8 @@ def check_decoded(x: torch.Tensor, x_hat, nbytes, codec) -> None:
             NicrobustWarning(
                 f"codec {label}: the decoded image reaches [{float(lo.min()):.4g}, "
                 f"{float(hi.max()):.4g}]; clamped to [0, 1] (the contract asks for [0, 1])"
-            )
+            ),
+            stacklevel=2,
         )
 
 

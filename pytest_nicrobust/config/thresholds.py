@@ -86,7 +86,7 @@ class Thresholds:
 def _resolve(tables: list, params: dict, entry) -> dict:
     """{metric: entry(metric, value, source)} over the tables matching ``params`` in order, later
     ones winning; a value of false (None for an allowed change) removes the metric."""
-    out = {}
+    out: dict = {}
     for source, match, values in tables:
         if _matches_all(match, params):
             for metric, value in values.items():
@@ -166,7 +166,7 @@ def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
     for key in doc:
         if key not in ("defaults", "overrides", "regression"):
             raise ThresholdsError(f"{path}: {key}: unknown table; use [defaults], [overrides.NAME] and [regression]")
-    tables = [(f"{name} [defaults]", {}, _limits(doc.get("defaults", {}), path, "defaults"))]
+    tables: list = [(f"{name} [defaults]", {}, _limits(doc.get("defaults", {}), path, "defaults"))]
     overrides = doc.get("overrides", {})
     if not isinstance(overrides, dict):
         raise ThresholdsError(f"{path}: overrides: expected tables [overrides.NAME]")
@@ -198,7 +198,7 @@ def _regression(doc, path: str, name: str) -> list:
     overrides = doc.get("overrides", {})
     if not isinstance(overrides, dict):
         raise ThresholdsError(f"{path}: regression.overrides: expected tables [regression.overrides.NAME]")
-    tables = [(f"{name} [regression]", {}, {k: v for k, v in doc.items() if k != "overrides"})]
+    tables: list = [(f"{name} [regression]", {}, {k: v for k, v in doc.items() if k != "overrides"})]
     for oname, table in overrides.items():
         if not isinstance(table, dict):
             raise ThresholdsError(f"{path}: regression.overrides.{oname}: expected a table")

@@ -71,7 +71,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Union
 
 import torch
 from pytorch_msssim import ms_ssim as _pm_ms_ssim
@@ -117,7 +116,7 @@ MS_SSIM_MIN_SIDE = MIN_SIDE["msssim"]  # 33 = (3 - 1) * 2 ** (5 - 1) + 1
 VMAF_MIN_SIDE = MIN_SIDE["vmaf"]  # 17
 VMAF_IDENTICAL = 97.42798  # vmaf_v0.6.1 score of an image against itself (motion 0)
 
-Number = Union[int, float]
+Number = int | float
 
 
 # --------------------------------------------------------------------------- #

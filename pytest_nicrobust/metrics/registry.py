@@ -11,6 +11,7 @@ and, if the attacks have none aligned with it yet, its objective in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -83,7 +84,7 @@ def parse_metrics(text: str, where: str = "--nicrobust-metrics") -> tuple[str, .
     return names
 
 
-def min_side(metrics) -> tuple[int, str]:
+def min_side(metrics: Iterable[str]) -> tuple[int, str]:
     """The smallest image side the given metrics accept, and the metric that sets it."""
     side, name = max((MIN_SIDE[m], m) for m in metrics)
     return side, name

@@ -64,7 +64,8 @@ def private_folder(path: str) -> str | None:
             NicrobustWarning(
                 f"adversarial-image cache {path} is not private to this user "
                 "(owner or permissions); caching is off for this run"
-            )
+            ),
+            stacklevel=2,
         )
         return None
     return path
@@ -114,7 +115,7 @@ class AdvCache:
         return self._reject(key, problem) if problem else pixels
 
     def _reject(self, key, why):
-        warnings.warn(NicrobustWarning(f"cached adversarial image {self._path(key)} {why}; made again"))
+        warnings.warn(NicrobustWarning(f"cached adversarial image {self._path(key)} {why}; made again"), stacklevel=2)
         return None
 
     @contextlib.contextmanager

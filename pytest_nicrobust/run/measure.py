@@ -215,7 +215,7 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
                 spent_here[key] = spent_here.get(key, 0.0) + seconds
         report_timings(spent_here)
     attached: dict = {}  # pictures per mode
-    for group, (rows, keep, bad, shown, spent, error) in zip(groups, done):
+    for group, (rows, keep, _bad, shown, spent, error) in zip(groups, done):
         for key, seconds in spent.items():
             timings[key] = timings.get(key, 0.0) + seconds
         for mode, mode_rows in rows.items():

@@ -165,5 +165,5 @@ def test_load_errors_are_one_line_naming_the_key(project, checkpoint, table, mes
     result = project.runpytest_subprocess("suites", *FAST)
     text = result.stdout.str()
     assert result.ret != 0 and message in text, text[-3000:]
-    line = next(l for l in text.splitlines() if message in l)
+    line = next(row for row in text.splitlines() if message in row)
     assert "(class compressai.models:" in line and "Traceback" not in text

@@ -60,7 +60,7 @@ def tree_copy(tmp_path_factory):
             os.chmod(path, os.stat(path).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     os.chmod(dest, os.stat(dest).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     yield dest
-    for folder, dirs, _ in os.walk(dest):
+    for folder, _, _ in os.walk(dest):
         os.chmod(folder, os.stat(folder).st_mode | stat.S_IWUSR)
 
 
@@ -220,14 +220,12 @@ def test_exit_and_the_downloader_are_contained(bop, tmp_path):
     models = tmp_path / "models" / "VM_bop"
     models.mkdir(parents=True)
     (models / "x.pth.dvc").write_text("outs: []\n")
-    with pytest.raises(CodecError, match="exited"):
-        with bop.tree.active("a test"):
-            downloader = bop.tree.module("src.codec.utils.downloader").Downloader(str(tmp_path / "models"), True)
-            downloader.get_file_path("VM_bop", "missing.pth")  # the tree calls exit(-200)
-    with pytest.raises(CodecError, match="tried to run a command"):
-        with bop.tree.active("a test"):
-            downloader = bop.tree.module("src.codec.utils.downloader").Downloader(str(tmp_path / "models"))
-            downloader.download_models(["VM_bop"])  # the tree would run dvc
+    with pytest.raises(CodecError, match="exited"), bop.tree.active("a test"):
+        downloader = bop.tree.module("src.codec.utils.downloader").Downloader(str(tmp_path / "models"), True)
+        downloader.get_file_path("VM_bop", "missing.pth")  # the tree calls exit(-200)
+    with pytest.raises(CodecError, match="tried to run a command"), bop.tree.active("a test"):
+        downloader = bop.tree.module("src.codec.utils.downloader").Downloader(str(tmp_path / "models"))
+        downloader.download_models(["VM_bop"])  # the tree would run dvc
     assert bop.roundtrip(image()).nbytes[0] > 0  # the codec still works
 
 

@@ -162,7 +162,8 @@ def test_transfer_gate_fails_with_its_own_limit(run):
 def test_matrix_files_and_cache(run):
     root, _ = run
     folder = root / "r-transfer"
-    rows = list(csv.reader(open(folder / "transfer-pgd_eps7_steps_2_-recon_error-skimage-photos-delta_psnr.csv")))
+    with open(folder / "transfer-pgd_eps7_steps_2_-recon_error-skimage-photos-delta_psnr.csv") as f:
+        rows = list(csv.reader(f))
     assert rows[0][1:] == sorted(TARGETS[:3]) + TARGETS[3:] and [r[0] for r in rows[1:]] == sorted(TARGETS[:3])
     assert (folder / "transfer-pgd_eps7_steps_2_-recon_error-skimage-photos.png").read_bytes()[:4] == b"\x89PNG"
     cached = list((root / ".pytest_cache").rglob("*.png"))

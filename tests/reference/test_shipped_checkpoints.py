@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def _kodak() -> Path:
 needs_data = pytest.mark.needs_data
 
 
-@lru_cache(maxsize=None)
+@cache
 def _manifest() -> dict:
     return json.loads(MANIFEST.read_text())
 
@@ -67,7 +67,7 @@ def _entry(arch: str, q: int) -> dict:
     return e
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(model_id: str):
     """The loading contract of docs/rd.md."""
     from compressai.zoo.image import model_architectures
@@ -87,7 +87,7 @@ def _read(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _crops() -> tuple:
     kodak = _kodak()
     out = []
@@ -117,7 +117,7 @@ def _code(model, img_u8: torch.Tensor, exact: bool = False) -> dict:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _crop_results(model_id: str) -> dict:
     model = _load(model_id)
     rs = [_code(model, c, exact=True) for c in _crops()]

@@ -16,7 +16,7 @@ import os
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def _data_dir() -> Path | None:
     return root if (root / "kodak").is_dir() else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ffmpeg() -> str | None:
     try:
         import imageio_ffmpeg
@@ -170,7 +170,7 @@ def _all_pairs(data: Path, exe: str):
     with ThreadPoolExecutor(max_workers=2) as pool:
         lib = list(pool.map(lambda job: libvmaf_score(exe, job[1], job[2]), jobs))
     ours = [M.vmaf(_to_tensor(ref), _to_tensor(dist)).item() for _, ref, dist in jobs]
-    return [(pid, job[0], o, l) for pid, job, o, l in zip(PAIR_IDS, jobs, ours, lib)]
+    return [(pid, job[0], o, lb) for pid, job, o, lb in zip(PAIR_IDS, jobs, ours, lib)]
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def _table() -> str:  # pragma: no cover - documentation helper
     for pid, kind, ours, lib in rows:
         groups.setdefault(kind, []).append(abs(ours - lib))
         print(f"{pid:32s} torch {ours:8.4f} libvmaf {lib:8.4f} diff {ours - lib:+.4f}")
-    groups["all"] = [abs(o - l) for _, _, o, l in rows]
+    groups["all"] = [abs(o - lb) for _, _, o, lb in rows]
     for kind, diffs in groups.items():
         lines.append(f"| {kind} | {len(diffs)} | {max(diffs):.4f} | {sum(diffs) / len(diffs):.4f} |")
     return "\n".join(lines)

@@ -62,7 +62,8 @@ def warn_if_mislabelled(info: CodecInfo) -> None:
                 f"codec {info.label}[q{info.quality}]: its weights "
                 f"({info.details.get('file') or info.weights}) are {known[0]} "
                 f"(SHA-256 match), labelled q{info.quality}"
-            )
+            ),
+            stacklevel=2,
         )
 
 

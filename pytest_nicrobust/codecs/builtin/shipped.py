@@ -16,7 +16,7 @@ CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__
 MANIFEST = os.path.join(CHECKPOINT_DIR, "manifest.json")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def manifest() -> dict:
     try:
         with open(MANIFEST) as f:

@@ -72,7 +72,7 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
         ok_shape = tuple(out.x_hat.shape) == (n, 3, h, w) and tuple(out.bpp.shape) == (n,)
         finite = bool(torch.isfinite(out.x_hat).all() and torch.isfinite(out.bpp).all())
         lo, hi = float(out.x_hat.min()), float(out.x_hat.max())
-        in_range = -RANGE_MARGIN <= lo and hi <= 1 + RANGE_MARGIN
+        in_range = lo >= -RANGE_MARGIN and hi <= 1 + RANGE_MARGIN
         warning = ""
         if (
             not in_range

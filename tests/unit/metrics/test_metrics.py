@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,7 +67,7 @@ def test_output_contract(name):
 
 def test_registry_and_direction_sets():
     assert set(M.FULL_REFERENCE) == set(M.HIGHER_IS_BETTER) | {"mse"}
-    assert M.HIGHER_IS_BETTER == {"psnr", "msssim", "vmaf"}
+    assert {"psnr", "msssim", "vmaf"} == M.HIGHER_IS_BETTER
 
 
 # --------------------------------------------------------------------------- #
@@ -164,7 +163,7 @@ def test_ms_ssim_boundary_sizes_run_and_larger_window_fails(side):
 @pytest.mark.parametrize("shape", [(32, 32), (32, 200), (200, 20)])
 def test_ms_ssim_too_small(shape):
     a = torch.rand(1, 3, *shape)
-    with pytest.raises(ValueError, match=r"at least 33x33.*H=%d, W=%d" % shape):
+    with pytest.raises(ValueError, match=rf"at least 33x33.*H={shape[0]}, W={shape[1]}"):
         M.ms_ssim(a, a)
 
 

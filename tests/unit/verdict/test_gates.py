@@ -11,7 +11,7 @@ from pytest_nicrobust.verdict.gates import GateResult, check, failure_message, f
 
 
 def _limits(**values):
-    return {m: Limit(m, v, f"thresholds.toml [defaults]") for m, v in values.items()}
+    return {m: Limit(m, v, "thresholds.toml [defaults]") for m, v in values.items()}
 
 
 def test_a_mean_at_the_limit_passes_and_above_it_fails():

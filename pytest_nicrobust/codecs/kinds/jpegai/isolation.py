@@ -167,10 +167,8 @@ class TreeNamespace:
                 os.chdir(cwd)
                 os.system = saved_system
                 sys.dont_write_bytecode = saved_bytecode
-                try:
+                with contextlib.suppress(ValueError):
                     sys.meta_path.remove(self._finder)
-                except ValueError:
-                    pass
                 mine = {k: v for k, v in sys.modules.items() if _is_tree_module(k)}
                 for k in mine:
                     del sys.modules[k]
