@@ -85,6 +85,7 @@ class RobustnessItem(pytest.Function):
     def __init__(self, *, case, **kwargs):
         super().__init__(**kwargs)
         self.nicrobust_case = case
+        _params_as_pytest_reads_them(self)
 
     def repr_failure(self, excinfo, style=None):
         from .verdict.gates import GateFailure
@@ -101,6 +102,21 @@ class RobustnessItem(pytest.Function):
         # a name, a trailing space keeps the header and leaves the -v line as the node id.
         head = self.name.split("[", 1)[0]
         return self.path, None, self.name + " " if "." in head else self.name
+
+
+def _params_as_pytest_reads_them(item) -> None:
+    """The item's structured id with the name's ``[...]`` as its parameters, as a parametrised test's.
+
+    pytest >= 9.2 keeps a structured id beside the string node id, and reads the ids it stored (the
+    last-failed cache of ``--lf``/``--ff``, ``--sw``'s last failure) back by splitting ``name[params]``.
+    An item built with the bracket inside its name compared unequal to its own stored id, so ``--lf``
+    reran everything ("N known failures not in selected tests"). The string node id is unchanged; on
+    pytest 8 (string ids only) there is nothing to do.
+    """
+    node_id = getattr(item, "_id", None)
+    parse = getattr(type(node_id), "parse", None)
+    if parse is not None:
+        item._id = parse(str(node_id))
 
 
 def _nicrobust_test(request, nicrobust_case, nicrobust_context, nicrobust_defense):

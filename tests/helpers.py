@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 
 import torch
@@ -47,3 +48,11 @@ def write_thresholds(directory, body="[defaults]\ndelta_psnr = 100.0\n"):
     path = directory / "thresholds.toml"
     path.write_text(body)
     return path
+
+
+def tiny_project(pytester, tiny_pt, thresholds="[defaults]\ndelta_psnr = 100.0\n"):
+    """A pytester project: ``suites/tiny.pt`` (the tiny checkpoint) and a thresholds.toml."""
+    (pytester.path / "suites").mkdir()
+    shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
+    write_thresholds(pytester.path, thresholds)
+    return pytester

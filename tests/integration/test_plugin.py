@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from helpers import write_suite, write_thresholds
+from helpers import tiny_project, write_suite, write_thresholds
 
 from pytest_nicrobust.record import from_json  # the JSON keeps a case's headline once, in modes
 
@@ -23,10 +22,7 @@ FAST = [
 
 @pytest.fixture
 def project(pytester, tiny_pt):
-    (pytester.path / "suites").mkdir()
-    shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
-    write_thresholds(pytester.path)
-    return pytester
+    return tiny_project(pytester, tiny_pt)
 
 
 def _ids(result):

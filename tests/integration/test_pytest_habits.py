@@ -1,0 +1,65 @@
+"""pytest's own habits on robustness tests: --lf, --ff, --sw, --deselect, with and without xdist."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import tiny_project, write_suite
+
+FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer"]
+# q2's case and worst case fail (no degradation allowed), q1's pass
+LIMITS = '[defaults]\ndelta_psnr = 100.0\n\n[overrides.strict-q2]\nmatch = { codec = "tiny[q2]" }\ndelta_psnr = 0.0\n'
+FAILING = {
+    "suites/mini.toml::tiny[q2-pgd-eps7+steps:2-recon_error-skimage-photos-none]",
+    "suites/mini.toml::tiny[q2-worst-case-skimage-photos-none]",
+}
+
+
+@pytest.fixture
+def project(pytester, tiny_pt):
+    tiny_project(pytester, tiny_pt, LIMITS)
+    write_suite(pytester.path, attacks='[[attacks]]\nname = "pgd"\npresets = ["eps7"]\nsteps = 2\n')
+    first = pytester.runpytest_subprocess("suites", *FAST)
+    first.assert_outcomes(failed=2, passed=2)
+    return pytester
+
+
+def _ran(result) -> dict[str, str]:
+    """{node id: outcome} from -v lines (``id PASSED``, or ``[gw0] [ 50%] PASSED id`` under xdist), in order."""
+    out = {}
+    for line in result.outlines:
+        words = line.split()
+        for a, b in zip(words, words[1:]):
+            if "::" in a and b in ("PASSED", "FAILED", "ERROR"):
+                out[a] = b
+            elif a in ("PASSED", "FAILED", "ERROR") and "::" in b:
+                out[b] = a
+    return out
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_last_failed_reruns_only_the_failures(project, workers):
+    result = project.runpytest_subprocess("suites", "--lf", "-v", *FAST, *workers)
+    assert result.parseoutcomes().get("passed", 0) == 0
+    if not workers:  # the header line comes from the process that collects (an xdist worker's is not shown)
+        assert any("rerun previous 2 failures" in line for line in result.outlines)
+    assert set(_ran(result)) == FAILING
+
+
+def test_failed_first_runs_the_failures_first(project):
+    ran = list(_ran(project.runpytest_subprocess("suites", "--ff", "-v", *FAST)))
+    assert len(ran) == 4 and set(ran[:2]) == FAILING
+
+
+def test_stepwise_resumes_at_the_failure(project):
+    first = project.runpytest_subprocess("suites", "--sw", "-v", *FAST)
+    first.assert_outcomes(failed=1, passed=1)  # the q1 case passes, the q2 case stops the run
+    again = project.runpytest_subprocess("suites", "--sw", "-v", *FAST)
+    assert any("skipping 1 already passed items" in line for line in again.outlines)
+    assert next(iter(_ran(again))) in FAILING
+
+
+def test_deselect_takes_a_pasted_id(project):
+    gone = sorted(FAILING)[0]
+    result = project.runpytest_subprocess("suites", "--deselect", gone, "-v", *FAST)
+    result.assert_outcomes(failed=1, passed=2, deselected=1)
+    assert gone not in _ran(result)
