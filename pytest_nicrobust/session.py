@@ -17,8 +17,11 @@ import pytest
 
 from . import NicrobustError
 from .config.thresholds import DEFAULT_PATH, load_thresholds
+from .names import mode_suffix
 
-RESULT_KEY = "nicrobust_result"  # the record travels on the report's user_properties under this key
+# The record travels to the controller as this attribute of the test's report, a JSON string: xdist
+# sends a report's attributes across, and user_properties (what --junitxml writes) stay for the means.
+RECORD_ATTRIBUTE = "nicrobust_record"
 RECORD = pytest.StashKey[dict]()
 
 
@@ -146,7 +149,10 @@ class NicrobustSession:
             result = dict(item.stash[RECORD], outcome=report.outcome, started=call.start, stopped=call.stop)
             if call.excinfo is not None and not hasattr(call.excinfo.value, "__notes__"):
                 result["error"] = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"[:2000]
-            report.user_properties.append((RESULT_KEY, json.dumps(result, default=float)))
+            setattr(report, RECORD_ATTRIBUTE, json.dumps(result, default=float))
+            properties = gate_properties(result.get("gates") or [])
+            report.user_properties.extend(properties)
+            item.user_properties.extend(properties)  # --junitxml reads the teardown report's, made from the item's
 
     # -- on the controller: the run's records and files ------------------------------
 
@@ -166,7 +172,8 @@ class NicrobustSession:
         (its marker names the test and the limit) is a "time limit" failure of that test, with one
         line on the terminal, not a bare crash.
         """
-        found = [json.loads(v) for k, v in report.user_properties if k == RESULT_KEY]
+        carried = getattr(report, RECORD_ATTRIBUTE, None)
+        found = [json.loads(carried)] if carried else []
         for result in found:
             self.results[result["id"]] = result
         # a worker's crash report carries no keywords: a robustness test is one from a suite file
@@ -247,6 +254,20 @@ def visible_gpus(config) -> list[str]:
     import torch
 
     return visible(dict(os.environ), torch.cuda.device_count())
+
+
+def gate_properties(gates: list[dict]) -> list[tuple[str, str]]:
+    """A test's gates as (name, value) properties, as --junitxml writes them for CI dashboards:
+    ``nicrobust.delta_psnr`` = the mean and ``nicrobust.delta_psnr.limit``; a defended mode in brackets
+    (``nicrobust.delta_psnr[adaptive]``); a regression gate's change and allowed change."""
+    out = []
+    for gate in gates:
+        name = f"nicrobust.{gate['metric']}" + mode_suffix(gate.get("mode") or "").replace(" ", "")
+        if gate.get("kind") == "regression":
+            out += [(f"{name}.change", repr(gate["value"])), (f"{name}.allowed", repr(gate["limit"]))]
+        else:
+            out += [(name, repr(gate["value"])), (f"{name}.limit", repr(gate["limit"]))]
+    return out
 
 
 def _terminal_stderr() -> int | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from xml.etree import ElementTree
+
 import pytest
 from helpers import tiny_project, write_suite
 
@@ -63,3 +66,21 @@ def test_deselect_takes_a_pasted_id(project):
     result = project.runpytest_subprocess("suites", "--deselect", gone, "-v", *FAST)
     result.assert_outcomes(failed=1, passed=2, deselected=1)
     assert gone not in _ran(result)
+
+
+def test_junit_carries_the_gated_means_not_the_record(project):
+    """Under xdist the record reaches the JSON beside the report; --junitxml gets each gate's mean and limit."""
+    result = project.runpytest_subprocess(
+        "suites", "-n", "2", "--junitxml=junit.xml", "--nicrobust-json=results.json", *FAST
+    )
+    result.assert_outcomes(failed=2, passed=2)
+    tests = {t["name"]: t for t in json.loads((project.path / "results.json").read_text())["tests"]}
+    assert len(tests) == 4 and all(t.get("gates") for t in tests.values())
+    cases = ElementTree.parse(project.path / "junit.xml").getroot().iter("testcase")
+    seen = 0
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        gate = tests[case.get("name")]["gates"][0]
+        assert props == {"nicrobust.delta_psnr": repr(gate["value"]), "nicrobust.delta_psnr.limit": repr(gate["limit"])}
+        seen += 1
+    assert seen == 4
