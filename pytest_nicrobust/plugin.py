@@ -92,9 +92,21 @@ class _Hooks:
     def pytest_runtest_logreport(self, report):
         self.session.collect_report(report)
 
+    def pytest_collection_finish(self, session):
+        self.session.selected_tests([item.nodeid for item in session.items if isinstance(item, RobustnessItem)])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """Under xdist the controller collects nothing: a worker's collection says what was selected."""
+        self.session.selected_tests([i for i in ids if i.split("::")[0].endswith(".toml")])
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        """Ctrl-C, or xdist stopping the run (``-x``, ``--maxfail``): its message says why."""
+        self.session.stop_reason = str(excinfo.value) or excinfo.typename
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
-        self.session.finish()
+        self.session.finish(session.shouldfail or session.shouldstop or None)
 
     def pytest_terminal_summary(self, terminalreporter):
         self.session.terminal_summary(terminalreporter)

@@ -35,6 +35,8 @@ class NicrobustSession:
         self.compare_fail = config.getoption("nicrobust_compare_fail")
         self.pinned_gpu: str | None = None
         self.results: dict[str, dict] = {}
+        self.selected: set[str] | None = None  # the robustness tests selected, once collected (controller)
+        self.stop_reason: str | None = None
         self.writer = None
         self.stderr_fd = _terminal_stderr()
         self._marker_folder: str | None = None
@@ -232,9 +234,29 @@ class NicrobustSession:
     def sorted(self) -> list[dict]:
         return sorted(self.results.values(), key=lambda r: r["id"])
 
-    def finish(self) -> None:
+    def selected_tests(self, ids: list[str]) -> None:
+        """The robustness tests this run selected (after -k, -m, --lf, shards): what it owes the JSON."""
+        if ids and not self.selected:
+            self.selected = set(ids)
+
+    def stopped_early(self, reason: str | None) -> dict | None:
+        """Why the run is not complete, or None: selected tests that never ran (-x, --maxfail, --sw,
+        Ctrl-C, pytest.exit) and what stopped it."""
+        reason = reason or self.stop_reason
+        if self.selected is None:
+            return {"reason": str(reason)} if reason else None
+        not_run = sorted(self.selected - set(self.results))
+        if not not_run:
+            return None
+        return {
+            "reason": str(reason or "tests ended without a report"),
+            "not_run": len(not_run),
+            "tests_not_run": not_run,
+        }
+
+    def finish(self, reason: str | None = None) -> None:
         if self.writer:
-            self.writer.finish(self.sorted())
+            self.writer.finish(self.sorted(), self.stopped_early(reason))
         if self.stderr_fd is not None:
             os.close(self.stderr_fd)
             self.stderr_fd = None

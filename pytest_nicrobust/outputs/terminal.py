@@ -152,6 +152,14 @@ def write(tr, results: list[dict], writer) -> None:
 
     tr.section("nicrobust summary")
     _verdict(tr, results)
+    stopped = getattr(writer, "stopped", None)
+    if stopped:
+        never = f"{stopped['not_run']} selected test(s) never ran, " if stopped.get("not_run") else ""
+        tr.write_line(
+            f"the run stopped early ({stopped['reason']}): {never}the verdict covers the {len(results)} that did; "
+            'the results JSON says "complete": false',
+            yellow=True,
+        )
     choice = tr.config.getoption("nicrobust_summary", "worst") or "worst"
     lines, fails, left_out = gate_rows(results, choice)
     for line, failed in zip(lines, fails):

@@ -18,10 +18,15 @@ from . import allure_run, provenance, summary, terminal, transfer_matrix
 FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
 
 
-def run_document(prov: dict, results: list[dict], complete: bool, extras: dict | None = None) -> dict:
+def run_document(
+    prov: dict, results: list[dict], complete: bool, extras: dict | None = None, stopped: dict | None = None
+) -> dict:
+    """The results JSON. ``complete`` is true only for a run that ran every selected test to its end;
+    ``stopped`` says why one did not (``-x``, Ctrl-C: the reason and the tests never run)."""
     return {
         "format": FORMAT,
-        "complete": complete,
+        "complete": complete and stopped is None,
+        **({"stopped": stopped} if stopped else {}),
         "provenance": prov,
         "tests": [for_json(r) for r in results],
         **(extras or {}),
@@ -54,16 +59,16 @@ def write_outputs(
     json_path: str | None,
     alluredir: str | None,
     run_files: bool = True,
+    stopped: dict | None = None,
 ) -> None:
     """The JSON first (measurements only), then the summaries in it, the transfer files, Allure's files.
 
     ``run_files``: write Allure's environment, executor and run summary (a shard leaves them to the merge).
+    ``stopped``: why the run did not run every selected test (the JSON then says ``"complete": false``).
     """
     if json_path:  # 1. the measurements, before anything that could fail (a full disk: one warning)
-        if (
-            out.attempt("results JSON", lambda: write_json_atomic(json_path, run_document(prov, results, True)) or True)
-            is None
-        ):
+        document = run_document(prov, results, True, stopped=stopped)
+        if out.attempt("results JSON", lambda: write_json_atomic(json_path, document) or True) is None:
             json_path = None  # nothing more to add to a file that could not be written
         else:
             out.written.append(json_path)
@@ -77,7 +82,7 @@ def write_outputs(
     if json_path:  # 2. the same file with the summaries
         out.attempt(
             "summaries in the JSON",
-            lambda: write_json_atomic(json_path, run_document(prov, results, complete=True, extras=out.extras)),
+            lambda: write_json_atomic(json_path, run_document(prov, results, True, out.extras, stopped)),
         )
     files = _transfer_files(out, matrices, json_path)
     if alluredir:
@@ -141,6 +146,7 @@ class RunWriter(Outputs):
         self.facts = provenance.run_facts(config, self.thresholds)
         self.suite_hashes: dict = {}
         self.partial_failed = False
+        self.stopped: dict | None = None  # why the run did not run every selected test (set at finish)
 
     def provenance(self, results) -> dict:
         return provenance.collect(self.facts, self.suite_hashes, results, self.started, time.time())
@@ -169,7 +175,8 @@ class RunWriter(Outputs):
         """The partial JSON, naming the test that starts now and its limit (a process that dies in it says so)."""
         self.progress(results, {"id": test_id, "limit_s": seconds, "started": provenance.iso(time.time())})
 
-    def finish(self, results: list[dict]) -> None:
+    def finish(self, results: list[dict], stopped: dict | None = None) -> None:
+        self.stopped = stopped
         comparison = self.attempt("comparison", lambda: run_comparison(results, self.baseline))
         if not (self.json_path or self.alluredir):
             self.extras = {"comparison": comparison}
@@ -182,6 +189,7 @@ class RunWriter(Outputs):
             self.json_path,
             self.alluredir,
             run_files=not self.shard,
+            stopped=stopped,
         )
 
     def terminal_summary(self, tr, results: list[dict]) -> None:

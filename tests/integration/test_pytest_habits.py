@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from xml.etree import ElementTree
 
 import pytest
 from helpers import tiny_project, write_suite
+from schema_check import problems
 
 FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer"]
 # q2's case and worst case fail (no degradation allowed), q1's pass
@@ -84,3 +86,26 @@ def test_junit_carries_the_gated_means_not_the_record(project):
         assert props == {"nicrobust.delta_psnr": repr(gate["value"]), "nicrobust.delta_psnr.limit": repr(gate["limit"])}
         seen += 1
     assert seen == 4
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_a_run_stopped_by_x_is_not_complete(project, workers):
+    """-x leaves selected tests unrun: the JSON says so, and why, instead of "complete": true."""
+    result = project.runpytest_subprocess("suites", "-x", "--nicrobust-json=results.json", *FAST, *workers)
+    doc = json.loads((project.path / "results.json").read_text())
+    ran = {t["id"] for t in doc["tests"]}
+    if not workers:  # in one process the cases run before the worst cases: the first failure leaves some
+        assert len(ran) < 4
+    assert doc["complete"] is (len(ran) == 4)
+    if len(ran) < 4:
+        stopped = doc["stopped"]
+        assert "stopping after 1 failures" in stopped["reason"]
+        assert stopped["not_run"] == 4 - len(ran) and not ran & set(stopped["tests_not_run"])
+        assert any("the run stopped early (stopping after 1 failures)" in line for line in result.outlines)
+    assert problems(doc, json.loads((resources.files("pytest_nicrobust") / "results.schema.json").read_text())) == []
+
+
+def test_a_whole_run_is_complete(project):
+    project.runpytest_subprocess("suites", "--nicrobust-json=results.json", *FAST)
+    doc = json.loads((project.path / "results.json").read_text())
+    assert doc["complete"] is True and "stopped" not in doc and len(doc["tests"]) == 4
