@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # Extra pytest arguments, e.g. make suite ARGS="--nicrobust-compare=last-release.json"
 ARGS ?=
 suite: install
-	$(PY) -m pytest suites/default.toml -n auto --alluredir allure-results --clean-alluredir --nicrobust-json results.json $(ARGS)
+	$(PY) -m pytest suites/default.suite.toml -n auto --alluredir allure-results --clean-alluredir --nicrobust-json results.json $(ARGS)
 
 test: install
 	$(PY) -m pytest tests -n 2

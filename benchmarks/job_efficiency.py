@@ -1,6 +1,6 @@
 """How busy the workers of a whole job were: wall time, busy time per worker, efficiency, idle.
 
-Runs a suite (default: the main job, ``suites/default.toml``) with ``-n WORKERS`` and a fresh
+Runs a suite (default: the main job, ``suites/default.suite.toml``) with ``-n WORKERS`` and a fresh
 adversarial-image cache (so every attack really runs), then reads the run's own results JSON:
 
 * wall: the run's ``provenance.duration_s`` (session start to end on the controller);
@@ -15,7 +15,7 @@ adversarial-image cache (so every attack really runs), then reads the run's own 
 Usage::
 
     python benchmarks/job_efficiency.py                       # the main job on 2 workers
-    python benchmarks/job_efficiency.py --suite suites/kodak-quick.toml -n 4
+    python benchmarks/job_efficiency.py --suite suites/kodak-quick.suite.toml -n 4
     python benchmarks/job_efficiency.py --json results.json    # a run already made (no run)
 
 A results file without ``started``/``stopped`` (made before they were recorded) gives busy from
@@ -139,7 +139,7 @@ def run(suite: str, workers: int, extra: list[str]) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", default="suites/default.toml")
+    ap.add_argument("--suite", default="suites/default.suite.toml")
     ap.add_argument("-n", "--workers", type=int, default=2)
     ap.add_argument("--json", help="read this results JSON instead of running the suite")
     ap.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")

@@ -17,14 +17,17 @@ from .config.shards import assign
 from .config.suite import parse_suite
 from .session import SESSION
 
+SUITE_SUFFIX = ".suite.toml"
+
 
 def is_suite(file_path, parent) -> bool:
-    """A ``.toml`` in a ``suites/`` folder, a ``*.suite.toml``, or a ``.toml`` named on the command line."""
+    """Suites are opt-in by name, so that other tools' TOML files never become tests: a ``*.suite.toml``,
+    a file listed in the ``nicrobust_suites`` ini option, or a ``.toml`` named on the command line."""
     if file_path.suffix != ".toml" or file_path.name in ("pyproject.toml", "thresholds.toml"):
         return False
     return (
-        file_path.parent.name == "suites"
-        or file_path.name.endswith(".suite.toml")
+        file_path.name.endswith(SUITE_SUFFIX)
+        or file_path in parent.config.getini("nicrobust_suites")
         or parent.session.isinitpath(file_path)
     )
 

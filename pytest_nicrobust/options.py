@@ -66,6 +66,12 @@ def parse_summary(text: str) -> str:
 
 
 def add_options(parser) -> None:
+    parser.addini(
+        "nicrobust_suites",
+        type="paths",
+        default=[],
+        help="suite files whose names do not end in .suite.toml (relative to the ini file)",
+    )
     group = parser.getgroup("nicrobust", "neural image codec robustness (pytest-nicrobust)")
     add = group.addoption
     add(

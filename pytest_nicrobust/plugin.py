@@ -56,10 +56,6 @@ def pytest_configure_node(node):
     node.workerinput["nicrobust_gpus"] = node.config.stash[SESSION].visible_gpus()
 
 
-def pytest_report_header(config):
-    return config.stash[SESSION].header()
-
-
 def pytest_collect_file(file_path, parent):
     return SuiteFile.from_parent(parent, path=file_path) if is_suite(file_path, parent) else None
 

@@ -86,12 +86,6 @@ class NicrobustSession:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
             self.pinned_gpu = gpu
 
-    def header(self) -> list[str]:
-        note = (
-            "  (no thresholds.toml in the rootdir: the plugin's default limits)" if self.thresholds.is_default else ""
-        )
-        return [f"nicrobust: thresholds {self.thresholds.path}{note}; seed {self.config.getoption('nicrobust_seed')}"]
-
     # -- on a worker: one test ---------------------------------------------------
 
     def context(self):

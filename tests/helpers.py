@@ -19,7 +19,7 @@ def tiny_checkpoint(path, architecture="bmshj2018-factorized", N=8, M=8, seed=0)
     return path
 
 
-def write_suite(directory, name="mini.toml", *, checkpoint="tiny.pt", attacks=None, images=1, crop=64, extra=""):
+def write_suite(directory, name="mini.suite.toml", *, checkpoint="tiny.pt", attacks=None, images=1, crop=64, extra=""):
     attacks = attacks or '[[attacks]]\nname = "pgd"\npresets = ["eps7"]\nsteps = 2\n'
     text = f"""
 images = {images}

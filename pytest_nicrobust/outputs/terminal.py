@@ -187,11 +187,14 @@ def write(tr, results: list[dict], writer) -> None:
         tr.write_line(
             f"{ungated} test(s) measured with no limit in {writer.thresholds.path} (skipped, not passed)", yellow=True
         )
+    seed = f"; seed {tr.config.getoption('nicrobust_seed')}"
     if writer.thresholds.is_default:
         tr.write_line(
-            f"no thresholds.toml in the rootdir: the plugin's default limits applied ({writer.thresholds.path})",
+            f"no thresholds.toml in the rootdir: the plugin's default limits applied ({writer.thresholds.path}){seed}",
             yellow=True,
         )
+    else:
+        tr.write_line(f"thresholds {writer.thresholds.path}{seed}")
     for source in unmatched_overrides(writer.thresholds, results):
         tr.write_line(f"warning: {source} matched no test in this run", yellow=True)
     comparison = writer.extras.get("comparison")

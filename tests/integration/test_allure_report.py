@@ -73,7 +73,7 @@ def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("allure")
     (root / "suites").mkdir()
     tiny_checkpoint(root / "suites" / "tiny.pt")
-    (root / "suites" / "report.toml").write_text(textwrap.dedent(SUITE))
+    (root / "suites" / "report.suite.toml").write_text(textwrap.dedent(SUITE))
     (root / "thresholds.toml").write_text(THRESHOLDS)
     proc = subprocess.run(
         [
@@ -109,7 +109,7 @@ def test_controller_writes_environment_categories_and_summary_once(results):
         "nicrobust.seed=0",
         "codec.tiny[1].sha256=",
         "nicrobust.thresholds.sha256=",
-        "suite.report.toml.sha256=",
+        "suite.report.suite.toml.sha256=",
     ):
         assert key in env
     assert json.loads((results / "executor.json").read_text())["name"] == "pytest-nicrobust"

@@ -36,7 +36,7 @@ def test_a_nan_objective_fails_the_test_naming_attack_step_and_images(pytester, 
     (pytester.path / "suites").mkdir()
     shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
     (pytester.path / "nanfwd.py").write_text(CODEC)
-    (pytester.path / "suites" / "s.toml").write_text(
+    (pytester.path / "suites" / "s.suite.toml").write_text(
         'images = 2\ncrop = 64\nworst_case = false\n\n[[codecs]]\nmodel = "nanfwd:make"\nname = "nanfwd"\n'
         'weights = "tiny.pt"\n\n[[attacks]]\nname = "pgd"\nsteps = 2\n\n[[datasets]]\nname = "skimage-photos"\n'
     )

@@ -66,7 +66,7 @@ def _codecs(*entries):
 
 
 def _suite(root, codecs, images=1, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\n'):
-    (root / "suites" / "bad.toml").write_text(
+    (root / "suites" / "bad.suite.toml").write_text(
         f"images = {images}\ncrop = 64\nworst_case = false\n\n{codecs}\n"
         f'{attacks}\n[[datasets]]\nname = "skimage-photos"\n'
     )
@@ -227,7 +227,7 @@ def test_without_matplotlib_the_json_is_complete_and_extras_warn(project, tmp_pa
 
 def test_labels_that_matplotlib_would_parse_are_drawn_as_written(project, tmp_path):
     write_suite(project.path)
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny$\\\\frac$"'))
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", f"--nicrobust-json={out}", "--nicrobust-metrics", "psnr,mse,msssim")
@@ -340,7 +340,7 @@ def test_an_image_too_small_for_the_metrics_is_named(project, tmp_path):
     folder.mkdir()
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "dot.png")
     write_suite(project.path)
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     suite.write_text(
         suite.read_text()
         .replace("crop = 64", "")
@@ -361,8 +361,6 @@ def test_without_thresholds_toml_the_plugin_defaults_apply_and_say_so(project):
     # they gate ΔPSNR, ΔMS-SSIM and the bitrate: 3 aligned objectives, and the worst case
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 4 and "skipped" not in outcomes
     result.stdout.fnmatch_lines(
-        [
-            "nicrobust: thresholds *default_thresholds.toml  (no thresholds.toml in the rootdir*",
-            "no thresholds.toml in the rootdir: the plugin's default limits applied*",
-        ]
+        ["no thresholds.toml in the rootdir: the plugin's default limits applied (*default_thresholds.toml); seed 0"]
     )
+    assert not any(line.startswith("nicrobust: thresholds") for line in result.outlines)  # no header line any more

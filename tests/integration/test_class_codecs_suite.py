@@ -80,7 +80,7 @@ def _state_dict(checkpoint, path):
 )
 def test_an_attack_runs_on_a_class_codec(project, checkpoint, tmp_path, weights, prefix):
     _state_dict(checkpoint, project.path / "suites" / "sh-l0.01.pth.tar")
-    (project.path / "suites" / "cls.toml").write_text(SUITE.format(weights=weights))
+    (project.path / "suites" / "cls.suite.toml").write_text(SUITE.format(weights=weights))
     out = tmp_path / "r.json"
     result = project.runpytest_subprocess("suites", "--nicrobust-json", str(out), *FAST)
     result.assert_outcomes(passed=2)
@@ -94,7 +94,7 @@ def test_an_attack_runs_on_a_class_codec(project, checkpoint, tmp_path, weights,
 
 def test_check_codec_on_a_codec_of_a_suite(project, checkpoint):
     _state_dict(checkpoint, project.path / "suites" / "sh-l0.01.pth.tar")
-    suite = project.path / "suites" / "cls.toml"
+    suite = project.path / "suites" / "cls.suite.toml"
     suite.write_text(SUITE.format(weights='weights = "sh-{quality}.pth.tar"\nqualities = ["l0.01"]\nname = "ours"'))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", "ours[l0.01]"],
@@ -133,12 +133,12 @@ def test_check_codec_on_a_codec_of_a_suite(project, checkpoint):
     ],
 )
 def test_table_errors_at_collection_name_the_file_and_key(project, table, message):
-    (project.path / "suites" / "bad.toml").write_text(
+    (project.path / "suites" / "bad.suite.toml").write_text(
         f'[[codecs]]\n{table}\n\n[[attacks]]\nname = "pgd"\n\n[[datasets]]\nname = "skimage-photos"\n'
     )
     result = project.runpytest_subprocess("suites", "--collect-only", *FAST)
     assert result.ret != 0
-    assert f"suites/bad.toml: {message}" in result.stdout.str(), result.stdout.str()[-2000:]
+    assert f"suites/bad.suite.toml: {message}" in result.stdout.str(), result.stdout.str()[-2000:]
     assert "Traceback" not in result.stdout.str()
 
 
@@ -158,7 +158,7 @@ def test_table_errors_at_collection_name_the_file_and_key(project, table, messag
 )
 def test_load_errors_are_one_line_naming_the_key(project, checkpoint, table, message):
     _state_dict(checkpoint, project.path / "suites" / "sh-l0.01.pth.tar")
-    (project.path / "suites" / "bad.toml").write_text(
+    (project.path / "suites" / "bad.suite.toml").write_text(
         f'images = 1\ncrop = 64\nworst_case = false\n\n[[codecs]]\n{table}\n\n[[attacks]]\nname = "pgd"\nsteps = 1\n\n'
         '[[datasets]]\nname = "skimage-photos"\n'
     )

@@ -95,7 +95,7 @@ def test_a_worse_release_fails_with_the_regression_message(project, baseline, tm
 
 
 def test_new_and_missing_tests_are_listed_and_labels_can_be_mapped(project, baseline, tmp_path):
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny-v2"').replace("[1, 2]", "[1, 3]"))
     result = project.runpytest_subprocess(
         "suites", f"--nicrobust-compare={baseline}", "--nicrobust-compare-map=tiny=tiny-v2", *FAST
@@ -118,8 +118,8 @@ def test_new_and_missing_tests_are_listed_and_labels_can_be_mapped(project, base
     [
         (["--nicrobust-compare=nowhere.json"], "--nicrobust-compare nowhere.json: no such file"),
         (["--nicrobust-compare-fail=delta_psnr:0.3"], "--nicrobust-compare-fail needs --nicrobust-compare"),
-        (["--nicrobust-compare=suites/mini.toml"], "not a results JSON"),
-        (["--nicrobust-compare=suites/mini.toml", "--nicrobust-compare-fail=delta_psnr"], "expected METRIC:AMOUNT"),
+        (["--nicrobust-compare=suites/mini.suite.toml"], "not a results JSON"),
+        (["--nicrobust-compare=suites/mini.suite.toml", "--nicrobust-compare-fail=delta_psnr"], "expected METRIC:AMOUNT"),
     ],
 )
 def test_comparison_options_are_checked_before_the_run(project, args, message):

@@ -36,16 +36,16 @@ def test_collection_ids_and_markers(project):
     result = project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST)
     assert _ids(result) == sorted(
         [
-            f"suites/mini.toml::tiny[q{q}-{a}-recon_error-skimage-photos-none]"
+            f"suites/mini.suite.toml::tiny[q{q}-{a}-recon_error-skimage-photos-none]"
             for q in (1, 2)
             for a in ("pgd-eps7", "pgd-eps5", "ifgsm-eps7")
         ]
-        + [f"suites/mini.toml::tiny[q{q}-worst-case-skimage-photos-none]" for q in (1, 2)]
+        + [f"suites/mini.suite.toml::tiny[q{q}-worst-case-skimage-photos-none]" for q in (1, 2)]
     )
     only_pgd = project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "attack_pgd and codec_tiny", *FAST)
     assert len(_ids(only_pgd)) == 4
     by_k = project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", "ifgsm and q2", *FAST)
-    assert _ids(by_k) == ["suites/mini.toml::tiny[q2-ifgsm-eps7-recon_error-skimage-photos-none]"]
+    assert _ids(by_k) == ["suites/mini.suite.toml::tiny[q2-ifgsm-eps7-recon_error-skimage-photos-none]"]
 
 
 def test_every_id_can_be_selected_and_pasted_back(project):
@@ -53,10 +53,10 @@ def test_every_id_can_be_selected_and_pasted_back(project):
     write_suite(
         project.path, attacks='[[attacks]]\nname = "pgd"\nsteps = 1\nalpha = 0.01\nobjectives = ["bitrate:luma"]\n'
     )
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     suite.write_text(suite.read_text().replace('name = "tiny"', 'name = "tiny.v2"'))  # a dot in a label
     ids = _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", *FAST))
-    assert "suites/mini.toml::tiny.v2[q1-pgd-eps7+alpha:0.01+steps:1-bitrate:luma-skimage-photos-none]" in ids
+    assert "suites/mini.suite.toml::tiny.v2[q1-pgd-eps7+alpha:0.01+steps:1-bitrate:luma-skimage-photos-none]" in ids
     for nodeid in ids:
         name = nodeid.split("::")[1]
         assert _ids(project.runpytest_subprocess("suites", "--collect-only", "-q", "-k", name, *FAST)) == [nodeid]
@@ -71,7 +71,7 @@ def test_objectives_are_a_dimension(project):
     write_suite(project.path, attacks='[[attacks]]\nname = "pgd"\nobjectives = ["recon_shift", "bitrate:luma"]\n')
     result = project.runpytest_subprocess("suites", "--collect-only", "-q", "-m", "not worst_case", *FAST)
     ids = _ids(result)
-    assert "suites/mini.toml::tiny[q1-pgd-eps7-bitrate:luma-skimage-photos-none]" in ids
+    assert "suites/mini.suite.toml::tiny[q1-pgd-eps7-bitrate:luma-skimage-photos-none]" in ids
     assert len(ids) == 4
 
 
@@ -114,7 +114,7 @@ def test_bad_suite_is_reported_at_collection_with_file_and_key(project, attacks,
     write_suite(project.path, attacks=attacks)
     result = project.runpytest_subprocess("suites", "--collect-only", *FAST)
     assert result.ret != 0
-    assert f"suites/mini.toml: {message}" in result.stdout.str()
+    assert f"suites/mini.suite.toml: {message}" in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
 
 
@@ -231,7 +231,7 @@ def test_xdist_gives_bit_identical_numbers(project, tmp_path, monkeypatch):
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(var, raising=False)  # the inner runs must not look like xdist workers
     write_suite(project.path, crop=128, images=2, attacks='[[attacks]]\nname = "pgd"\nsteps = 2\n')
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     suite.write_text(
         suite.read_text().replace(
             'name = "tiny"\nweights = "tiny.pt"\nqualities = [1, 2]', 'weights = "nicrobust"\nqualities = [3]'
@@ -253,14 +253,14 @@ def test_xdist_gives_bit_identical_numbers(project, tmp_path, monkeypatch):
 
 def test_missing_data_root_is_a_clear_error(project):
     write_suite(project.path)
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     suite.write_text(suite.read_text().replace('name = "skimage-photos"', 'name = "kodak"'))
     result = project.runpytest_subprocess(
         "suites", "-k", "q1 and pgd", *FAST, "--nicrobust-data", str(project.path / "nowhere")
     )
     result.assert_outcomes(errors=1)  # one error at collection, not one failure per test
-    result.stdout.fnmatch_lines(["suites/mini.toml: dataset 'kodak': folder */nowhere/kodak does not exist*"])
+    result.stdout.fnmatch_lines(["suites/mini.suite.toml: dataset 'kodak': folder */nowhere/kodak does not exist*"])
     assert result.stdout.str().count("does not exist") == 1
     unset = project.runpytest_subprocess("suites", *FAST, "--nicrobust-data=")
     unset.assert_outcomes(errors=1)
-    unset.stdout.fnmatch_lines(["suites/mini.toml: dataset 'kodak' needs the data root: pass --nicrobust-data DIR*"])
+    unset.stdout.fnmatch_lines(["suites/mini.suite.toml: dataset 'kodak' needs the data root: pass --nicrobust-data DIR*"])

@@ -97,7 +97,7 @@ def suite(request, pytester):
     folder.mkdir()
     write_thresholds(pytester.path)
     table = TABLES[request.param](folder) if request.param == "elic" else TABLES[request.param]()
-    path = folder / f"{request.param}.toml"
+    path = folder / f"{request.param}.suite.toml"
     path.write_text(f"images = 1\ncrop = 256\nworst_case = false\n\n[[codecs]]\n{table}\n{ATTACK}")
     return pytester, path, f"random-{request.param}"
 

@@ -59,7 +59,7 @@ def _suite(root, entries):
         f'[[codecs]]\nmodel = "faulty:make"\nname = "{name}"\nweights = "tiny.pt"\nqualities = [1]\nmode = "{mode}"\n'
         for name, mode in entries
     )
-    (root / "suites" / "dies.toml").write_text(
+    (root / "suites" / "dies.suite.toml").write_text(
         f'images = 1\ncrop = 64\nworst_case = false\n\n{codecs}\n[[attacks]]\nname = "pgd"\nsteps = 1\n\n'
         '[[datasets]]\nname = "skimage-photos"\n'
     )

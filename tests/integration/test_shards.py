@@ -80,7 +80,7 @@ def project(tmp_path_factory):
     (root / "suites").mkdir()
     tiny_checkpoint(root / "suites" / "a.pt", seed=1)
     tiny_checkpoint(root / "suites" / "b.pt", seed=2)
-    (root / "suites" / "s.toml").write_text(SUITE)
+    (root / "suites" / "s.suite.toml").write_text(SUITE)
     (root / "thresholds.toml").write_text(THRESHOLDS)
     whole = _pytest(root, "--nicrobust-json=whole.json")
     assert whole.returncode == 0, whole.stdout[-3000:]

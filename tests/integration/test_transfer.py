@@ -63,7 +63,7 @@ def make_project(root, suite=SUITE, thresholds=THRESHOLDS):
     (root / "suites").mkdir()
     for i, name in enumerate(["tiny-q1.pt", "tiny-q2.pt", "tiny-next.pt"]):
         tiny_checkpoint(root / "suites" / name, seed=i)
-    (root / "suites" / "transfer.toml").write_text(textwrap.dedent(suite))
+    (root / "suites" / "transfer.suite.toml").write_text(textwrap.dedent(suite))
     (root / "thresholds.toml").write_text(thresholds)
     return root
 
@@ -121,7 +121,7 @@ def test_cache_is_content_addressed_and_lossless(tmp_path):
 
 def test_transfer_cases_cover_every_other_codec_and_the_classical_ones(tmp_path):
     make_project(tmp_path)
-    cases = parse_suite(str(tmp_path / "suites" / "transfer.toml")).cases
+    cases = parse_suite(str(tmp_path / "suites" / "transfer.suite.toml")).cases
     names = sorted(t.name for t in transfer_cases(cases))
     assert len(names) == 3 * (2 + 3)
     assert "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-transfer-tiny:q2]" in names

@@ -17,7 +17,7 @@ def test_os_system_and_shutil_rmtree_in_a_suite_are_refused_before_any_key_reach
     victim.mkdir()
     touched = tmp_path / "touched"
     (pytester.path / "suites").mkdir()
-    (pytester.path / "suites" / "evil.toml").write_text(
+    (pytester.path / "suites" / "evil.suite.toml").write_text(
         textwrap.dedent(f"""
         images = 1
         crop = 64

@@ -21,6 +21,10 @@ class _Group:
 class _Parser:
     def __init__(self):
         self.group = _Group()
+        self.ini: list[str] = []
+
+    def addini(self, name, *args, **kwargs):
+        self.ini.append(name)
 
     def getgroup(self, *args, **kwargs):
         return self.group
@@ -31,6 +35,9 @@ def test_the_options_page_lists_every_option():
     add_options(parser)
     documented = set(re.findall(r"^\| `(--nicrobust-[a-z-]+)", DOC.read_text(), re.M))
     assert set(parser.group.names) == documented
+    assert (
+        set(parser.ini) == set(re.findall(r"^\| `(nicrobust_[a-z_]+)`", DOC.read_text(), re.M)) == {"nicrobust_suites"}
+    )
     assert "--nicrobust-shard" in documented and "--nicrobust-summary" in documented
 
 
