@@ -58,7 +58,8 @@ def _row(r: dict, show: dict, compared: bool) -> list[str]:
 
 
 def gate_rows(results: list[dict], choice: str = "worst") -> tuple[list[str], list[bool], int]:
-    """(lines, which lines fail, rows left out) of the gate table for ``--nicrobust-summary`` ``choice``."""
+    """(lines, which lines fail, passing gated rows left out) of the gate table for ``--nicrobust-summary``
+    ``choice``. Tests that had no limit are not counted here: they have a line of their own."""
     rows = sorted((r for r in results if "params" in r), key=_sort_key)
     failing = [r for r in rows if r.get("outcome") in ("failed", "error")]
     if choice == "failed":
@@ -80,7 +81,7 @@ def gate_rows(results: list[dict], choice: str = "worst") -> tuple[list[str], li
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     fails = [False] + [r.get("outcome") in ("failed", "error") for r in shown]
-    return lines, fails, len(rows) - len(shown)
+    return lines, fails, sum(1 for r in rows if r not in shown and r.get("gates") and r.get("outcome") == "passed")
 
 
 def gate_table(results: list[dict], choice: str = "worst") -> list[str]:
