@@ -54,17 +54,26 @@ class Thresholds:
     tables: list  # (source, match dict, limits dict)
     is_default: bool = False  # the plugin's own limits (no thresholds.toml in the rootdir)
     regression: list = field(default_factory=list)  # (source, match, {metric: Allowed | None})
+    inherited: set = field(default_factory=set)  # sources of the tables that come from the shipped file
+    dropped: list = field(default_factory=list)  # shipped gates this file turns off: "metric (why)"
+    not_computed: list = field(default_factory=list)  # shipped gates on metrics this run does not compute
 
     def regression_for(self, params: dict) -> dict:
         """Allowed changes against a baseline for a test with these labels (later tables win)."""
         return _resolve(self.regression, params, lambda metric, allow, source: allow)
 
     def check_computed(self, metrics) -> None:
-        """A limit on a metric this run does not compute would silently gate nothing: refuse it."""
+        """A limit of yours on a metric this run does not compute would silently gate nothing: refuse it.
+        A shipped one is set aside and named (``not_computed``): ``--nicrobust-metrics psnr`` chose that."""
         for source, _, limits in self.tables:
-            for metric, value in limits.items():
+            for metric, value in list(limits.items()):
                 needs = base_metric(metric)
                 if value is not False and needs is not None and needs not in metrics:
+                    if source in self.inherited:
+                        del limits[metric]
+                        if metric not in self.not_computed:
+                            self.not_computed.append(metric)
+                        continue
                     raise ThresholdsError(
                         f"{source}: {metric} gates {needs}, which this run does not compute "
                         f"(--nicrobust-metrics {','.join(metrics)}); add {needs} there or set {metric} = false"
@@ -75,7 +84,7 @@ class Thresholds:
         return [
             source
             for source, match, _ in self.tables[1:]
-            if not any(_matches_all(match, labels) for labels in label_sets)
+            if source not in self.inherited and match and not any(_matches_all(match, labels) for labels in label_sets)
         ]
 
     def limits_for(self, params: dict) -> dict[str, Limit]:
@@ -158,14 +167,18 @@ def _limits(table: dict, path: str, where: str) -> dict:
     return limits
 
 
-def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
-    if not os.path.exists(path):
-        raise ThresholdsError(f"thresholds file {path} not found; write one or pass --nicrobust-thresholds PATH")
+def _read(path: str) -> tuple[list, list, bool]:
+    """(limit tables, regression tables, extends) of one thresholds file, each key checked."""
     doc = read_toml(path, path, ThresholdsError)
     name = os.path.basename(path)
     for key in doc:
-        if key not in ("defaults", "overrides", "regression"):
-            raise ThresholdsError(f"{path}: {key}: unknown table; use [defaults], [overrides.NAME] and [regression]")
+        if key not in ("defaults", "overrides", "regression", "extends"):
+            raise ThresholdsError(
+                f"{path}: {key}: unknown table; use [defaults], [overrides.NAME], [regression] and extends = false"
+            )
+    extends = doc.get("extends", True)
+    if not isinstance(extends, bool):
+        raise ThresholdsError(f"{path}: extends: expected true or false, got {extends!r}")
     tables: list = [(f"{name} [defaults]", {}, _limits(doc.get("defaults", {}), path, "defaults"))]
     overrides = doc.get("overrides", {})
     if not isinstance(overrides, dict):
@@ -175,7 +188,73 @@ def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
         if not isinstance(table, dict):
             raise ThresholdsError(f"{path}: {where}: expected a table")
         tables.append((f"{name} [{where}]", _match(table, path, where), _limits(table, path, where)))
-    return Thresholds(path, tables, is_default, _regression(doc.get("regression", {}), path, name))
+    return tables, _regression(doc.get("regression", {}), path, name), extends
+
+
+def _is_shipped(path: str) -> bool:
+    """The plugin's own limits (directly, or through a link such as this repository's thresholds.toml)."""
+    try:
+        return os.path.realpath(path) == os.path.realpath(DEFAULT_PATH)
+    except OSError:
+        return False
+
+
+def _table(source: str) -> str:
+    return source.split(" ", 1)[1]  # "[defaults]", "[overrides.transfer]", "[regression]"
+
+
+def _inherit(shipped: list, own: list) -> list:
+    """The shipped tables, then yours: your [defaults] after the shipped [defaults] (your keys win), an
+    [overrides.NAME] of the same name in the shipped one's place, your other overrides last."""
+    mine = {_table(t[0]): t for t in own[1:]}
+    middle = [mine.pop(_table(t[0]), t) for t in shipped[1:]]
+    return [shipped[0], own[0], *middle, *mine.values()]
+
+
+def _gated(tables: list) -> dict[str, set]:
+    """{table: metrics it gates with a number} (``false`` and None turn a gate off)."""
+    return {_table(s): {m for m, v in limits.items() if v is not False and v is not None} for s, _, limits in tables}
+
+
+def _dropped(shipped: list, own: list, extends: bool, prefix: str = "") -> list[str]:
+    """The shipped gates your file turns off: set to false, in a table of yours that replaces the shipped
+    one, or all of them with extends = false (unless your file gates the metric itself)."""
+    ship, mine = _gated(shipped), _gated(own)
+    everything_mine = set().union(*mine.values()) if mine else set()
+    out = []
+    for table, metrics in ship.items():
+        for metric in sorted(metrics):
+            if not extends:
+                if metric not in everything_mine:
+                    out.append(f"{prefix}{metric} (extends = false)")
+            elif table in mine and metric not in mine[table] and (table not in ("[defaults]", "[regression]")):
+                out.append(f"{prefix}{metric} ({table} replaced)")
+            elif table in ("[defaults]", "[regression]") and table in mine and metric in _off(own):
+                out.append(f"{prefix}{metric} (set to false)")
+    return out
+
+
+def _off(tables: list) -> set:
+    first = tables[0][2]
+    return {m for m, v in first.items() if v is False or v is None}
+
+
+def load_thresholds(path: str, is_default: bool = False) -> Thresholds:
+    """A thresholds file. Yours extends the shipped limits (``extends = false`` at its top: it does not):
+    see :func:`_inherit`; the shipped gates it turns off are listed in ``dropped``."""
+    if not os.path.exists(path):
+        raise ThresholdsError(f"thresholds file {path} not found; write one or pass --nicrobust-thresholds PATH")
+    tables, regression, extends = _read(path)
+    if is_default or _is_shipped(path):
+        sources = {t[0] for t in tables} | {t[0] for t in regression}
+        return Thresholds(path, tables, is_default, regression, inherited=sources)
+    shipped, shipped_regression, _ = _read(DEFAULT_PATH)
+    dropped = _dropped(shipped, tables, extends) + _dropped(shipped_regression, regression, extends, "[regression] ")
+    if extends:
+        inherited = {t[0] for t in shipped} | {t[0] for t in shipped_regression}
+        tables, regression = _inherit(shipped, tables), _inherit(shipped_regression, regression)
+        return Thresholds(path, tables, False, regression, inherited=inherited, dropped=dropped)
+    return Thresholds(path, tables, False, regression, dropped=dropped)
 
 
 def _match(table: dict, path: str, where: str) -> dict:

@@ -9,9 +9,8 @@ default: failures and the closest passes) or ``all`` (every test, transfer cells
 from __future__ import annotations
 
 import math
-import os
 
-from ..config.thresholds import DEFAULT_PATH, match_labels
+from ..config.thresholds import match_labels
 from ..names import attack_label, codec_of
 from .summary import binding_gate, gate_phrase, gate_view, headroom, room_text, verdict_facts, verdict_line
 
@@ -99,19 +98,9 @@ def _label_sets(results: list[dict]):
             yield match_labels(p, mode)
 
 
-def _is_shipped(path: str) -> bool:
-    """The plugin's own limits (directly, or through a link such as this repository's thresholds.toml)."""
-    try:
-        return os.path.realpath(path) == os.path.realpath(DEFAULT_PATH)
-    except OSError:
-        return False
-
-
 def unmatched_overrides(thresholds, results: list[dict]) -> list[str]:
     """Override tables of the user's thresholds file that matched no test. The shipped file's
     overrides (random-init codecs, transfer cells) are conditional by design: silent when they cannot apply."""
-    if _is_shipped(thresholds.path):
-        return []
     return thresholds.unmatched(list(_label_sets(results)))
 
 
@@ -195,7 +184,17 @@ def write(tr, results: list[dict], writer) -> None:
             yellow=True,
         )
     else:
-        tr.write_line(f"thresholds {writer.thresholds.path}{seed}")
+        how = "extends the plugin's limits" if writer.thresholds.inherited else "extends = false: its limits alone"
+        tr.write_line(f"thresholds {writer.thresholds.path} ({how}){seed}")
+    if writer.thresholds.dropped:
+        tr.write_line(
+            f"{writer.thresholds.path} turns off shipped gate(s): {', '.join(writer.thresholds.dropped)}", yellow=True
+        )
+    if writer.thresholds.not_computed:
+        tr.write_line(
+            f"not gated in this run (not computed, --nicrobust-metrics): {', '.join(writer.thresholds.not_computed)}",
+            yellow=True,
+        )
     for source in unmatched_overrides(writer.thresholds, results):
         tr.write_line(f"warning: {source} matched no test in this run", yellow=True)
     comparison = writer.extras.get("comparison")

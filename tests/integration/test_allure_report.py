@@ -45,6 +45,7 @@ name = "mine"
 path = "no-such-folder"
 """
 THRESHOLDS = """
+extends = false
 [defaults]
 delta_psnr = 100.0
 

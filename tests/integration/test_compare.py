@@ -119,7 +119,10 @@ def test_new_and_missing_tests_are_listed_and_labels_can_be_mapped(project, base
         (["--nicrobust-compare=nowhere.json"], "--nicrobust-compare nowhere.json: no such file"),
         (["--nicrobust-compare-fail=delta_psnr:0.3"], "--nicrobust-compare-fail needs --nicrobust-compare"),
         (["--nicrobust-compare=suites/mini.suite.toml"], "not a results JSON"),
-        (["--nicrobust-compare=suites/mini.suite.toml", "--nicrobust-compare-fail=delta_psnr"], "expected METRIC:AMOUNT"),
+        (
+            ["--nicrobust-compare=suites/mini.suite.toml", "--nicrobust-compare-fail=delta_psnr"],
+            "expected METRIC:AMOUNT",
+        ),
     ],
 )
 def test_comparison_options_are_checked_before_the_run(project, args, message):

@@ -263,4 +263,6 @@ def test_missing_data_root_is_a_clear_error(project):
     assert result.stdout.str().count("does not exist") == 1
     unset = project.runpytest_subprocess("suites", *FAST, "--nicrobust-data=")
     unset.assert_outcomes(errors=1)
-    unset.stdout.fnmatch_lines(["suites/mini.suite.toml: dataset 'kodak' needs the data root: pass --nicrobust-data DIR*"])
+    unset.stdout.fnmatch_lines(
+        ["suites/mini.suite.toml: dataset 'kodak' needs the data root: pass --nicrobust-data DIR*"]
+    )

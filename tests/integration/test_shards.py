@@ -39,6 +39,7 @@ name = "noise"
 name = "skimage-photos"
 """
 THRESHOLDS = """
+extends = false
 [defaults]
 delta_psnr = 100.0
 [overrides.transfer]

@@ -45,6 +45,7 @@ steps = 2
 name = "skimage-photos"
 """
 THRESHOLDS = """
+extends = false
 [defaults]
 delta_psnr = 100.0
 
