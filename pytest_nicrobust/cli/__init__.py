@@ -10,6 +10,10 @@ import importlib
 import sys
 
 COMMANDS = {
+    "calibrate": (
+        "pytest_nicrobust.cli.calibrate",
+        "write limits from a first run: the worst mean per gate plus a margin",
+    ),
     "merge": ("pytest_nicrobust.cli.merge", "join the JSON of CI shards (--nicrobust-shard K/N) into one run"),
     "check-codec": (
         "pytest_nicrobust.cli.check_codec",
