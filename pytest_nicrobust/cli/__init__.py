@@ -10,6 +10,7 @@ import importlib
 import sys
 
 COMMANDS = {
+    "init": ("pytest_nicrobust.cli.init", "write a starter suite and thresholds into a project (never overwrites)"),
     "calibrate": (
         "pytest_nicrobust.cli.calibrate",
         "write limits from a first run: the worst mean per gate plus a margin",
