@@ -28,7 +28,7 @@ import os
 import re
 import sys
 
-from ..outputs import terminal
+from ..outputs import github, terminal
 from ..outputs.writer import Outputs, write_outputs
 from ..record import from_json, means_of
 
@@ -383,6 +383,7 @@ def main(argv=None) -> int:
     write_outputs(out, prov, tests, comparison, args.output, args.alluredir)
     for line in terminal.gate_table(tests):
         print(line)
+    github.report(tests, os.environ, print, out.problems)  # the job summary and annotations, on GitHub Actions
     for problem in out.problems:
         print(f"warning: {problem}", file=sys.stderr)
     for path in out.written:

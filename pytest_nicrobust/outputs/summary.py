@@ -240,36 +240,42 @@ def colour(h: float | None) -> str:
     return "#f4a3a3" if h < 0 else "#ffc98b" if h < 0.2 else "#fff1a8" if h < 0.5 else "#b9e6b3"
 
 
+def matrix_cell_lines(cell: dict) -> list[str]:
+    """A gate-matrix cell as lines of plain text: the binding gate, mean / limit, the headroom (and the
+    baseline); the HTML page and the CI job summary show the same lines."""
+    if "metric" not in cell:
+        return ["error (see the test)" if cell.get("outcome") in ("failed", "error") else "no limit"]
+    u = unit(cell["metric"])
+    name = f"{cell['metric']}{mode_suffix(cell['mode'])}"
+    value = cell.get("value")
+    if not math.isfinite(cell["headroom"]) or value is None:
+        return [name, "NaN"]
+    if cell.get("kind") == "regression":  # the mean, the baseline's and the change, each named
+        return [
+            f"{name} vs baseline",
+            f"{value:.3g} {u} (baseline {cell['baseline']:.3g})",
+            f"change {cell['change']:+.3g}, allowed +{cell['allowed']:.3g}",
+            f"headroom {100 * cell['headroom']:.0f} %",
+        ]
+    lines = [name, f"{value:.3g} / {cell['limit']:g} {u}", f"headroom {100 * cell['headroom']:.0f} %"]
+    if "change" in cell:
+        lines.append(
+            f"baseline {cell['baseline']:.3g}, change {cell['change']:+.3g}"
+            if "baseline" in cell
+            else f"change {cell['change']:+.3g}"
+        )
+    return lines
+
+
 def _cell_html(cell: dict | None) -> str:
     if cell is None:
         return "<td></td>"
-    if "metric" not in cell:
-        failed = cell.get("outcome") in ("failed", "error")
-        return (
-            f"<td style='background:{colour(-1.0 if failed else None)}' title='{html.escape(cell['test'])}'>"
-            f"{'error (see the test)' if failed else 'no limit'}</td>"
-        )
-    u = unit(cell["metric"])
-    mode = mode_suffix(cell["mode"])
-    name = f"{html.escape(cell['metric'])}{mode}"
-    value = cell.get("value")
-    if not math.isfinite(cell["headroom"]) or value is None:
-        text = f"{name}<br><b>NaN</b>"
-    elif cell.get("kind") == "regression":  # the mean, the baseline's and the change, each named
-        text = (
-            f"{name} vs baseline<br><b>{value:.3g}</b> {u} (baseline {cell['baseline']:.3g})"
-            f"<br>change {cell['change']:+.3g}, allowed +{cell['allowed']:.3g}"
-            f"<br>headroom {100 * cell['headroom']:.0f} %"
-        )
-    else:
-        text = f"{name}<br><b>{value:.3g}</b> / {cell['limit']:g} {u}<br>headroom {100 * cell['headroom']:.0f} %"
-        if "change" in cell:
-            text += (
-                f"<br>baseline {cell['baseline']:.3g}, change {cell['change']:+.3g}"
-                if "baseline" in cell
-                else f"<br>change {cell['change']:+.3g}"
-            )
-    return f"<td style='background:{colour(cell['headroom'])}' title='{html.escape(cell['test'])}'>{text}</td>"
+    lines = [html.escape(line) for line in matrix_cell_lines(cell)]
+    if len(lines) > 1:
+        lines[1] = f"<b>{lines[1]}</b>"
+    failed = cell.get("outcome") in ("failed", "error")
+    h = cell["headroom"] if "metric" in cell else (-1.0 if failed else None)
+    return f"<td style='background:{colour(h)}' title='{html.escape(cell['test'])}'>{'<br>'.join(lines)}</td>"
 
 
 def matrix_html(matrix: dict) -> str:

@@ -13,7 +13,7 @@ import traceback
 from ..files import write_json_atomic
 from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
-from . import allure_run, provenance, summary, terminal, transfer_matrix
+from . import allure_run, github, provenance, summary, terminal, transfer_matrix
 
 FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
 
@@ -194,3 +194,5 @@ class RunWriter(Outputs):
 
     def terminal_summary(self, tr, results: list[dict]) -> None:
         terminal.write(tr, results, self)
+        # GitHub Actions: the job summary (a shard's too), the annotations (a shard leaves them to the merge)
+        github.report(results, os.environ, tr.write_line, self.problems, annotate=not self.shard)
