@@ -59,30 +59,38 @@ def categories() -> list[dict]:
     return cats
 
 
+def _shown_path(path: str | None, cwd: str) -> str:
+    """A path as the overview shows it: relative to the run's folder, else its name (no absolute paths)."""
+    if not path:
+        return "unknown"
+    rel = os.path.relpath(path, cwd) if cwd and os.path.isabs(path) else path
+    return rel if not rel.startswith("..") and not os.path.isabs(rel) else os.path.basename(path)
+
+
 def environment(prov: dict, results: list[dict]) -> dict:
-    """environment.properties: provenance flattened, plus each codec's weights and their SHA-256."""
+    """environment.properties: what a reader of the overview needs to place the run (versions, seed,
+    device, the files by name, each codec's weights by name). No hashes and no absolute paths: the
+    SHA-256 of every file and the full paths stay in the results JSON's provenance and records."""
+    cwd = prov.get("cwd", "")
     env = {
         "pytest-nicrobust": prov["plugin"]["version"],
-        "pytest-nicrobust.commit": prov["plugin"]["commit"] or "unknown",
         "nicrobust.seed": prov["seed"],
-        "nicrobust.thresholds": prov["thresholds"]["path"],
-        "nicrobust.thresholds.sha256": prov["thresholds"]["sha256"],
+        "nicrobust.thresholds": "the plugin's own"
+        if prov["thresholds"].get("plugin_default")
+        else _shown_path(prov["thresholds"]["path"], cwd),
         "nicrobust.workers": prov["workers"],
         "device": ", ".join(prov["devices"]) or "unknown",
         "python": prov["python"],
         "started": prov["timestamp"],
+        "suites": ", ".join(sorted(_shown_path(p, cwd) for p in prov["suites"])) or "none",
     }
     env.update({p: v for p, v in prov["packages"].items() if p in ("torch", "compressai", "pytest")})
-    for path, digest in prov["suites"].items():
-        env[f"suite.{os.path.basename(path)}.sha256"] = digest
     for r in results:
         for codec in (r.get("codec"), r.get("target_codec")):
             if codec:
-                key = f"codec.{codec['label']}[{codec['quality']}]"
-                env[f"{key}.weights"] = codec.get("file") or codec.get("weights")
-                env[f"{key}.sha256"] = codec.get(
-                    "sha256", "none (random init)" if codec.get("random_init") else "unknown"
-                )
+                weights = codec.get("file") or codec.get("weights")
+                shown = "random init" if codec.get("random_init") else _shown_path(weights, cwd) if weights else "none"
+                env[f"codec.{codec['label']}[{codec['quality']}]"] = shown
     return env
 
 
@@ -143,19 +151,27 @@ def next_build_order(alluredir: str) -> int:
     return last + 1
 
 
-def executor(prov: dict, build_order: int | None = None, env=None, alluredir: str = "allure-results") -> dict:
+def executor(
+    prov: dict,
+    build_order: int | None = None,
+    env=None,
+    alluredir: str = "allure-results",
+    verdict: str = "",
+) -> dict:
     """executor.json: who ran the build (Allure shows it on the overview and orders trends by
-    ``buildOrder``): the CI's build number, name and URL on GitHub or GitLab, else a counter."""
+    ``buildOrder``): the CI's build number, name and URL on GitHub or GitLab, else a counter.
+    ``reportName`` is the overview's title (unless ``allure generate --name`` gives one): the verdict line."""
     env = os.environ if env is None else env
     ci = ci_build(env)
+    name = f"nicrobust {verdict}" if verdict else "nicrobust robustness gate"
     if ci:
-        return {"name": "pytest-nicrobust", "reportName": "nicrobust robustness gate", **ci}
+        return {"name": "pytest-nicrobust", "reportName": name, **ci}
     order = build_order if build_order is not None else next_build_order(alluredir)
     return {
         "name": "pytest-nicrobust",
         "type": "pytest",
         "buildName": f"run #{order} ({prov['timestamp']})",
-        "reportName": "nicrobust robustness gate",
+        "reportName": name,
         "buildOrder": order,
     }
 

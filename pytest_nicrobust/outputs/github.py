@@ -20,7 +20,9 @@ import os
 import re
 
 from .summary import (
+    SQUARES,
     binding_gate,
+    cell_square,
     gate_matrix,
     gate_phrase,
     gate_view,
@@ -33,19 +35,11 @@ from .summary import (
 MAX_ROWS = 50  # failing rows in the job summary
 MAX_ANNOTATIONS = 10  # GitHub shows 10 error annotations per step
 BUDGET = 900_000  # bytes; GitHub refuses a step summary over 1 MiB
-MARK = (("🟥", "over the limit"), ("🟧", "< 20 % headroom"), ("🟨", "< 50 %"), ("🟩", "≥ 50 %"), ("⬜", "no limit"))
 
 
 def _md(text) -> str:
     """A table cell's text: pipes escaped, no line breaks."""
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def mark(h: float | None) -> str:
-    """The colour of a headroom as a square (the HTML matrix's colours: red, orange, yellow, green, grey)."""
-    if h is None:
-        return MARK[4][0]
-    return MARK[0][0] if h < 0 else MARK[1][0] if h < 0.2 else MARK[2][0] if h < 0.5 else MARK[3][0]
 
 
 def _failing(results: list[dict]) -> list[dict]:
@@ -95,11 +89,9 @@ def _matrix(results: list[dict]) -> list[str]:
             if cell is None:
                 cells.append("")
                 continue
-            failed = cell.get("outcome") in ("failed", "error")
-            square = mark(cell.get("headroom")) if "metric" in cell else (MARK[0][0] if failed else MARK[4][0])
-            cells.append(square + " " + "<br>".join(_md(line) for line in matrix_cell_lines(cell)))
+            cells.append(cell_square(cell) + " " + "<br>".join(_md(line) for line in matrix_cell_lines(cell)))
         lines.append(f"| {_md(row)} | " + " | ".join(cells) + " |")
-    lines += ["", " · ".join(f"{square} {meaning}" for square, meaning in MARK), ""]
+    lines += ["", " · ".join(f"{square} {meaning}" for square, meaning in SQUARES), ""]
     return lines
 
 

@@ -300,13 +300,48 @@ def _html_table(rows: list[dict]) -> str:
     return f"<table border=1 cellpadding=3 style='border-collapse:collapse;font:12px sans-serif'><tr>{head}</tr>{body}</table>"
 
 
+SQUARES = (("🟥", "over the limit"), ("🟧", "< 20 % headroom"), ("🟨", "< 50 %"), ("🟩", "≥ 50 %"), ("⬜", "no limit"))
+
+
+def square(h: float | None) -> str:
+    """A headroom's colour as a character, for pages without styles (Allure's descriptions, Markdown)."""
+    if h is None:
+        return SQUARES[4][0]
+    return SQUARES[0][0] if h < 0 else SQUARES[1][0] if h < 0.2 else SQUARES[2][0] if h < 0.5 else SQUARES[3][0]
+
+
+def cell_square(cell: dict) -> str:
+    if "metric" in cell:
+        return square(cell["headroom"])
+    return SQUARES[0][0] if cell.get("outcome") in ("failed", "error") else SQUARES[4][0]
+
+
+def _matrix_plain_html(matrix: dict) -> str:
+    """The gate matrix as a bare table (Allure strips styles from descriptions: the colours are squares)."""
+    if not matrix.get("rows"):
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix["columns"])
+    rows = ""
+    for row in matrix["rows"]:
+        cells = ""
+        for column in matrix["columns"]:
+            cell = matrix["cells"][row].get(column)
+            text = (
+                "" if cell is None else cell_square(cell) + " " + "<br>".join(map(html.escape, matrix_cell_lines(cell)))
+            )
+            cells += f"<td>{text}</td>"
+        rows += f"<tr><th>{html.escape(row)}</th>{cells}</tr>"
+    legend = " · ".join(f"{s} {meaning}" for s, meaning in SQUARES)
+    return f"<p><b>Gate matrix</b> (each test's binding gate, mean / limit)</p><table><tr><th></th>{head}</tr>{rows}</table><p>{legend}</p>"
+
+
 def description_html(summary: dict, results: list[dict]) -> str:
-    """The run summary's Allure description: a list (Allure sanitises descriptions, see test_page.py);
-    the coloured gate matrix is its first attachment."""
+    """The run summary's Allure description: the verdict, the gate matrix as a plain table (Allure
+    sanitises descriptions, see test_page.py: no colours, so squares mark them), then a list; the
+    coloured matrix and the score card are its first attachment."""
     items = [
-        f"<b>{html.escape(summary.get('verdict_line', ''))}</b>",
-        "The gate matrix (coloured by headroom, worst case first) and the score card are in the first "
-        "attachment below, the transfer heatmaps after it.",
+        "The coloured gate matrix and the score card are in the first attachment below, the transfer "
+        "heatmaps after it.",
     ]
     for card in summary.get("score_card", []):
         for w in card["worst_case"]:
@@ -319,7 +354,9 @@ def description_html(summary: dict, results: list[dict]) -> str:
     crashed = [r["name"] for r in results if r.get("kind") == "crashed"]
     if crashed:
         items.append("crashed (no result): " + ", ".join(html.escape(n) for n in crashed))
-    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+    verdict = f"<p><b>{html.escape(summary.get('verdict_line', ''))}</b></p>"
+    matrix = _matrix_plain_html(summary.get("gate_matrix", {}))
+    return verdict + matrix + "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
 def summary_html(summary: dict) -> str:

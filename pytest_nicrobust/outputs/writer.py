@@ -117,9 +117,11 @@ def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files
     allure_run.write_json(alluredir, "categories.json", allure_run.categories())
     if run_files:
         allure_run.write_environment(alluredir, allure_run.environment(prov, results))
-        allure_run.write_json(alluredir, "executor.json", allure_run.executor(prov, alluredir=alluredir))
-        page = summary.summary_html(out.extras.get("summary", {}))
         status, message = summary.verdict(results)
+        allure_run.write_json(
+            alluredir, "executor.json", allure_run.executor(prov, alluredir=alluredir, verdict=message)
+        )
+        page = summary.summary_html(out.extras.get("summary", {}))
         shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
         allure_run.write_run_result(
             alluredir,

@@ -38,13 +38,13 @@ def unit_of(metric: str) -> str:
 
 
 def failure_summary(codec: str, gates: list[GateResult]) -> str:
-    """The status line of a failed test, for the gate most over its limit, with its numbers:
-    ``delta_psnr [adaptive] over its limit: codec[q3]: 7.31 dB > limit 6 dB, over by 1.31 dB (22 %)``.
-    Allure's categories match its first words (metric, mode, what); the numbers follow the codec."""
+    """The status line of a failed test: the gate most over its limit and the codec, without numbers,
+    ``delta_psnr over its limit: codec[q3]``. Allure matches its first words to a category and groups a
+    category's failures by this whole line: one group per metric and codec, not one per test (the
+    numbers, and the mode of a defended test, are in the failure text and on the test's page)."""
     worst = min((g for g in gates if not g.passed), key=lambda g: headroom(g.value, g.limit))
-    mode = mode_suffix(worst.mode)
     what = "worse than the baseline allows" if worst.kind == "regression" else "over its limit"
-    return f"{worst.metric}{mode} {what}: {codec}: {worst.numbers()}"
+    return f"{worst.metric} {what}: {codec}"
 
 
 @dataclass(frozen=True)

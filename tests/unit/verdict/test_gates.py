@@ -51,7 +51,7 @@ def test_failure_message_and_summary_name_the_worst_gate():
     # the status line (Allure's red box) carries the value, the limit and how far over
     assert (
         failure_summary("codec[q3]", gates)
-        == "bitrate_increase [adaptive] over its limit: codec[q3]: 3 > limit 1, over by 2 (200 %)"
+        == "bitrate_increase over its limit: codec[q3]"  # no numbers: Allure groups failures by this line
     )
     message = failure_message("codec[q3-pgd]", 4, gates)
     assert message.splitlines()[0] == "codec[q3-pgd]: 2 gate(s) failed (mean over 4 image(s)):"
