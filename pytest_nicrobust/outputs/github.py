@@ -124,8 +124,9 @@ def _where(suite: str | None, codec: str, root: str, lines_of: dict) -> str:
     """``file=…[,line=…]`` of a test's suite, relative to the repository (the line of its codec's table)."""
     if not suite:
         return ""
-    rel = os.path.relpath(suite, root) if os.path.abspath(suite).startswith(os.path.abspath(root) + os.sep) else suite
+    rel = _in_repository(suite, root)
     where = f"file={_property(rel)}"
+    suite = os.path.join(root, rel)
     if suite not in lines_of:
         try:
             with open(suite, encoding="utf-8") as f:
@@ -137,6 +138,19 @@ def _where(suite: str | None, codec: str, root: str, lines_of: dict) -> str:
         if re.match(rf'\s*(name|model)\s*=\s*"{label}"', text):
             return f"{where},line={number}"
     return where
+
+
+def _in_repository(suite: str, root: str) -> str:
+    """The suite's path in the repository: relative to ``root``; for a shard's record written on another
+    runner (another workspace), the longest tail of its path that exists under ``root``; else its name."""
+    if os.path.abspath(suite).startswith(os.path.abspath(root) + os.sep):
+        return os.path.relpath(suite, root)
+    parts = os.path.normpath(suite).split(os.sep)
+    for i in range(1, len(parts)):
+        tail = os.path.join(*parts[i:])
+        if os.path.isfile(os.path.join(root, tail)):
+            return tail
+    return os.path.basename(suite)
 
 
 def annotations(results: list[dict], root: str) -> list[str]:
