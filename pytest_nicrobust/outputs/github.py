@@ -28,6 +28,7 @@ from .summary import (
     gate_view,
     headroom,
     matrix_cell_lines,
+    room_text,
     verdict_facts,
     verdict_line,
 )
@@ -65,7 +66,7 @@ def _failing_rows(results: list[dict]) -> list[str]:
         limit = f"change ≤ {v['allowed']:.4g}{u}" if v["kind"] == "regression" else f"{v['limit']:g}{u}"
         value = "NaN" if v["value"] is None or v["value"] != v["value"] else f"{v['value']:.4g}{u}"
         over = "" if v["value"] is None or v["value"] != v["value"] else f"{v['over']:.3g}{u}"
-        room = f"{100 * v['headroom']:.0f} %" if v["headroom"] == v["headroom"] and abs(v["headroom"]) < 1e9 else ""
+        room = room_text(v)
         lines.append(f"| {_md(r['name'])} | {_md(name)} | {value} | {limit} | {over} | {room} |")
     if len(failing) > MAX_ROWS:
         lines.append(f"\n… and {len(failing) - MAX_ROWS} more (every test is in the results JSON)")

@@ -250,14 +250,16 @@ def matrix_cell_lines(cell: dict) -> list[str]:
     value = cell.get("value")
     if not math.isfinite(cell["headroom"]) or value is None:
         return [name, "NaN"]
+    edge = cell["allowed"] if cell.get("kind") == "regression" else cell["limit"]
+    room = "limit 0" if abs(edge) <= 1e-12 else f"headroom {100 * cell['headroom']:.0f} %"  # no share of 0
     if cell.get("kind") == "regression":  # the mean, the baseline's and the change, each named
         return [
             f"{name} vs baseline",
             f"{value:.3g} {u} (baseline {cell['baseline']:.3g})",
             f"change {cell['change']:+.3g}, allowed +{cell['allowed']:.3g}",
-            f"headroom {100 * cell['headroom']:.0f} %",
+            room,
         ]
-    lines = [name, f"{value:.3g} / {cell['limit']:g} {u}", f"headroom {100 * cell['headroom']:.0f} %"]
+    lines = [name, f"{value:.3g} / {cell['limit']:g} {u}", room]
     if "change" in cell:
         lines.append(
             f"baseline {cell['baseline']:.3g}, change {cell['change']:+.3g}"
