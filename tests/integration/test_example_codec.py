@@ -67,7 +67,8 @@ def test_both_versions_stay_apart_in_every_output(run):
     step = {t["codec"]["step"] for t in doc["tests"] if t["codec"]["label"] == "tinydct-v1"}
     assert step == {1.0}, "the suite's extra key reached the factory"
     env = (out / "allure" / "environment.properties").read_text()
-    assert "codec.tinydct-v1[2].weights=" in env and "codec.tinydct-v2[s0.6].sha256=" in env
+    # Environment names each version's weights by file, relative to where the run started.
+    assert "codec.tinydct-v1[2]=weights/v1.pt" in env and "codec.tinydct-v2[s0.6]=weights/v2.pt" in env
     group = next(g for g in doc["transfer"] if g.startswith("pgd[eps7]-recon_error"))
     assert {"tinydct-v1[q2]", "tinydct-v2[q2]", "tinydct-v1[s0.6]", "tinydct-v2[s0.6]"} <= set(
         doc["transfer"][group]["sources"]
