@@ -43,8 +43,9 @@ def suite_tests(config, path: str, display: str) -> list:
     """The tests a suite file makes (cases, worst cases, transfer cells), before ordering and selection."""
     session = config.stash[SESSION]
     suite = parse_suite(path, display=display, thresholds=session.thresholds, metrics=session.metrics)
-    tests = suite.cases + suite.worst_cases
-    if suite.transfer and not config.getoption("nicrobust_no_transfer"):
+    transfer = suite.transfer and not config.getoption("nicrobust_no_transfer")
+    tests = suite.cases + suite.worst_cases(transfer)
+    if transfer:
         tests += transfer_cases(suite.cases)
     return tests
 

@@ -65,6 +65,16 @@ def parse_summary(text: str) -> str:
     return text
 
 
+POLICY_CHOICES = ("warn", "fail")
+
+
+def parse_policy(text: str) -> str:
+    """--nicrobust-masking / --nicrobust-convergence: a suspicion is a warning (default) or a failure."""
+    if text not in POLICY_CHOICES:
+        raise ValueError(f"expected one of {', '.join(POLICY_CHOICES)}, got {text!r}")
+    return text
+
+
 def add_options(parser) -> None:
     parser.addini(
         "nicrobust_suites",
@@ -172,6 +182,22 @@ def add_options(parser) -> None:
         default="worst",
         metavar="failed|worst|all",
         help="terminal gate table: failing tests only, failures and the closest passes (default), or every test",
+    )
+    add(
+        "--nicrobust-masking",
+        type=_checked(parse_policy),
+        default="warn",
+        metavar="warn|fail",
+        help="a worst case that suspects gradient masking (docs/method.md, What a pass means): a warning the "
+        "verdict line repeats (default), or a failure",
+    )
+    add(
+        "--nicrobust-convergence",
+        type=_checked(parse_policy),
+        default="warn",
+        metavar="warn|fail",
+        help="a test whose attack had not converged (its objective still rose in the last quarter of its steps): "
+        "a warning (default), or a failure",
     )
     add(
         "--nicrobust-compare",

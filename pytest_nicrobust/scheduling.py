@@ -13,7 +13,8 @@ first), that is *ready* for it:
 * every adversarial image it needs (its ``tokens``: the undefended x' of a (codec, attack,
   dataset) is shared by all defenses of that attack, by its transfer cells and by the worst
   case) is already made (a test that needs it has ended) or is being made only by this worker;
-* a worst case's members have ended, or are queued before it on this worker.
+* a worst case's members (and the other codecs' cases whose x' it reads) have ended, or are
+  queued before it on this worker.
 
 Only when no test is ready (the last minutes of a run, when everything left needs an image the
 other worker is making) does a worker take the first test left; it may then wait, which the
@@ -33,7 +34,7 @@ def tokens(case) -> set:
     if case.kind == "transfer":
         return tokens(case.source)
     if case.kind == "worst-case":
-        return set().union(*(tokens(m) for m in case.members))
+        return set().union(*(tokens(m) for m in case.members + case.sources))
     return set()
 
 
@@ -44,8 +45,9 @@ class Plan:
     def __init__(self, cases: list):
         self.needs = [tokens(c) if c is not None else set() for c in cases]
         index = {(c.suite, c.name): i for i, c in enumerate(cases) if c is not None}
+        # a worst case waits for its members and for the other codecs' cases whose x' it reads
         self.members = [
-            [index[(m.suite, m.name)] for m in c.members if (m.suite, m.name) in index]
+            [index[(m.suite, m.name)] for m in c.members + c.sources if (m.suite, m.name) in index]
             if c is not None and c.kind == "worst-case"
             else []
             for c in cases

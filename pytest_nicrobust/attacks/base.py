@@ -60,12 +60,14 @@ class Attack:
         self.proxy = proxy
         self.seed = int(seed)
         self.generator: torch.Generator | None = None
+        self.trace: list[torch.Tensor] = []  # the objective of every image at each step (see record)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name}: expected images (N,3,H,W), got shape {tuple(x.shape)}")
         self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
         self.steps_done = 0
+        self.trace = []
         try:
             with torch.enable_grad():
                 x_adv = self.perturb(x.detach())
@@ -75,6 +77,17 @@ class Attack:
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def record(self, value: torch.Tensor) -> None:
+        """Keep the objective of each image at this step (the attack's loss curve, judged by
+        :mod:`pytest_nicrobust.attacks.convergence`)."""
+        self.trace.append(value.detach().double().cpu().reshape(-1))
+
+    def image_traces(self) -> list[list[float]]:
+        """The objective per step of each image of the last call (empty for an attack without steps)."""
+        if not self.trace:
+            return []
+        return [[float(step[i]) for step in self.trace] for i in range(self.trace[0].numel())]
 
     # -- helpers for subclasses -------------------------------------------------
 
@@ -112,7 +125,11 @@ class Attack:
         value = self.objective_value(x, x_adv, rec_clean)
         step = getattr(self, "steps_done", 0)
         check_finite_step("objective", step, value if value.ndim else value.reshape(1))
-        (grad,) = torch.autograd.grad(value.sum(), x_adv)
+        self.record(value)
+        if value.requires_grad:
+            (grad,) = torch.autograd.grad(value.sum(), x_adv)
+        else:  # no path from the objective back to the input: a zero gradient (the masking checks name it)
+            grad = torch.zeros_like(x_adv)
         check_finite_step("objective's gradient", step, grad)
         self.steps_done = step + 1
         return value.detach(), grad

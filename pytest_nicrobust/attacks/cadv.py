@@ -143,5 +143,11 @@ class CAdv(Attack):
             return x_adv, self.objective_value(x, x_adv, rec_clean)
 
         return adam_ascent(
-            delta, self.lr, self.steps, evaluate, lambda: delta.clamp_(-self.chroma_eps, self.chroma_eps), start=x
+            delta,
+            self.lr,
+            self.steps,
+            evaluate,
+            lambda: delta.clamp_(-self.chroma_eps, self.chroma_eps),
+            start=x,
+            record=self.record,
         )

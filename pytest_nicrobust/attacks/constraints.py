@@ -97,14 +97,15 @@ class Best:
             self.x = torch.where(_view(better, x_adv).bool(), x_adv.detach(), self.x)
 
 
-def adam_ascent(param, lr, steps, evaluate, project, start):
+def adam_ascent(param, lr, steps, evaluate, project, start, record=None):
     """Adam on ``param`` to raise the per-image score; returns the best iterate per image.
 
     ``evaluate()`` gives ``(x_adv, score)`` for the current ``param``; ``project()`` puts
     ``param`` back inside its constraint after each step (run without grad). ``steps + 1``
     iterates are scored, so the last step is not wasted; ``start`` is kept for an image
-    where no iterate beats it. A NaN or infinite score or gradient raises
-    :class:`~pytest_nicrobust.attacks.base.AttackNonFiniteError` (never a silently weaker attack).
+    where no iterate beats it; ``record(score)`` is called with every score (the loss curve). A
+    NaN or infinite score or gradient raises :class:`~pytest_nicrobust.attacks.base.AttackNonFiniteError`
+    (never a silently weaker attack).
     """
     from .base import check_finite_step
 
@@ -114,11 +115,14 @@ def adam_ascent(param, lr, steps, evaluate, project, start):
         with torch.set_grad_enabled(step < steps):  # the last iterate is only scored: no graph
             x_adv, score = evaluate()
         check_finite_step("objective", step, score if score.ndim else score.reshape(1))
+        if record is not None:
+            record(score)
         best.update(x_adv, score)
         if step == steps:
             break
         opt.zero_grad(set_to_none=True)
-        (-score.sum()).backward()
+        if score.requires_grad:  # else no path back to the input: Adam leaves the parameter where it is
+            (-score.sum()).backward()
         if param.grad is not None:
             grad = param.grad if param.grad.shape[:1] == score.shape[:1] else param.grad.reshape(1, -1)
             check_finite_step("objective's gradient", step, grad)

@@ -67,6 +67,12 @@ class FTDA(Attack):
             return x_adv, self.objective_value(x, x_adv, rec_clean)
 
         best = adam_ascent(
-            w, self.lr, self.steps, evaluate, lambda: w.copy_(shrink_to_rmse(x, budget * w, budget) / budget), start=x
+            w,
+            self.lr,
+            self.steps,
+            evaluate,
+            lambda: w.copy_(shrink_to_rmse(x, budget * w, budget) / budget),
+            start=x,
+            record=self.record,
         )
         return fit_rmse(x, best, budget, quantize=self.quantize)

@@ -1,7 +1,10 @@
 """Attack registry and named presets (pure data: read at collection, no torch).
 
-Keys per attack: module, class, paper, presets, and optionally ``uses_objective = False``
-(the noise baseline: it ignores the codec, so one test, not one per objective).
+Keys per attack: module, class, paper, presets, ``budget`` (the kind of budget and the preset key
+that holds it: attacks of one kind and value are compared by the gradient-masking checks and swept
+by curves), ``gradient`` (False for the attacks that never differentiate the codec: the noise
+baseline and the query attack) and optionally ``uses_objective = False`` (the noise baseline: it
+ignores the codec, so one test, not one per objective).
 
 Budgets follow the paper (arXiv 2411.11795) and NIC-RobustBench's published presets. A suite entry may
 override any preset parameter by name (``steps = 2`` for a quick run); :data:`PARAMETERS`
@@ -35,19 +38,47 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "module": "ifgsm",
         "class": "IFGSM",
         "paper": "Kurakin et al. 2017",
+        "budget": ("linf", "eps"),
+        "gradient": True,
         "presets": _LINF,
     },
     "pgd": {
         "module": "pgd",
         "class": "PGD",
         "paper": "Madry et al. 2018",
+        "budget": ("linf", "eps"),
+        "gradient": True,
         "presets": _LINF,
+    },
+    # Croce & Hein's step-size schedule and momentum; alpha of the L-inf presets is ignored (see apgd.py)
+    "apgd": {
+        "module": "apgd",
+        "class": "APGD",
+        "paper": "Croce & Hein, ICML 2020",
+        "budget": ("linf", "eps"),
+        "gradient": True,
+        "presets": _LINF,
+    },
+    # gradient-free: random search over the L-inf ball's corners, queries to the real round trip
+    "square": {
+        "module": "square",
+        "class": "Square",
+        "paper": "Andriushchenko et al., ECCV 2020",
+        "budget": ("linf", "eps"),
+        "gradient": False,
+        "presets": {
+            "eps7": {"eps": 7 / 255, "queries": 100},
+            "eps5": {"eps": 5 / 255, "queries": 100},
+            "eps7-q1000": {"eps": 7 / 255, "queries": 1000},
+        },
     },
     # MSE budget tau on x' - x; lr in units of sqrt(tau) (see ftda.py)
     "ftda": {
         "module": "ftda",
         "class": "FTDA",
         "paper": "Chen & Ma, TCSVT 2023",
+        "budget": ("mse", "tau"),
+        "gradient": True,
         "presets": {
             "tau6e-4": {"tau": 6e-4, "lr": 0.2, "steps": 100},
             "tau3e-4": {"tau": 3e-4, "lr": 0.15, "steps": 100},
@@ -59,6 +90,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "module": "madc",
         "class": "MADC",
         "paper": "Wang & Simoncelli 2008",
+        "budget": ("rmse", "eps"),
+        "gradient": True,
         "presets": {
             "rmse7": {"eps": 7 / 255, "alpha": 2 / 255, "steps": 25},
             "rmse5": {"eps": 5 / 255, "alpha": 1.5 / 255, "steps": 25},
@@ -69,6 +102,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "module": "madc",
         "class": "MADCLinf",
         "paper": "Wang & Simoncelli 2008",
+        "budget": ("linf", "eps"),
+        "gradient": True,
         "presets": {
             "eps7": {"eps": 7 / 255, "alpha": 1 / 255, "steps": 30},
             "eps5": {"eps": 5 / 255, "alpha": 1 / 255, "steps": 30},
@@ -79,6 +114,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "module": "ssah",
         "class": "SSAH",
         "paper": "Luo et al., CVPR 2022",
+        "budget": ("linf", "eps"),
+        "gradient": True,
         "presets": {
             "lr0.2": {"lr": 0.2, "lambda_lf": 0.1, "steps": 50, "eps": 8 / 255},
             "lr0.15-lf0.2": {"lr": 0.15, "lambda_lf": 0.2, "steps": 50, "eps": 8 / 255},
@@ -91,6 +128,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "module": "cadv",
         "class": "CAdv",
         "paper": "Bhattad et al., ICLR 2020",
+        "budget": ("chroma", "chroma_eps"),
+        "gradient": True,
         "presets": {
             "default": {"lr": 0.005, "steps": 50, "chroma_eps": 0.1},
             "fast": {"lr": 0.01, "steps": 30, "chroma_eps": 0.1},
@@ -102,6 +141,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "module": "noise",
         "class": "GaussianNoise",
         "paper": "baseline (NIC-RobustBench random-noise)",
+        "budget": ("linf", "eps"),
+        "gradient": False,
         "uses_objective": False,
         "presets": {
             "eps7": {"eps": 7 / 255, "sigma": 7 / 255},
@@ -111,6 +152,11 @@ ATTACKS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+# The sanity check of the gradient-masking checks (verdict/masking.py): a white-box attack without a budget
+# (PGD with eps = 1, five steps of 0.1) must wreck the reconstruction. On the shipped codecs at 256² it drives
+# PSNR(x', C(x')) to 6.4 dB, where a uniform-noise image gets 11.1 dB.
+UNBOUNDED = ("pgd", "eps7", {"eps": 1.0, "alpha": 0.1, "steps": 5})
 
 # A suite naming no objectives runs, in this order, those aligned with the metrics it gates.
 ALIGNED_ORDER = ("recon_error", "msssim_error", "bitrate", "recon_shift", "msssim_shift")
@@ -135,6 +181,10 @@ PARAMETERS = {
     "sigma": _NON_NEGATIVE,
     "init_std": _NON_NEGATIVE,
     "quantize": (lambda v: v in (0, 1), "0 or 1"),
+    "queries": _COUNT,
+    "p_init": (lambda v: 0 < v <= 1, "a share in (0, 1]"),
+    "momentum": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "rho": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
 }
 
 
@@ -148,6 +198,18 @@ def check_parameter(key: str, value) -> str | None:
 
 def uses_objective(attack: str) -> bool:
     return ATTACKS[attack].get("uses_objective", True)
+
+
+def white_box(attack: str) -> bool:
+    """Whether the attack follows the codec's gradient (the ones a masked gradient can mislead)."""
+    return bool(ATTACKS[attack]["gradient"])
+
+
+def budget_of(attack: str, params: dict) -> tuple[str, float]:
+    """(kind, value) of an attack's budget: ("linf", 7/255) for PGD's eps7; attacks with the same
+    pair face the same attacker's constraint."""
+    kind, key = ATTACKS[attack]["budget"]
+    return kind, float(params[key])
 
 
 def parse_objective(text: str) -> tuple[str, str]:

@@ -81,4 +81,4 @@ class SSAH(Attack):
             capped = self._cap((torch.tanh(w) / (1 - _EDGE) + 1) / 2, bounds)
             w.copy_(torch.atanh((2 * capped - 1) * (1 - _EDGE)))
 
-        return adam_ascent(w, self.lr, self.steps, evaluate, project, start=x)
+        return adam_ascent(w, self.lr, self.steps, evaluate, project, start=x, record=self.record)

@@ -156,9 +156,11 @@ class Case:
 
 @dataclass(frozen=True)
 class WorstCase:
-    """The per-image worst over every attack and objective of a suite, for one (codec, dataset, defense)."""
+    """The per-image worst over every x' that reached one (codec, dataset, defense) in a suite: its own
+    attacks and objectives and, undefended, the x' the other codecs' attacks made (their transfer cells)."""
 
     members: tuple  # the Cases it takes the worst over
+    sources: tuple = ()  # other codecs' undefended Cases whose x' it measures too (with transfer on)
 
     kind = "worst-case"
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 from ..attacks.presets import (
@@ -75,12 +75,26 @@ class Suite:
     worst_case: bool = True  # one worst-case item per (codec, dataset, defense)
     cases: list[Case] = field(default_factory=list)
 
-    @property
-    def worst_cases(self) -> list[WorstCase]:
+    def worst_cases(self, transfer: bool = True) -> list[WorstCase]:
+        """One per (codec, dataset, defense); an undefended one also takes the x' of the other codecs'
+        attacks (every one that follows a gradient or queries) when transfer is on."""
+        if not self.worst_case:
+            return []
         groups: dict = {}
         for case in self.cases:
             groups.setdefault((case.codec, case.dataset, case.defense), []).append(case)
-        return [WorstCase(tuple(members)) for members in groups.values()] if self.worst_case else []
+        sources = [
+            c for c in dict.fromkeys(replace(c, defense="none") for c in self.cases) if uses_objective(c.attack.name)
+        ]
+        out = []
+        for (codec, dataset, defense), members in groups.items():
+            theirs = (
+                [c for c in sources if c.codec != codec and c.dataset == dataset]
+                if transfer and defense == "none"
+                else []
+            )
+            out.append(WorstCase(tuple(members), tuple(theirs)))
+        return out
 
 
 def _fail(path, key, message):

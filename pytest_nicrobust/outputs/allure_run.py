@@ -35,6 +35,16 @@ def categories() -> list[dict]:
     ]
     cats += [
         {
+            "name": "gradient masking",
+            "matchedStatuses": ["failed"],
+            "messageRegex": r"(?s).*gradient masking suspected.*",
+        },
+        {
+            "name": "attack not converged",
+            "matchedStatuses": ["failed"],
+            "messageRegex": r"(?s).*attack not converged.*",
+        },
+        {
             "name": "worse than the baseline",
             "matchedStatuses": ["failed"],
             "messageRegex": gate(r"\S+", "worse than the baseline allows"),

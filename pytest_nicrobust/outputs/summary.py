@@ -109,6 +109,11 @@ def verdict_facts(results: list[dict]) -> dict:
             1 for r in results if any(g.get("kind") == "regression" and not g["passed"] for g in r.get("gates", []))
         ),
         "worst": None,
+        # codecs a worst case suspects of gradient masking; tests whose attack had not converged
+        "masking": sorted({item["codec"] for r in results for item in r.get("masking") or []}),
+        "not_converged": sum(
+            1 for r in results if any(w.startswith("attack not converged") for w in r.get("warnings") or [])
+        ),
     }
     if gated:
         r = min(gated, key=lambda r: headroom(binding_gate(r)))
@@ -131,7 +136,10 @@ def verdict_line(facts: dict) -> tuple[str, str]:
         where = (
             f"; {'worst' if w['over'] > 0 else 'closest'}: {gate_phrase(w)} (headroom {room_text(w)}) in {w['test']}"
         )
-    return status, f"{word}: {counts}{where}"
+    warned = f"; gradient masking suspected on {', '.join(facts['masking'])}" if facts.get("masking") else ""
+    if facts.get("not_converged"):
+        warned += f"; {facts['not_converged']} test(s) whose attack had not converged"
+    return status, f"{word}: {counts}{where}{warned}"
 
 
 def verdict(results: list[dict]) -> tuple[str, str]:

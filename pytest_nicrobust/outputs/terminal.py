@@ -172,6 +172,8 @@ def write(tr, results: list[dict], writer) -> None:
             f"transfer: {len(transfer)} cells, {failed} failed{closest} (matrices in the JSON and the report)",
             **({"red": True} if failed else {}),
         )
+    for line in warning_lines(results):
+        tr.write_line(line, yellow=True)
     ungated = sum(1 for r in results if r.get("outcome") == "skipped")
     if ungated:
         tr.write_line(
@@ -207,3 +209,20 @@ def write(tr, results: list[dict], writer) -> None:
     for path in writer.written:
         tr.write_line(f"written: {path}")
     _verdict(tr, results)
+
+
+def warning_lines(results: list[dict]) -> list[str]:
+    """The run's gradient-masking suspicions (each line names the codec, the check and the numbers) and
+    a count of the tests whose attack had not converged, with the option that makes either a failure."""
+    suspected = [item for r in results for item in r.get("masking") or []]
+    late = [r["name"] for r in results if any(w.startswith("attack not converged") for w in r.get("warnings") or [])]
+    lines = [f"warning: {item['line']}" for item in suspected]
+    if suspected:
+        lines.append("  (what a pass means and how to read this: docs/method.md; --nicrobust-masking=fail fails them)")
+    if late:
+        shown = ", ".join(late[:5]) + (f", … ({len(late) - 5} more)" if len(late) > 5 else "")
+        lines.append(
+            f"warning: {len(late)} test(s) whose attack had not converged (its objective still rose in the last "
+            f"quarter of its steps; more steps may find more): {shown}; --nicrobust-convergence=fail fails them"
+        )
+    return lines

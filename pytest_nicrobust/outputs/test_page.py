@@ -83,6 +83,8 @@ def gates_html(result: dict, gates: list) -> str:
         items.append("<b>Codec weights: random initialisation</b>: these numbers say nothing about a trained model.")
     if not gates:
         items.append("<b>No limit in thresholds.toml applies</b>: measured, not gated (reported as skipped).")
+    for line in result.get("warnings") or []:  # gradient masking, an attack that had not converged
+        items.append(f"<b>warning</b>: {html.escape(line)}")
     for g in sorted(gates, key=lambda g: (g.passed, g.value - g.limit if g.value == g.value else -1e300)):
         mode = html.escape(mode_suffix(g.mode))  # failures first
         room = "NaN" if g.value != g.value else f"{100 * (g.limit - g.value) / max(abs(g.limit), 1e-9):.0f} %"
@@ -272,3 +274,39 @@ def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:
 def attach_picture(name: str, jpeg: bytes) -> None:
     if allure:
         allure.attach(jpeg, name=name, attachment_type=allure.attachment_type.JPG)
+
+
+def convergence_png(result: dict) -> bytes | None:
+    """The attack's objective per step, one line per image (thin) and their mean (thick), per mode;
+    None without matplotlib or without a curve."""
+    curves = {m: b["convergence"] for m, b in (result.get("modes") or {}).items() if b.get("convergence")}
+    if not curves:
+        return None
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(4.2 * len(curves), 3.0))
+    for k, (mode, curve) in enumerate(curves.items()):
+        ax = fig.add_subplot(1, len(curves), k + 1)
+        for name, values in curve["per_image"].items():
+            ax.plot(values, linewidth=0.8, alpha=0.6, label=name[:24])
+        ax.plot(curve["mean"], color="black", linewidth=2, label="mean")
+        state = "converged" if curve["converged"] else "NOT converged"
+        ax.set_title(f"{mode}: {curve['objective']} ({state})", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def attach_convergence(result: dict) -> None:
+    """The loss curve of the test's attack on its page (Carlini et al. 2019, §5: show that it flattened)."""
+    if allure:
+        png = convergence_png(result)
+        if png:
+            allure.attach(png, name="objective per step", attachment_type=allure.attachment_type.PNG)

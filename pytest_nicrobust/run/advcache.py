@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import stat
@@ -144,14 +145,36 @@ class AdvCache:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def put(self, key, pixels: np.ndarray) -> None:
+    def put(self, key, pixels: np.ndarray, trace: list[float] | None = None) -> None:
+        """Store x' (and, for an attack with steps, its objective per step: the convergence record
+        of a test that later reads x' from here)."""
         from PIL import Image
 
         if not self.root:
             return
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(pixels).save(f, format="PNG")
-        os.replace(tmp, path)
+        if trace:
+            _atomic_write(path[: -len(".png")] + ".trace.json", json.dumps(trace).encode())
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        _atomic_write(path, buf.getvalue())
+
+    def trace(self, key) -> list[float] | None:
+        """The objective per step stored with an entry, or None (no steps, an older entry, unreadable)."""
+        if not self.root:
+            return None
+        try:
+            with open(self._path(key)[: -len(".png")] + ".trace.json") as f:
+                values = json.load(f)
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        return [float(v) for v in values] if ok else None
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)

@@ -22,4 +22,4 @@ def run_case(case, ctx, result: dict, defense=None) -> None:
     finish_means(result, case.gated_modes)
     raise_errors(case.name, result)
     ctx.measured[case_key(case, seeds)] = {m: b["per_image"] for m, b in result["modes"].items()}
-    conclude(case.name, result, gate_modes(result, case.gated_modes, ctx))
+    conclude(case.name, result, gate_modes(result, case.gated_modes, ctx), ctx)

@@ -42,6 +42,8 @@ class RunContext:
     pictures: bool = False  # attach picture rows (Allure is on)
     baseline: object = None  # a baseline.Baseline with --nicrobust-compare
     compare_fail: dict = field(default_factory=dict)  # allowed changes from --nicrobust-compare-fail
+    masking: str = "warn"  # --nicrobust-masking: a gradient-masking suspicion is a warning or a failure
+    convergence: str = "warn"  # --nicrobust-convergence: an attack that had not converged, likewise
     cache: AdvCache = field(default_factory=lambda: AdvCache(None))
     max_codecs: int = 6  # models kept loaded per worker (a transfer test holds two)
     _codecs: OrderedDict = field(default_factory=OrderedDict)
@@ -183,6 +185,8 @@ def build_context(session) -> RunContext:
         search=(str(config.rootpath),),
         baseline=session.baseline,
         compare_fail=session.compare_fail,
+        masking=config.getoption("nicrobust_masking"),
+        convergence=config.getoption("nicrobust_convergence"),
         image_workers=parallel,
         pictures=bool(getattr(config.option, "allure_report_dir", None)),
     )

@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from dataclasses import dataclass
 
 import torch
 
 from .. import CodecError, datasets
-from ..attacks import build_attack
+from ..attacks import build_attack, convergence
 from ..codecs.base import NonFiniteError, RoundTrip, non_finite_images, round_to_8bit
 from ..metrics.deltas import defense_cost, evaluate, mean_of
 from ..outputs import test_page
@@ -68,13 +69,29 @@ def report_timings(timings: dict) -> None:
                 pass
 
 
-def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None, spent=None, mode="undefended"):
+def attacked(
+    codec,
+    attack_entry,
+    seed,
+    group,
+    x,
+    ctx,
+    defense_name=None,
+    spent=None,
+    mode="undefended",
+    traces=None,
+    cache_only=False,
+):
     """x' (8-bit) for a batch, from the cache when every image is there, else by running the attack.
 
     ``spent`` (a timings dict) gets what happened: ``cache_hit:<mode>`` for a read, ``cache_wait:<mode>``
     for the time blocked while another worker made the same x', ``attack:<mode>`` for the attack run here.
+    ``traces`` (a dict) gets the attack's objective per step of each image, by its index in the batch
+    (kept with x' in the cache, so a test that reads x' reports the same curve). ``cache_only``: None
+    instead of running the attack when x' is not in the cache.
     """
     spent = {} if spent is None else spent
+    traces = {} if traces is None else traces
     start = time.perf_counter()
     attack = build_attack(
         attack_entry.name,
@@ -96,6 +113,10 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None, spent=
     def from_cache():
         cached = [ctx.cache.get(k, within_budget(i)) for i, k in enumerate(keys)]
         if all(c is not None for c in cached):
+            for i, key in enumerate(keys):
+                trace = ctx.cache.trace(key)
+                if trace:
+                    traces[i] = trace
             return datasets.to_tensor([datasets.Image(im.name, c) for im, c in zip(group, cached)]).to(x.device)
         return None
 
@@ -108,6 +129,8 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None, spent=
     if found is not None:
         add("cache_hit", start)
         return found
+    if cache_only:
+        return None
     with ctx.cache.making(keys[0]) as lock:
         if lock.waited:  # another worker held the lock: it was making this x'
             spent[f"cache_wait:{mode}"] = spent.get(f"cache_wait:{mode}", 0.0) + lock.waited
@@ -118,9 +141,13 @@ def attacked(codec, attack_entry, seed, group, x, ctx, defense_name=None, spent=
             return found
         x_adv = round_to_8bit(attack(x))  # an attacker delivers an 8-bit image file
         broken = set(non_finite_images(x_adv))  # NaN gradients: the round trip names these images
+        curves = attack.image_traces()
         for i, (key, im) in enumerate(zip(keys, x_adv)):
+            if curves:
+                traces[i] = curves[i]
             if i not in broken:
-                ctx.cache.put(key, (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+                pixels = (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
+                ctx.cache.put(key, pixels, curves[i] if curves else None)
         add("attack", start)
         return x_adv
 
@@ -179,6 +206,12 @@ def stack(coded: dict, keep: list[int]) -> RoundTrip:
     return RoundTrip(torch.stack([coded[i][0] for i in keep]), [], torch.stack([coded[i][1] for i in keep]))
 
 
+def on_target(target, group, x, x_adv, ctx):
+    """(C(x), C(x'), m(x, C(x))) on a neural target codec: the clean side as every test of the worker has it."""
+    coded, known = ctx.clean(target, group, x, set(), cached=True)
+    return stack(coded, list(range(len(group)))), target.roundtrip(x_adv), known
+
+
 def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: bool = True) -> None:
     """Attack (or fetch x') and measure every image of a case; fill ``out``.
 
@@ -210,28 +243,34 @@ def measure_case(case, codec, images, ctx, seeds, defense, out: dict, pictures: 
     with test_page.step(f"attack, encode + decode, metrics ({len(images)} images)", {}):
         done = ctx.map(work, groups, parallel=ctx.replicable(codec))
         spent_here: dict = {}
-        for *_, spent, _ in done:
-            for key, seconds in spent.items():
+        for batch in done:
+            for key, seconds in batch.spent.items():
                 spent_here[key] = spent_here.get(key, 0.0) + seconds
         report_timings(spent_here)
     attached: dict = {}  # pictures per mode
-    for group, (rows, keep, _bad, shown, spent, error) in zip(groups, done):
-        for key, seconds in spent.items():
+    curves: dict = {mode: {} for mode in out["modes"]}  # {mode: {image: objective per step}}
+    for group, batch in zip(groups, done):
+        rows, keep, error = batch.rows, batch.keep, batch.error
+        for key, seconds in batch.spent.items():
             timings[key] = timings.get(key, 0.0) + seconds
         for mode, mode_rows in rows.items():
             out["modes"][mode]["per_image"] += [{"image": group[i].name, **mode_rows[i]} for i in keep]
+            curves[mode].update({group[i].name: batch.traces[mode][i] for i in keep if i in batch.traces.get(mode, {})})
         if "defense" in out and keep:
             out["defense"]["per_image"] += defense_cost(
                 [rows["undefended"][i] | {"image": group[i].name} for i in keep],
                 [rows["non-adaptive"][i] for i in keep],
             )
-        for (title, mode), tensors in shown:
+        for (title, mode), tensors in batch.shown:
             if attached.get(mode, 0) < ctx.keep_pictures:
                 attached[mode] = attached.get(mode, 0) + 1
                 test_page.attach_picture(title, test_page.picture_row(*tensors))
         if error is not None:  # this batch's failing images are named; the others were measured
             which = getattr(error, "images", None) or range(len(group))
             out["errors"].append({"images": [group[i].name for i in which], "error": f"{error.category}: {error}"})
+    for mode, traces in curves.items():
+        if traces:
+            out["modes"][mode]["convergence"] = convergence.summary(traces, case.attack.objective)
 
 
 @contextlib.contextmanager
@@ -244,17 +283,32 @@ def timed(key: str, timings: dict):
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
 
 
-def _measure_group(case, group, modes, ctx, seed, pictures):
-    """(rows per mode, images kept, images failed, pictures, timings, CodecError or None) of one batch.
+@dataclass
+class Measured:
+    """What one batch of a case gave (made in a worker thread, read in the main one)."""
+
+    rows: dict  # {mode: {image index: row}}
+    keep: list  # images measured in every mode
+    bad: set  # images the codec failed on
+    shown: list  # pictures to attach: ((title, mode), tensors)
+    spent: dict  # timings
+    error: CodecError | None
+    traces: dict  # {mode: {image index: objective per step}}
+
+
+def _measure_group(case, group, modes, ctx, seed, pictures) -> Measured:
+    """Attack (or read x'), code and measure one batch in every mode of a case.
 
     Runs in a worker thread: no Allure calls here (the main thread attaches the pictures).
     """
     x = datasets.to_tensor(group).to(ctx.device)
-    x_adv, clean, rows, bad, shown, spent = {}, {}, {}, set(), [], {}
+    x_adv, clean, rows, bad, shown, spent, traces = {}, {}, {}, set(), [], {}, {}
     try:
         for mode, attack_codec, eval_codec, tag in modes:
             if tag not in x_adv:  # non-adaptive reuses the undefended x': no step of its own
-                x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag, spent, mode)
+                traces[tag] = {}
+                x_adv[tag] = attacked(attack_codec, case.attack, seed, group, x, ctx, tag, spent, mode, traces[tag])
+            traces[mode] = traces[tag]
             with timed(f"coding:{mode}", spent):
                 if id(eval_codec) not in clean:
                     clean[id(eval_codec)] = ctx.clean(eval_codec, group, x, bad, cached=eval_codec is modes[0][2])
@@ -278,7 +332,7 @@ def _measure_group(case, group, modes, ctx, seed, pictures):
     except CodecError as exc:
         error = exc
     keep = [i for i in range(len(group)) if i not in bad]  # an image failing in any mode is dropped from all
-    return rows, keep, bad, shown, spent, error
+    return Measured(rows, keep, bad, shown, spent, error, {m: t for m, t in traces.items() if m in rows})
 
 
 def load_subject(entry, dataset, ctx, result: dict):

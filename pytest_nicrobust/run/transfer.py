@@ -15,7 +15,7 @@ from ..codecs.builtin import classical
 from ..metrics.deltas import evaluate, mean_of
 from ..outputs import test_page
 from .conclude import conclude, gate_modes
-from .measure import attacked, batches, case_seeds, codec_record, report_timings, stack, timed
+from .measure import attacked, batches, case_seeds, codec_record, on_target, report_timings, timed
 
 
 def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
@@ -63,8 +63,7 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
                 adv = classical.roundtrip(x_adv, tcase.target, qualities)
                 extra = [{"quality": q, "bpp_source": b} for q, b in zip(qualities, source_bpp)]
             else:
-                coded, known = ctx.clean(target, group, x, set(), cached=True)
-                clean, adv = stack(coded, list(range(len(group)))), target.roundtrip(x_adv)
+                clean, adv, known = on_target(target, group, x, x_adv, ctx)
         with test_page.step("metrics", {}), timed("metrics:transfer", timings):
             rows = evaluate(x, x_adv, clean, adv, ctx.metrics, known)
         if not result["per_image"]:  # the first image's pictures, attached if the cell fails
@@ -73,7 +72,41 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
             {"image": image.name, **row, **extra[i]} for i, (image, row) in enumerate(zip(group, rows))
         ]
     result["mean"] = mean_of(result["per_image"])
+    if target is not None:  # the worst case of the target reads these rows (same worker)
+        ctx.measured[transfer_key(src, target)] = result["per_image"]
     gates = gate_modes(result, ("transfer",), ctx)
     if not all(g.passed for g in gates):
         test_page.attach_picture(first[0], test_page.picture_row(*first[1:]))
-    conclude(tcase.name, result, gates)
+    conclude(tcase.name, result, gates, ctx)
+
+
+def transfer_key(source_case, target) -> tuple:
+    """Where a transfer cell's rows (x' of ``source_case`` measured on the codec ``target``) are kept per worker."""
+    return ("transfer", source_case.suite, source_case.name, target.identity_digest())
+
+
+def transfer_rows(source_case, target, images, ctx, timings: dict) -> list[dict] | None:
+    """The rows of ``source_case``'s x' measured on ``target``, as its transfer cell measures them: from
+    this worker's cell if it ran here, else from the cached x' (None when this run made no such x':
+    another shard, a deselected case, no cache)."""
+    key = transfer_key(source_case, target)
+    if key in ctx.measured:
+        return ctx.measured[key]
+    source = ctx.codec(source_case.codec)
+    seed = case_seeds(ctx.run_seed, source_case)[0]
+    rows = []
+    for group in batches(images, ctx.batch_size):
+        x = datasets.to_tensor(group).to(ctx.device)
+        x_adv = attacked(
+            source, source_case.attack, seed, group, x, ctx, spent=timings, mode="transfer", cache_only=True
+        )
+        if x_adv is None:
+            return None
+        with timed("coding:transfer", timings):
+            clean, adv, known = on_target(target, group, x, x_adv, ctx)
+        with timed("metrics:transfer", timings):
+            rows += [
+                {"image": im.name, **row} for im, row in zip(group, evaluate(x, x_adv, clean, adv, ctx.metrics, known))
+            ]
+    ctx.measured[key] = rows
+    return rows

@@ -13,7 +13,9 @@ FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "-p", "no:cachep
 ATTACKS = (
     '[[attacks]]\nname = "pgd"\nsteps = 3\n\n[[attacks]]\nname = "ifgsm"\nsteps = 2\n\n[[attacks]]\nname = "noise"\n'
 )
-KEY = re.compile(r"^(load|(attack|cache_hit|cache_wait|coding|metrics):(undefended|non-adaptive|adaptive|transfer))$")
+KEY = re.compile(
+    r"^(load|sanity|(attack|cache_hit|cache_wait|coding|metrics):(undefended|non-adaptive|adaptive|transfer))$"
+)
 
 
 @pytest.fixture

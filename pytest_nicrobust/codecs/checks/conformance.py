@@ -161,6 +161,11 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
 
         return rate_tracking.judge(*rate_tracking.measure(codec, x))
 
+    def uphill():  # the rule and its step: codecs/checks/uphill.py
+        from . import uphill as rule
+
+        return rule.judge(rule.measure(codec, x))
+
     def padding():
         multiple = getattr(codec, "multiple", None)
         ok_multiple = isinstance(multiple, int) and multiple >= 1
@@ -195,6 +200,7 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
     run("real bytes decode the same twice", deterministic)
     run("differentiable reconstruction close to the decoded one", recon_close)
     run("estimated rate tracks the real bitstream", rate_tracks, time_limit_s * 4)  # 4 variants of each image
+    run("the gradient points uphill on the real codec", uphill)
     run("odd sizes padded and cropped back", padding)
     run("non-finite values are caught", non_finite)
     run("identity pins weights and code (cache key)", identity)

@@ -358,7 +358,8 @@ def test_more_steps_are_not_worse(trained_codec, photo_batch, name):
 # -- PGD and I-FGSM ----------------------------------------------------------------------
 
 
-LINF = ("pgd", "ifgsm")
+LINF = ("pgd", "ifgsm", "apgd", "square")
+STEPS_OF = {"square": "queries"}  # the square attack counts queries, not steps
 
 
 @pytest.mark.parametrize("name", LINF)
@@ -373,7 +374,8 @@ def test_linf_budget_is_exact_on_the_8bit_image(random_codec, name, seed, levels
     """On an 8-bit x, x' is 8-bit and within eps, also for eps between levels (rounding would add one)."""
     x = _image(seed, 2, 24, 40, kind)
     eps = levels / 255
-    x_adv = build_attack(name, random_codec, "eps7", objective, seed % 1000, "noise", {"eps": eps, "steps": 3})(x)
+    few = {STEPS_OF.get(name, "steps"): 3}
+    x_adv = build_attack(name, random_codec, "eps7", objective, seed % 1000, "noise", {"eps": eps, **few})(x)
     assert torch.equal(round_to_8bit(x_adv), x_adv), "x' is on the 8-bit grid"
     assert (x_adv - x).abs().max() <= math.floor(levels + 1e-6) / 255 + 1e-7
     assert x_adv.min() >= 0 and x_adv.max() <= 1
@@ -382,13 +384,14 @@ def test_linf_budget_is_exact_on_the_8bit_image(random_codec, name, seed, levels
 @pytest.mark.parametrize("name", LINF)
 def test_linf_attacks_are_seeded(random_codec, name):
     x = _image(3, 1, 32, 32, "smooth")
-    runs = [build_attack(name, random_codec, "eps7", "recon_error", s, "noise", {"steps": 3})(x) for s in (4, 4, 5)]
+    few = {STEPS_OF.get(name, "steps"): 3}
+    runs = [build_attack(name, random_codec, "eps7", "recon_error", s, "noise", few)(x) for s in (4, 4, 5)]
     assert torch.equal(runs[0], runs[1])
-    if name == "pgd":
+    if name != "ifgsm":
         assert not torch.equal(runs[0], runs[2]), "the seed draws the random start"
 
 
-@pytest.mark.parametrize("name", LINF)
+@pytest.mark.parametrize("name", LINF[:3])
 def test_linf_attacks_beat_noise_of_the_same_budget(trained_codec, photo_batch, name):
     x = photo_batch
     clean = _score(trained_codec, x, x, "recon_error")
@@ -400,3 +403,41 @@ def test_linf_attacks_beat_noise_of_the_same_budget(trained_codec, photo_batch, 
         ]
     ).amax(0)
     assert (value - clean > 1.5 * (noise - clean)).all(), (clean, value, noise)
+
+
+def test_the_query_attack_beats_noise_without_a_gradient(trained_codec, photo_batch):
+    """Square asks only the real round trip: it still finds more than noise of its budget."""
+    x = photo_batch
+    attack = build_attack("square", trained_codec, "eps7", "recon_error", 0, "noise", {"queries": 60})
+    x_adv = attack(x)
+    assert len(attack.trace) == 61  # the start and one query a step, each on the real codec
+
+    def real(z):
+        return (trained_codec.roundtrip(z).x_hat - z).pow(2).flatten(1).mean(1)
+
+    noise = torch.stack([real(GaussianNoise(trained_codec, eps=7 / 255, seed=s)(x)) for s in range(3)]).amax(0)
+    assert (real(x_adv) > noise).all(), (real(x_adv), noise, real(x))
+
+
+def test_apgd_spends_as_many_gradients_as_pgd(random_codec):
+    x = _image(5, 2, 32, 32, "smooth")
+    counts = {}
+    for name in ("pgd", "apgd"):
+        attack = build_attack(name, random_codec, "eps7", "recon_error", 0)
+        attack(x)
+        counts[name] = attack.steps_done
+    assert counts["apgd"] <= counts["pgd"] == 12, counts
+
+
+def test_every_attack_with_steps_records_its_loss_curve(random_codec):
+    """One objective value per image and step (Adam attacks score their last iterate too)."""
+    x = _image(2, 2, 32, 32, "smooth")
+    expected = {"ifgsm": 3, "pgd": 3, "apgd": 3, "ftda": 4, "madc": 4, "ssah": 4, "cadv": 4, "square": 4}
+    for name, steps in expected.items():
+        attack = _fast(name, random_codec, objective="recon_error", **{STEPS_OF.get(name, "steps"): 3})
+        attack(x)
+        traces = attack.image_traces()
+        assert len(traces) == 2 and all(len(t) == steps for t in traces), (name, [len(t) for t in traces])
+    noise = _fast("noise", random_codec)
+    noise(x)
+    assert noise.image_traces() == []
