@@ -44,7 +44,7 @@ def suite_tests(config, path: str, display: str) -> list:
     session = config.stash[SESSION]
     suite = parse_suite(path, display=display, thresholds=session.thresholds, metrics=session.metrics)
     transfer = suite.transfer and not config.getoption("nicrobust_no_transfer")
-    tests = suite.cases + suite.worst_cases(transfer)
+    tests = suite.cases + suite.curves + suite.worst_cases(transfer)
     if transfer:
         tests += transfer_cases(suite.cases)
     return tests
@@ -141,7 +141,7 @@ def mark(item) -> None:
 
 
 def run_order(item) -> tuple:
-    """Cases (the costliest first), then worst cases, then transfer cells (both reuse the cases' x').
+    """Cases and curves (the costliest first), then worst cases, then transfer cells (both reuse the cases' x').
 
     Costly first, so the run's last minutes are cheap tests the workers share out, and the x'
     that worst cases and transfer cells read are made early (:mod:`.scheduling` hands a test out
@@ -150,8 +150,8 @@ def run_order(item) -> tuple:
     if not isinstance(item, RobustnessItem):
         return (0, 0.0)
     case = item.nicrobust_case
-    kind = TEST_KINDS.index(case.kind)
-    return (kind, -case.cost if kind == 0 else 0.0)
+    attacks = case.kind in ("case", "curve")
+    return (0 if attacks else TEST_KINDS.index(case.kind), -case.cost if attacks else 0.0)
 
 
 def order_and_select(config, items) -> None:

@@ -46,10 +46,12 @@ def id_token(display: str) -> str:
 
 
 def attack_label(params: dict[str, Any]) -> str:
-    """How reports name a test's attack: "pgd[eps7]:recon_error", or "noise[eps7]" and "worst-case" alone."""
+    """How reports name a test's attack: "pgd[eps7]:recon_error", "pgd[eps7]:recon_error swept over eps" (a
+    budget sweep), or "noise[eps7]" and "worst-case" alone."""
     if params["attack"] == WORST_CASE or params["objective"] in ("none", "all"):
         return str(params["attack"])
-    return f"{params['attack']}:{params['objective']}"
+    sweep = f" swept over {params['sweep']}" if params.get("sweep") else ""  # a budget sweep (a curve test)
+    return f"{params['attack']}:{params['objective']}{sweep}"
 
 
 def mode_suffix(mode: str) -> str:

@@ -55,6 +55,7 @@ def checkpoints(steps: int) -> list[int]:
 
 class APGD(Attack):
     name = "apgd"
+    warm_starts = True
 
     def __init__(self, codec, *, eps=7 / 255, steps=12, alpha=None, momentum=0.75, rho=0.75, **kwargs):
         super().__init__(codec, **kwargs)
@@ -72,7 +73,10 @@ class APGD(Attack):
         rec_clean = self.reference(x)
         n = x.shape[0]
         shape = (n,) + (1,) * (x.ndim - 1)
-        x_k = project_linf(x + self.uniform(x, -self.eps, self.eps), x, self.eps)
+        if self.warm_start is not None:
+            x_k = project_linf(self.warm_start.to(x), x, self.eps)
+        else:
+            x_k = project_linf(x + self.uniform(x, -self.eps, self.eps), x, self.eps)
         value, grad = self.gradient(x, x_k, rec_clean)
         best = Best(x_k)
         best.update(x_k, value)

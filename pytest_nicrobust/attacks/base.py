@@ -51,6 +51,7 @@ class Attack:
     """
 
     name = "attack"
+    warm_starts = False  # whether it can start from a given x' (a budget sweep's previous point), see warm_start
 
     def __init__(self, codec, *, objective: str = DEFAULT_OBJECTIVE, proxy: str = "noise", seed: int = 0):
         self.codec = codec
@@ -61,6 +62,7 @@ class Attack:
         self.seed = int(seed)
         self.generator: torch.Generator | None = None
         self.trace: list[torch.Tensor] = []  # the objective of every image at each step (see record)
+        self.warm_start: torch.Tensor | None = None  # an x' to start from (projected into the budget), if warm_starts
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:

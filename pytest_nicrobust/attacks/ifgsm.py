@@ -24,6 +24,7 @@ from .base import Attack, linf_8bit, linf_violation, project_linf
 class IFGSM(Attack):
     name = "ifgsm"
     random_start = False
+    warm_starts = True
 
     def __init__(self, codec, *, eps=7 / 255, alpha=2 / 255, steps=12, **kwargs):
         super().__init__(codec, **kwargs)
@@ -32,7 +33,11 @@ class IFGSM(Attack):
         self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
 
     def start(self, x):
-        return x.clone()
+        return self.warm(x) if self.warm_start is not None else x.clone()
+
+    def warm(self, x):
+        """The given x' (a smaller budget's result) projected into this budget."""
+        return project_linf(self.warm_start.to(x), x, self.eps)
 
     def budget_violation(self, x, x_adv):
         return linf_violation(x, x_adv, self.eps)

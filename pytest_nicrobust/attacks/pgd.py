@@ -26,4 +26,6 @@ class PGD(IFGSM):
     name = "pgd"
 
     def start(self, x):
+        if self.warm_start is not None:
+            return self.warm(x)
         return project_linf(x + self.uniform(x, -self.eps, self.eps), x, self.eps)

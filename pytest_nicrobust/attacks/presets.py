@@ -205,6 +205,26 @@ def white_box(attack: str) -> bool:
     return bool(ATTACKS[attack]["gradient"])
 
 
+# A budget sweep (``sweep = { eps = [1, 2, 4, 8, 16] }``) is written in these units per budget kind: L∞ and
+# RMSE budgets in 1/255 steps of the pixel scale, τ (an MSE) and the chroma cap as the preset writes them.
+SWEEP_SCALE = {"linf": 255.0, "rmse": 255.0, "mse": 1.0, "chroma": 1.0}
+
+
+def sweep_unit(attack: str) -> str:
+    """How a sweep's budgets read: ``/255`` for L∞ and RMSE budgets, "" otherwise."""
+    return "/255" if SWEEP_SCALE[ATTACKS[attack]["budget"][0]] == 255.0 else ""
+
+
+def sweep_key(attack: str) -> str:
+    """The preset key a sweep of this attack varies (its budget)."""
+    return str(ATTACKS[attack]["budget"][1])
+
+
+def from_sweep(attack: str, value: float) -> float:
+    """A sweep's budget (``4`` for ε = 4/255) as the attack's parameter (4/255)."""
+    return float(value) / SWEEP_SCALE[ATTACKS[attack]["budget"][0]]
+
+
 def budget_of(attack: str, params: dict) -> tuple[str, float]:
     """(kind, value) of an attack's budget: ("linf", 7/255) for PGD's eps7; attacks with the same
     pair face the same attacker's constraint."""

@@ -49,6 +49,7 @@ def window_share(p_init: float, query: int, queries: int) -> float:
 
 class Square(Attack):
     name = "square"
+    warm_starts = True
 
     def __init__(self, codec, *, eps=7 / 255, queries=100, p_init=0.1, **kwargs):
         super().__init__(codec, **kwargs)
@@ -84,8 +85,11 @@ class Square(Attack):
             return torch.round(v * 255) / 255 if grid else v
 
         rec_clean = self.codec.roundtrip(x).x_hat.to(x.dtype) if self.needs_reference else None
-        delta = eps * self.signs((n, c, 1, w)).to(x).expand(n, c, h, w)  # vertical stripes
-        best = snap((x + delta).clamp(0, 1))
+        if self.warm_start is not None:  # a smaller budget's x', then corners of this budget window by window
+            best = snap(torch.min(torch.max(self.warm_start.to(x), x - eps), x + eps).clamp(0, 1))
+        else:
+            delta = eps * self.signs((n, c, 1, w)).to(x).expand(n, c, h, w)  # vertical stripes
+            best = snap((x + delta).clamp(0, 1))
         best_value = self.loss(x, best, rec_clean)
         for q in range(self.queries):
             side = max(1, min(h - 1, w - 1, round(math.sqrt(window_share(self.p_init, q, self.queries) * h * w))))
@@ -96,7 +100,7 @@ class Square(Attack):
                 window = (slice(None), slice(top, top + side), slice(left, left + side))
                 corner = snap((x[i][window] + eps * self.signs((c, 1, 1)).to(x)).clamp(0, 1))
                 if torch.equal(corner, best[i][window]):  # the same corners again: flip them
-                    corner = (x[i][window] - (corner - x[i][window])).clamp(0, 1)
+                    corner = snap((x[i][window] - (corner - x[i][window])).clamp(0, 1))
                 trial[i][window] = corner
             value = self.loss(x, trial, rec_clean)
             better = value > best_value

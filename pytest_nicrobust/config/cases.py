@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from ..attacks.presets import ATTACKS, NO_OBJECTIVE, PROXIES
 from ..names import CLASSICAL, UNDEFENDED, WORST_CASE, case_id, codec_label, id_token, quality_tag
 
-# The order tests run in: cases first, then worst cases (they reuse the cases' rows), then transfer (their x').
-TEST_KINDS = ("case", "worst-case", "transfer")
+# The order tests run in: cases and curves first (they attack), then worst cases (they reuse the cases' rows),
+# then transfer cells (their x').
+TEST_KINDS = ("case", "curve", "worst-case", "transfer")
 DEFENDED_MODES = ("non-adaptive", "adaptive")
 
 
@@ -152,6 +153,59 @@ class Case:
         """Rough work: attack steps × pixels × images (a defense attacks and measures three modes)."""
         modes = 1 if self.defense == "none" else 3
         return max(1, self.attack.params.get("steps", 1)) * modes * self.dataset.work
+
+
+@dataclass(frozen=True)
+class CurveCase:
+    """One attack swept over its budget on one codec and data set: damage against budget, and ε*."""
+
+    suite: str
+    codec: CodecEntry
+    attack: AttackEntry
+    dataset: DatasetEntry
+    key: str  # the budget key the sweep varies (eps, tau, ...)
+    values: tuple  # the budgets, ascending, in the sweep's units (1/255 for L∞ and RMSE budgets)
+
+    kind = "curve"
+    defense = "none"
+    gated_modes = (UNDEFENDED,)
+
+    @property
+    def attack_id(self) -> str:
+        return f"{self.attack.name}-{self.attack.setting}-{self.attack.objective}-{self.dataset.name}-sweep-{self.key}"
+
+    @property
+    def name(self) -> str:
+        return case_id(self.codec.label, self.codec.quality, f"{self.attack_id}-curve")
+
+    @property
+    def model_key(self) -> str:
+        return f"{self.codec.label}:{self.codec.weights}:{self.codec.quality}"
+
+    @property
+    def parameters(self) -> dict:
+        return {
+            "codec": self.codec.label,
+            "bitrate": quality_tag(self.codec.quality),
+            "attack": self.attack.label,
+            "objective": self.attack.objective,
+            "dataset": self.dataset.name,
+            "defense": "none",
+            "sweep": self.key,
+        }
+
+    @property
+    def markers(self) -> list[str]:
+        return ["curve", f"codec_{self.codec.label}", f"attack_{self.attack.name}", f"dataset_{self.dataset.name}"]
+
+    @property
+    def cost(self) -> float:
+        """A point after the first starts from the previous one's x' (fewer steps, see run.curve)."""
+        return (
+            max(1, self.attack.params.get("steps", self.attack.params.get("queries", 1)))
+            * len(self.values)
+            * self.dataset.work
+        )
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,10 @@ from ..attacks.presets import (
     PARAMETERS,
     PROXIES,
     check_parameter,
+    from_sweep,
     parse_objective,
+    sweep_key,
+    sweep_unit,
     uses_objective,
 )
 from ..codecs.registry import (
@@ -61,7 +64,7 @@ from ..codecs.registry import (
 )
 from ..defenses.registry import DEFENSES
 from ..metrics.registry import GATE_OBJECTIVES, METRICS, min_side
-from .cases import AttackEntry, Case, CodecEntry, DatasetEntry, WorstCase
+from .cases import AttackEntry, Case, CodecEntry, CurveCase, DatasetEntry, WorstCase
 from .errors import SuiteError, read_toml
 from .thresholds import base_metric, match_labels
 
@@ -74,6 +77,7 @@ class Suite:
     transfer: bool = True  # also generate the transfer tests (x' of each codec on the others)
     worst_case: bool = True  # one worst-case item per (codec, dataset, defense)
     cases: list[Case] = field(default_factory=list)
+    curves: list[CurveCase] = field(default_factory=list)  # budget sweeps: one test per codec, attack, objective
 
     def worst_cases(self, transfer: bool = True) -> list[WorstCase]:
         """One per (codec, dataset, defense); an undefended one also takes the x' of the other codecs'
@@ -245,7 +249,7 @@ def _parse_codec_kind(kind, t, path, where, base_dir):
 
 def _parse_overrides(t, name, presets, path, where):
     spec = ATTACKS[name]
-    overrides = {k: v for k, v in t.items() if k not in {"name", "presets", "objectives", "proxy"}}
+    overrides = {k: v for k, v in t.items() if k not in {"name", "presets", "objectives", "proxy", "sweep"}}
     allowed = set().union(*(spec["presets"][p] for p in presets))
     for key, value in overrides.items():
         if key not in allowed:
@@ -256,8 +260,37 @@ def _parse_overrides(t, name, presets, path, where):
     return tuple(sorted((k, int(v) if PARAMETERS[k][1] == "a positive integer" else v) for k, v in overrides.items()))
 
 
+def _parse_sweep(t, name, path, where):
+    """``sweep = { eps = [1, 2, 4, 8, 16] }``: the attack's budget key and its values, ascending, in the
+    sweep's units (1/255 for L∞ and RMSE budgets); None without a sweep."""
+    sweep = _get(t, "sweep", dict, path, where)
+    if sweep is None:
+        return None
+    key, unit = sweep_key(name), sweep_unit(name)
+    if list(sweep) != [key]:
+        _fail(path, f"{where}.sweep", f"{name} sweeps its budget {key!r} only, e.g. sweep = {{ {key} = [1, 2, 4, 8] }}")
+    values = sweep[key]
+    if not isinstance(values, list) or len(values) < 2:
+        _fail(path, f"{where}.sweep.{key}", f"expected a list of at least two budgets, got {values!r}")
+    for v in values:
+        wanted = (
+            check_parameter(key, from_sweep(name, v))
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            else "a number"
+        )
+        if wanted:
+            _fail(
+                path,
+                f"{where}.sweep.{key}",
+                f"{v!r} is not a budget ({unit or 'as the preset writes it'}): must be {wanted}",
+            )
+    if any(b <= a for a, b in zip(values, values[1:])):
+        _fail(path, f"{where}.sweep.{key}", f"budgets must rise, got {values}")
+    return key, tuple(float(v) for v in values)
+
+
 def _parse_attacks(doc, path):
-    """[(name, preset, objectives or None for the gate-aligned set, proxy, overrides)]."""
+    """[(name, preset, objectives or None for the gate-aligned set, proxy, overrides, sweep or None)]."""
     specs = []
     for i, t in enumerate(_get(doc, "attacks", list, path, "", required=True)):
         where = f"attacks[{i}]"
@@ -290,7 +323,10 @@ def _parse_attacks(doc, path):
         if proxy not in PROXIES:
             _fail(path, f"{where}.proxy", f"unknown proxy {proxy!r}; choose from {', '.join(PROXIES)}")
         overrides = _parse_overrides(t, name, presets, path, where)
-        specs += [(name, p, objectives, proxy, overrides) for p in presets]
+        sweep = _parse_sweep(t, name, path, where)
+        if sweep and sweep[0] in dict(overrides):
+            _fail(path, f"{where}.{sweep[0]}", f"give {sweep[0]} in the sweep or as a setting, not both")
+        specs += [(name, p, objectives, proxy, overrides, sweep) for p in presets]
     return specs
 
 
@@ -368,7 +404,9 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
         transfer=_get(doc, "transfer", bool, path, "", default=True),
         worst_case=_get(doc, "worst_case", bool, path, "", default=True),
     )
-    for c, (name, preset, objectives, proxy, overrides), d, df in product(codecs, attacks, datasets, defenses):
+    for c, (name, preset, objectives, proxy, overrides, sweep), d, df in product(codecs, attacks, datasets, defenses):
+        if sweep and df != "none":
+            continue  # a curve measures the bare codec
         probe = Case(file, c, AttackEntry(name, preset, DEFAULT_OBJECTIVE, proxy, overrides), d, df)
         if objectives is not None:
             chosen = objectives
@@ -377,8 +415,12 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
         else:
             chosen = aligned_objectives(probe.parameters, probe.gated_modes, thresholds, tuple(metrics))
         for o in chosen:
-            suite.cases.append(Case(file, c, AttackEntry(name, preset, o, proxy, overrides), d, df))
-    names = [case.name for case in suite.cases]
+            entry = AttackEntry(name, preset, o, proxy, overrides)
+            if sweep:
+                suite.curves.append(CurveCase(file, c, entry, d, *sweep))
+            else:
+                suite.cases.append(Case(file, c, entry, d, df))
+    names = [case.name for case in suite.cases + suite.curves]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         _fail(path, "codecs", f"two entries give the same test id {dupes[0]}; give one codec a distinct name")

@@ -35,6 +35,8 @@ from ..names import MODES, WORST_CASE, codec_label
 from .errors import ThresholdsError, read_toml
 from .regression import parse_allowed
 
+# A budget sweep's ε* must be at least this (in the sweep's units): a lower limit, unlike every gate of GATES.
+MIN_EPS_STAR = "min_eps_star"
 # mode: undefended | non-adaptive | adaptive | transfer;  target: the codec of a transfer test
 MATCH_KEYS = ("codec", "attack", "objective", "dataset", "defense", "mode", "target")
 # The limits used when the rootdir has no thresholds.toml (the repository's own file links here).
@@ -152,8 +154,10 @@ def _limits(table: dict, path: str, where: str) -> dict:
     for key, value in table.items():
         if key == "match":
             continue
-        if key not in GATES:
-            raise ThresholdsError(f"{path}: {where}.{key}: unknown metric; gateable: {', '.join(GATES)}")
+        if key not in GATES and key != MIN_EPS_STAR:
+            raise ThresholdsError(
+                f"{path}: {where}.{key}: unknown metric; gateable: {', '.join(GATES)}, and {MIN_EPS_STAR} (budget sweeps)"
+            )
         if value is not False and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
         ):

@@ -25,7 +25,7 @@ HEADLINE_METRICS = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increas
 
 def headroom(gate: dict) -> float:
     """Headroom of a recorded gate (see :func:`pytest_nicrobust.verdict.gates.headroom`)."""
-    return _headroom(gate["value"], gate["limit"])
+    return _headroom(gate["value"], gate["limit"], gate.get("kind", "limit"))
 
 
 def binding_gate(result: dict) -> dict | None:
@@ -46,7 +46,7 @@ def gate_view(result: dict, gate: dict) -> dict:
         "mode": gate.get("mode") or "",
         "unit": unit(metric),
         "headroom": headroom(gate),
-        "over": gate["value"] - gate["limit"],
+        "over": gate["limit"] - gate["value"] if gate.get("kind") == "minimum" else gate["value"] - gate["limit"],
         "passed": gate["passed"],
         "source": gate.get("source", ""),
     }
@@ -85,6 +85,9 @@ def gate_phrase(view: dict) -> str:
     if view["value"] is None or view["value"] != view["value"]:
         return f"{name} NaN"
     how = f"over by {_fmt_num(view['over'], u)}" if view["over"] > 0 else f"margin {_fmt_num(-view['over'], u)}"
+    if view["kind"] == "minimum":  # a budget sweep's ε* against its lowest allowed budget
+        short = f"short by {_fmt_num(view['over'])}" if view["over"] > 0 else f"margin {_fmt_num(-view['over'])}"
+        return f"ε* {_fmt_num(view['value'])} {'<' if view['over'] > 0 else '>='} minimum {view['limit']:g}, {short}"
     if view["kind"] == "regression":
         sign = ">" if view["over"] > 0 else "<="
         return (

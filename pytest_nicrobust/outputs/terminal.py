@@ -12,6 +12,7 @@ import math
 
 from ..config.thresholds import match_labels
 from ..names import attack_label, codec_of
+from .curves import line as curve_line
 from .summary import binding_gate, gate_phrase, gate_view, headroom, room_text, verdict_facts, verdict_line
 
 CLOSEST = 10  # passing rows shown by --nicrobust-summary=worst
@@ -172,6 +173,9 @@ def write(tr, results: list[dict], writer) -> None:
             f"transfer: {len(transfer)} cells, {failed} failed{closest} (matrices in the JSON and the report)",
             **({"red": True} if failed else {}),
         )
+    for r in results:
+        if r.get("kind") == "curve" and r.get("points"):
+            tr.write_line(curve_line(r))
     for line in warning_lines(results):
         tr.write_line(line, yellow=True)
     ungated = sum(1 for r in results if r.get("outcome") == "skipped")

@@ -310,3 +310,13 @@ def attach_convergence(result: dict) -> None:
         png = convergence_png(result)
         if png:
             allure.attach(png, name="objective per step", attachment_type=allure.attachment_type.PNG)
+
+
+def attach_curve(result: dict) -> None:
+    """A budget sweep's damage against budget on its page, the limit and the baseline's curve beside it."""
+    if allure and result.get("kind") == "curve":
+        from .curves import test_png
+
+        png = test_png(result)
+        if png:
+            allure.attach(png, name="damage against budget", attachment_type=allure.attachment_type.PNG)

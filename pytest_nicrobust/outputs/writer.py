@@ -13,7 +13,7 @@ import traceback
 from ..files import write_json_atomic
 from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
-from . import allure_run, github, provenance, summary, terminal, transfer_matrix
+from . import allure_run, curves, github, provenance, summary, terminal, transfer_matrix
 
 FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
 
@@ -123,6 +123,7 @@ def _allure(out: Outputs, alluredir: str, prov: dict, results: list[dict], files
         )
         page = summary.summary_html(out.extras.get("summary", {}))
         shown = [f for f in files if f[0].endswith((".png", "transfer.json"))]  # the CSVs are in the JSON's folder
+        shown += out.attempt("curve pictures", lambda: curves.codec_pngs(results)) or []  # damage against budget
         allure_run.write_run_result(
             alluredir,
             "nicrobust run summary",

@@ -8,6 +8,7 @@ RUNNERS = {
     "case": ("pytest_nicrobust.run.case", "run_case"),
     "worst-case": ("pytest_nicrobust.run.worst_case", "run_worst_case"),
     "transfer": ("pytest_nicrobust.run.transfer", "run_transfer"),
+    "curve": ("pytest_nicrobust.run.curve", "run_curve"),
 }
 
 

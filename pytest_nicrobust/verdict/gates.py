@@ -27,9 +27,12 @@ class GateFailure(AssertionError):
         self.details = details
 
 
-def headroom(value: float, limit: float) -> float:
-    """(limit − value) / |limit|: 1 = far below, 0 = at the limit, negative = over; NaN = -inf."""
-    return -math.inf if math.isnan(value) else (limit - value) / max(abs(limit), 1e-9)
+def headroom(value: float, limit: float, kind: str = "limit") -> float:
+    """(limit − value) / |limit|: 1 = far below, 0 = at the limit, negative = over; NaN = -inf. For a
+    ``minimum`` gate (ε* of a budget sweep) the other way round: (value − limit) / |limit|."""
+    if math.isnan(value):
+        return -math.inf
+    return (value - limit if kind == "minimum" else limit - value) / max(abs(limit), 1e-9)
 
 
 def unit_of(metric: str) -> str:
@@ -42,15 +45,18 @@ def failure_summary(codec: str, gates: list[GateResult]) -> str:
     ``delta_psnr over its limit: codec[q3]``. Allure matches its first words to a category and groups a
     category's failures by this whole line: one group per metric and codec, not one per test (the
     numbers, and the mode of a defended test, are in the failure text and on the test's page)."""
-    worst = min((g for g in gates if not g.passed), key=lambda g: headroom(g.value, g.limit))
-    what = "worse than the baseline allows" if worst.kind == "regression" else "over its limit"
+    worst = min((g for g in gates if not g.passed), key=lambda g: headroom(g.value, g.limit, g.kind))
+    what = {"regression": "worse than the baseline allows", "minimum": "below its minimum"}.get(
+        worst.kind, "over its limit"
+    )
     return f"{worst.metric} {what}: {codec}"
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """A limit (``value`` the mean, ``limit`` its limit) or a regression gate against a baseline
-    (``value`` the change in the direction "worse", ``limit`` the allowed change)."""
+    """A limit (``value`` the mean, ``limit`` its limit), a regression gate against a baseline
+    (``value`` the change in the direction "worse", ``limit`` the allowed change), or a ``minimum``
+    (``value`` a budget sweep's ε*, which must not fall below ``limit``)."""
 
     metric: str
     value: float
@@ -58,13 +64,13 @@ class GateResult:
     source: str
     passed: bool
     mode: str = ""
-    kind: str = "limit"  # or "regression"
+    kind: str = "limit"  # or "regression", "minimum"
     baseline: float | None = None
     current: float | None = None
 
     def over(self) -> float:
         """How far past the limit (> 0: failed by that much; < 0: the margin left), in the metric's unit."""
-        return self.value - self.limit
+        return self.limit - self.value if self.kind == "minimum" else self.value - self.limit
 
     def numbers(self) -> str:
         """``7.31 dB > limit 6 dB, over by 1.31 dB (22 %)``; for a regression gate the baseline, the
@@ -74,6 +80,9 @@ class GateResult:
             return f"NaN (limit {self.limit:g}{unit}): the codec produced NaN"
         over = self.over()
         share = f" ({100 * abs(over) / abs(self.limit):.0f} %)" if abs(self.limit) > 1e-12 else ""  # of a limit 0: none
+        if self.kind == "minimum":
+            how = f"short by {over:.3g}" if over > 0 else f"margin {-over:.3g}"
+            return f"ε* {self.value:.4g} {'<' if over > 0 else '>='} minimum {self.limit:g}, {how}{share}"
         if self.kind == "regression":
             text = (
                 f"{self.baseline:.4g} → {self.current:.4g}{unit} (baseline → now), worse by {self.value:.3g}{unit} "
