@@ -35,7 +35,7 @@ def codec_of_suite(file: str, name: str | None, device: str):
         raise ValueError(
             f"{file}: " + (f"no codec {name!r}" if name else "several codecs") + f"; give --codec one of {known}"
         )
-    return load_entry(chosen[0], device)
+    return load_entry(chosen[0], device, (os.getcwd(),))
 
 
 def load_spec(spec: str, weights: str | None, device: str, model: str | None, codec: str | None = None):

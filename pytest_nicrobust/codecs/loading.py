@@ -8,6 +8,7 @@ device); :func:`load_entry` does it for a :class:`~pytest_nicrobust.config.cases
 from __future__ import annotations
 
 from .. import CodecError
+from .imports import importing, roots
 from .registry import ARCHITECTURES, call_factory, codec_kind, resolve_factory
 
 
@@ -23,17 +24,19 @@ def load_codec(
     """Build a ready-to-use codec (``update(force=True)`` done, eval mode, on ``device``).
 
     ``options`` are the extra keys of a suite's ``[[codecs]]`` table (external codecs only);
-    ``search`` folders are put on ``sys.path`` before an import path is imported.
+    ``search``: the folders a factory or a class is imported from (the suite's folder, the rootdir),
+    on ``sys.path`` only while it imports and builds (:mod:`.imports`).
     """
     label = label or model
     kind = codec_kind(model)
     if kind is not None:
-        return _checked_codec(kind.load(model, weights, quality, device, label, options or {}), model)
+        return _checked_codec(kind.load(model, weights, quality, device, label, options or {}, search=search), model)
     if model not in ARCHITECTURES:
-        factory = resolve_factory(model, search)
-        codec = call_factory(
-            factory, model, name=label, quality=quality, weights=weights, device=device, **(options or {})
-        )
+        with importing(search):
+            factory = resolve_factory(model)
+            codec = call_factory(
+                factory, model, name=label, quality=quality, weights=weights, device=device, **(options or {})
+            )
         return _checked_codec(codec, model)
     if options:
         raise CodecError(f"{label}: CompressAI models take no options ({', '.join(options)})")
@@ -61,5 +64,5 @@ def load_entry(entry, device="cpu", search: tuple[str, ...] = ()):
         device,
         entry.label,
         entry.options,
-        tuple(search) + ((entry.home,) if entry.home else ()),
+        roots(None, entry.home, tuple(search)),
     )

@@ -93,7 +93,9 @@ class CodecKind:
     [...], "options": {...JSON-serialisable...}, "label": default label}`` or raises
     :class:`TableError`. Paths in it are resolved against ``base_dir`` (the suite's folder).
 
-    ``load(model, weights, quality, device, label, options) -> Codec`` (on a worker).
+    ``load(model, weights, quality, device, label, options, search=()) -> Codec`` (on a worker);
+    ``search``: the folders the suite's code is imported from (its folder, the rootdir), for a kind
+    that imports a class the suite names.
     """
 
     def __init__(self, name: str):
@@ -159,13 +161,11 @@ def parse_spec(spec: str, base_dir: str = ".") -> dict:
     )
 
 
-def import_factory(path: str, search: tuple[str, ...] = ()):
-    """The callable named by ``package.module:attr``; ``search`` folders go on sys.path first."""
+def import_factory(path: str):
+    """The callable named by ``package.module:attr``, imported from ``sys.path`` (the caller puts the
+    suite's roots there: :func:`pytest_nicrobust.codecs.imports.importing`)."""
     from .. import CodecError
 
-    for folder in reversed(search):
-        if folder and folder not in sys.path:
-            sys.path.insert(0, folder)
     module_name, _, attr = path.partition(":")
     try:
         obj = importlib.import_module(module_name)
@@ -221,12 +221,12 @@ def refuse_non_factory(path: str, obj) -> None:
         )
 
 
-def resolve_factory(model: str, search: tuple[str, ...] = ()):
+def resolve_factory(model: str):
     """The factory of an external codec: an import path or an entry-point name."""
     from .. import CodecError
 
     if is_import_path(model):
-        return import_factory(model, search)
+        return import_factory(model)
     plugins = external_codecs()
     if model not in plugins:
         raise CodecError(f"unknown codec model {model!r}; known: {', '.join(known_models())}")

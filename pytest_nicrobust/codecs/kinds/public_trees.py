@@ -1,5 +1,6 @@
 """Codecs run from their authors' public source trees (EVC, HiFiC, QRes-VAE): finding a tree, checking a
-[[codecs]] table's common keys, importing a tree's top-level package without disturbing another.
+[[codecs]] table's common keys, importing a package under a private alias (EVC's ``src``); a tree
+imported by its own names is kept apart from other codecs' by :func:`pytest_nicrobust.codecs.imports.importing`.
 
 Torch-free (read at collection). The user brings the tree (cloned and built as its README says);
 nothing of it is copied into this package. A table names the tree with ``root = "..."`` (resolved
@@ -8,7 +9,6 @@ against the suite's folder) or, when it has no ``root``, the kind's environment 
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import importlib
 import importlib.machinery
@@ -104,27 +104,6 @@ def default_label(kind_name: str, weights: str) -> str:
 def code_digest(root: str, files: tuple[str, ...]) -> dict:
     """SHA-256 of the tree's files that define the model and its coder (the codec's identity)."""
     return {f: sha256_of(os.path.join(root, f)) for f in files if os.path.isfile(os.path.join(root, f))}
-
-
-@contextlib.contextmanager
-def top_level_set_aside(name: str, folder: str):
-    """Import a tree whose top-level package is ``name`` (HiFiC's is ``src``, a name other trees use
-    too) with ``folder`` first on sys.path and any ``name`` already imported set aside; afterwards
-    the tree's modules leave sys.modules and what was there before comes back. Only for trees whose
-    imports all run at module level (their modules keep their references to each other)."""
-
-    def ours(key):
-        return key == name or key.startswith(name + ".")
-
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if ours(k)}
-    sys.path.insert(0, folder)
-    try:
-        yield
-    finally:
-        sys.path.remove(folder)
-        for key in [k for k in sys.modules if ours(k)]:
-            del sys.modules[key]
-        sys.modules.update(saved)
 
 
 def import_under_alias(alias: str, package_dir: str, submodule: str):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pytest_nicrobust import CodecError
+from pytest_nicrobust.codecs.imports import importing
 from pytest_nicrobust.codecs.kinds import public_trees
 from pytest_nicrobust.codecs.kinds.evc import table as evc
 from pytest_nicrobust.codecs.kinds.hific import table as hific
@@ -265,7 +266,7 @@ def test_a_trees_src_package_is_imported_beside_another_src(tmp_path, monkeypatc
     other = types.ModuleType("src")
     monkeypatch.setitem(sys.modules, "src", other)
     path_before = list(sys.path)
-    with public_trees.top_level_set_aside("src", str(tmp_path / "tree")):
+    with importing((str(tmp_path / "tree"),), tree=str(tmp_path / "tree"), names={"src"}):
         layer = importlib.import_module("src.layer")
     assert layer.VALUE == 42 and layer.helper.twice(2) == 4
     assert sys.modules["src"] is other and "src.layer" not in sys.modules and sys.path == path_before

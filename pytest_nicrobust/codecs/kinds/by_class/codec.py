@@ -1,7 +1,9 @@
 """Codecs named by class: import the model's code, build it, load its weights, wrap it as a Codec.
 
 The table was checked by :mod:`.table` at collection; here (at run time, torch) the class is
-imported with the table's ``path`` first on ``sys.path``, called with ``options`` under a fixed
+imported from the table's ``path``, the suite's folder and the rootdir (on ``sys.path`` only while it
+imports and builds; the tree's top-level names kept apart from other codecs', see
+:mod:`pytest_nicrobust.codecs.imports`), called with ``options`` under a fixed
 seed, checked for CompressAI's interface, given its weights, and wrapped as :class:`ClassCodec`:
 the differentiable pass and quantisation proxy of
 :class:`~pytest_nicrobust.codecs.builtin.compressai_models.CompressAICodec`, plus what research code needs:
@@ -26,8 +28,6 @@ import importlib
 import inspect
 import os
 import re
-import sys
-import sysconfig
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from ....files import sha256_of
 from ...base import CodecInfo
 from ...builtin.compressai_models import CompressAICodec
 from ...checkpoints import float32, load_state_dict_file, strip_prefix
+from ...imports import importing, roots, top_level_names, within
 from ...quantization import guard_coder, quantization_proxy
 from ...registry import TableError
 
@@ -45,90 +46,23 @@ REQUIRED_METHODS = ("forward", "compress", "decompress", "update")
 # ---------------------------------------------------------------------------
 # Import
 
-_IMPORTED: dict = {}  # (folder, module) -> module: each codec's code is imported once per process
 
-
-def _within(file: str, folder: str) -> bool:
-    folder = os.path.realpath(folder)
-    try:
-        return os.path.commonpath([os.path.realpath(file), folder]) == folder
-    except ValueError:
-        return False
-
-
-def _location(module):
-    file = getattr(module, "__file__", None)
-    if file:
-        return file
-    paths = list(getattr(module, "__path__", None) or [])
-    return paths[0] if paths else None
-
-
-def _top_level_names(folder: str) -> set:
-    names = set()
-    for entry in os.listdir(folder):
-        if entry.endswith(".py"):
-            names.add(entry[:-3])
-        elif entry.isidentifier() and os.path.isdir(os.path.join(folder, entry)):
-            names.add(entry)
-    return names
-
-
-def _installed(file: str) -> bool:
-    """Inside the interpreter's own trees (standard library, site-packages): never set aside."""
-    roots = {sys.prefix, sys.base_prefix, *(sysconfig.get_paths().get(k, "") for k in ("stdlib", "purelib", "platlib"))}
-    return any(root and _within(file, root) for root in roots)
-
-
-def import_module_from(module_name: str, folder: str | None, search: tuple = ()):
-    """Import ``module_name`` with ``folder`` first on ``sys.path`` (``search`` folders after).
-
-    Research code often has top-level packages named ``models`` or ``utils``, and two codecs of
-    one suite may both have one. Modules of those names already imported from another folder
-    (not installed packages) are set aside from ``sys.modules`` first, so that each codec's
-    import sees its own tree; what was built from them keeps working.
-    """
-    key = (folder, module_name)
-    if key in _IMPORTED:
-        return _IMPORTED[key]
-    for extra in search:
-        if extra and extra not in sys.path:
-            sys.path.append(extra)
-    top = module_name.partition(".")[0]
-    tops = set()
-    if folder:
-        if folder in sys.path:
-            sys.path.remove(folder)
-        sys.path.insert(0, folder)
-        tops = _top_level_names(folder)
-        for name in list(sys.modules):
-            if name.partition(".")[0] in tops:
-                where = _location(sys.modules[name])
-                if where is not None and not (_within(where, folder) or _installed(where)):  # built-ins stay
-                    del sys.modules[name]
-        importlib.invalidate_caches()
-    module = importlib.import_module(module_name)
-    where = _location(module)
-    if folder and top in tops and where and not _within(where, folder):
-        raise ImportError(f"{module_name!r} resolves to {where} (already imported, or installed), not to {folder}")
-    _IMPORTED[key] = module
-    return module
-
-
-def resolve_class(target: str, folder: str | None, search: tuple = ()):
-    """The callable named by ``module:attr``; :class:`TableError` on ``class`` otherwise."""
+def resolve_class(target: str, tree: str | None):
+    """The callable named by ``module:attr``, imported from ``sys.path`` as :func:`load` sets it up
+    (:func:`~pytest_nicrobust.codecs.imports.importing`); :class:`TableError` on ``class`` otherwise."""
     module_name, _, attr = target.partition(":")
     try:
-        obj = import_module_from(module_name, folder, search)
+        obj = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or any error inside the imported code
-        where = f" from {folder}" if folder else ""
+        where = f" from {tree}" if tree else ""
         text = (str(exc).strip().splitlines() or [""])[0][:300]
         raise TableError("class", f"cannot import {module_name!r}{where}: {type(exc).__name__}: {text}") from None
+    file = getattr(obj, "__file__", None)
+    if tree and file and module_name.partition(".")[0] in top_level_names(tree) and not within(file, tree):
+        raise TableError("class", f"{module_name!r} resolves to {file} (already imported, or installed), not to {tree}")
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise TableError(
-                "class", f"module {module_name!r} ({_location(sys.modules.get(module_name))}) has no attribute {attr!r}"
-            )
+            raise TableError("class", f"module {module_name!r} ({file}) has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise TableError("class", f"{target} is {type(obj).__name__}, not a class or a callable")
@@ -332,14 +266,18 @@ def _source_files(*objs) -> list[str]:
     return out
 
 
-def load(model, weights, quality, device="cpu", label=None, options=None):
-    """The codec of a class table checked by :func:`.by_class.check_table` (its ``options``)."""
+def load(model, weights, quality, device="cpu", label=None, options=None, search=()):
+    """The codec of a class table checked by :func:`.table.check_table` (its ``options``), imported
+    from the table's ``path``, the suite's folder and ``search`` (the rootdir), as ``model =`` is."""
     spec = dict(options or {})
     target = spec["class"]
     label = label or target.rpartition(":")[2]
+    tree = spec.get("path")
     try:
-        factory = resolve_class(target, spec.get("path"), tuple(p for p in (spec.get("home"),) if p))
-        net = construct(factory, dict(spec.get("options", {})), target)
+        with importing(roots(tree, spec.get("home"), tuple(search)), tree=tree):
+            factory = resolve_class(target, tree)
+            net = construct(factory, dict(spec.get("options", {})), target)
+            sources = _source_files(factory, net)  # while the tree's modules are registered
         details = {"class": target, "options": spec.get("options", {}), "path": spec.get("path")}
         if weights != "random":
             file = weights.replace("{quality}", str(quality))
@@ -355,4 +293,4 @@ def load(model, weights, quality, device="cpu", label=None, options=None):
         random_init=weights == "random",
         details=details,
     )
-    return ClassCodec(net, info, device, spec.get("multiple", 64), spec.get("min_size", 0), _source_files(factory, net))
+    return ClassCodec(net, info, device, spec.get("multiple", 64), spec.get("min_size", 0), sources)

@@ -209,6 +209,6 @@ def load_evc(weights, quality, device, label, root, arch="EVC_LL"):
     return EVCCodec(net, image_model, rans, q_scale, info, device)
 
 
-def load(model, weights, quality, device, label, options):
+def load(model, weights, quality, device, label, options, search=()):
     """The codec-kind hook's loader (:class:`~pytest_nicrobust.codecs.registry.CodecKind`)."""
     return load_evc(weights, quality, device, label, **options)

@@ -31,6 +31,7 @@ from .... import CodecError
 from ....files import sha256_of
 from ...base import Codec, CodecInfo
 from ...checkpoints import read_checkpoint
+from ...imports import importing
 from ...quantization import check_proxy, uniform_noise
 from .. import public_trees
 from .table import REGIMES
@@ -71,7 +72,7 @@ def import_hific(folder: str) -> dict:
         import importlib
 
         try:
-            with public_trees.top_level_set_aside("src", folder):
+            with importing((folder,), tree=folder, names={"src"}):
                 _IMPORTED[folder] = {name.rpartition(".")[2]: importlib.import_module(name) for name in MODULES}
         except ImportError as exc:
             raise CodecError(
@@ -238,6 +239,6 @@ def load_hific(
     return HiFiCCodec(mods, encoder, generator, hyperprior, info, device)
 
 
-def load(model, weights, quality, device, label, options):
+def load(model, weights, quality, device, label, options, search=()):
     """The codec-kind hook's loader (:class:`~pytest_nicrobust.codecs.registry.CodecKind`)."""
     return load_hific(weights, quality, device, label, **options)

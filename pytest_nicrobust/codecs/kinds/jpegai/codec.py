@@ -145,7 +145,7 @@ class JpegAICodec(Codec):
         }
 
 
-def load(model, weights, quality, device, label, options) -> JpegAICodec:
+def load(model, weights, quality, device, label, options, search=()) -> JpegAICodec:
     """The codec-kind hook's load half (codecs/registry.py): build the codec a checked table names."""
     root, profile = options.get("root"), options.get("profile", tree_files.DEFAULT_PROFILE)
     beta = parse_quality(quality)

@@ -25,6 +25,7 @@ from .... import CodecError
 from ....files import sha256_of
 from ...base import Codec, CodecInfo
 from ...checkpoints import read_checkpoint
+from ...imports import importing
 from ...quantization import guard_coder, quantization_proxy
 from .. import public_trees
 from .table import LAMBDAS
@@ -45,7 +46,7 @@ def import_qres_zoo(folder: str):
         import importlib
 
         try:
-            with public_trees.top_level_set_aside("lvae", folder):
+            with importing((folder,), tree=folder, names={"lvae"}):
                 _IMPORTED[folder] = importlib.import_module("lvae.models.qresvae.zoo")
         except ImportError as exc:
             raise CodecError(
@@ -121,6 +122,6 @@ def load_qres_vae(weights, quality, device, label, root):
     return QResVAECodec(net, info, device)
 
 
-def load(model, weights, quality, device, label, options):
+def load(model, weights, quality, device, label, options, search=()):
     """The codec-kind hook's loader (:class:`~pytest_nicrobust.codecs.registry.CodecKind`)."""
     return load_qres_vae(weights, quality, device, label, **options)
