@@ -33,7 +33,7 @@ def load_codec(
         return _checked_codec(kind.load(model, weights, quality, device, label, options or {}, search=search), model)
     if model not in ARCHITECTURES:
         with importing(search):
-            factory = resolve_factory(model)
+            factory = resolve_factory(model, search)
             codec = call_factory(
                 factory, model, name=label, quality=quality, weights=weights, device=device, **(options or {})
             )

@@ -9,21 +9,19 @@
 External factories are called as ``factory(name=..., quality=..., weights=..., device=..., **options)``
 (see :func:`call_factory` and the README's "Bring your own codec").
 
-Trust: a suite file names code to import and call, as a ``conftest.py`` does, so it is as trusted
-as the code beside it. What the plugin refuses (:func:`refuse_non_factory`), before any suite key
-reaches the callable: standard-library and builtin callables (``os:system``, ``shutil:rmtree``,
-``builtins:exec``, a ``functools.partial`` of one, one re-exported by a user module) and the callables
-of the plugin's own dependencies (torch, numpy, PIL, pytest, ...), none of which makes a Codec;
-whatever a factory returns that is not a Codec is refused after the call.
+Trust: a suite file names code to import and call, as a ``conftest.py`` does, but only from the
+suite's own roots (its folder, the rootdir, a ``path`` it gives) or an installed package declaring
+the entry-point group: the rule and its checks are :mod:`.imports`; whatever a factory returns that
+is not a Codec is refused after the call.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import re
-import sys
+
+from .imports import ENTRY_POINT_GROUP, Refused, check_entry_point, check_home, import_target
 
 ARCHITECTURES = (
     "bmshj2018-factorized",
@@ -34,7 +32,6 @@ ARCHITECTURES = (
     "cheng2020-attn",
 )
 WEIGHT_SOURCES = ("nicrobust", "zoo", "random")
-ENTRY_POINT_GROUP = "pytest_nicrobust.codecs"
 
 # Codec kinds with suite keys of their own (JPEG AI's tree and profile, a class and its options, ...): the
 # name a [[codecs]] table's ``model`` gives -> its folder in codecs/kinds/, which holds ``table.py``
@@ -48,30 +45,6 @@ CODEC_KINDS: dict[str, str] = {
     "qres-vae": "qres_vae",
 }
 KINDS_PACKAGE = "pytest_nicrobust.codecs.kinds"
-
-# top-level packages whose callables are never codec factories (besides the standard library)
-NOT_FACTORIES = frozenset(
-    {
-        "torch",
-        "torchvision",
-        "numpy",
-        "PIL",
-        "pytest",
-        "_pytest",
-        "pluggy",
-        "xdist",
-        "execnet",
-        "compressai",
-        "scipy",
-        "skimage",
-        "allure",
-        "allure_commons",
-        "tomllib",
-        "setuptools",
-        "pip",
-        "importlib_metadata",
-    }
-)
 
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -161,77 +134,40 @@ def parse_spec(spec: str, base_dir: str = ".") -> dict:
     )
 
 
-def import_factory(path: str):
-    """The callable named by ``package.module:attr``, imported from ``sys.path`` (the caller puts the
-    suite's roots there: :func:`pytest_nicrobust.codecs.imports.importing`)."""
+def import_factory(path: str, folders: tuple[str, ...] = ()):
+    """The callable named by ``package.module:attr``, from the suite's roots ``folders`` (the caller
+    puts them on ``sys.path``: :func:`pytest_nicrobust.codecs.imports.importing`) or a codec package;
+    the trust model's rule (:mod:`.imports`) is applied before the module is imported and before the
+    callable is called."""
     from .. import CodecError
 
-    module_name, _, attr = path.partition(":")
     try:
-        obj = importlib.import_module(module_name)
+        obj = import_target(path, folders)
+    except Refused as exc:
+        raise CodecError(f"codec {path!r}: {exc}") from None
     except Exception as exc:  # ImportError, or an error inside the user's module
+        module_name = path.partition(":")[0]
         raise CodecError(f"cannot import {module_name!r} for codec {path!r}: {type(exc).__name__}: {exc}") from None
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise CodecError(f"module {module_name!r} has no attribute {attr!r} (codec {path!r})")
     if not callable(obj):
         raise CodecError(f"codec {path!r} is not callable")
-    refuse_non_factory(path, obj)
     return obj
 
 
-def _home(obj) -> str:
-    """The module that defines ``obj`` (a function, class, bound method or other callable)."""
-    target = getattr(obj, "__func__", obj)
-    home = (
-        getattr(target, "__module__", None)
-        if (inspect.isfunction(target) or inspect.isclass(target) or inspect.isbuiltin(target))
-        else None
-    )
-    return home or getattr(type(target), "__module__", "") or ""
-
-
-def _library(module: str) -> str | None:
-    top = (module or "").split(".")[0]
-    if top in sys.stdlib_module_names or top == "builtins":
-        return "Python's standard library"
-    if top in NOT_FACTORIES:
-        return f"the package {top!r}"
-    return None
-
-
-def refuse_non_factory(path: str, obj) -> None:
-    """Refuse, before it is called, a callable that cannot be a codec factory: one of the standard
-    library or a builtin (``os:system``, ``shutil:rmtree``), a ``functools.partial`` of one, or one
-    of the plugin's own dependencies. A suite key never reaches it."""
-    from .. import CodecError
-
-    inner = obj
-    while isinstance(inner, functools.partial):
-        inner = inner.func
-    named = _library(path.partition(":")[0])
-    kind = "builtin" if inspect.isbuiltin(inner) or inspect.ismethoddescriptor(inner) else None
-    where = named or _library(_home(inner)) or (kind and "Python's builtins")
-    if where:
-        raise CodecError(
-            f"codec {path!r}: {getattr(inner, '__qualname__', type(inner).__name__)} comes from {where}, "
-            "not a codec factory (a factory is your own code that returns a Codec); refused before "
-            "any suite key reached it"
-        )
-
-
-def resolve_factory(model: str):
+def resolve_factory(model: str, folders: tuple[str, ...] = ()):
     """The factory of an external codec: an import path or an entry-point name."""
     from .. import CodecError
 
     if is_import_path(model):
-        return import_factory(model)
+        return import_factory(model, folders)
     plugins = external_codecs()
     if model not in plugins:
         raise CodecError(f"unknown codec model {model!r}; known: {', '.join(known_models())}")
-    factory = plugins[model].load()
-    refuse_non_factory(plugins[model].value, factory)
+    try:
+        check_entry_point(plugins[model])
+        factory = plugins[model].load()
+        check_home(factory, ())
+    except Refused as exc:
+        raise CodecError(f"codec {model!r}: {exc}") from None
     return factory
 
 

@@ -253,15 +253,17 @@ def test_changed_codec_code_changes_the_cache_key(tmp_path, monkeypatch):
     from pytest_nicrobust.run.advcache import cache_key
 
     (tmp_path / "mycodec.py").write_text(BAD_CODEC)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mycodec", raising=False)
+    roots = (str(tmp_path),)  # the suite's folder
     checkpoint = tmp_path / "tiny.pt"
     from helpers import tiny_checkpoint
 
     tiny_checkpoint(checkpoint)
     image, attack = Image("a", np.zeros((8, 8, 3), np.uint8)), AttackEntry("pgd", "eps7", "recon_error")
-    before = cache_key(load_codec("mycodec:make", str(checkpoint), 1), attack, 0, image, ["a"])
+    before = cache_key(load_codec("mycodec:make", str(checkpoint), 1, search=roots), attack, 0, image, ["a"])
     (tmp_path / "mycodec.py").write_text(BAD_CODEC.replace("time.sleep(3600)", "time.sleep(1)"))
-    assert cache_key(load_codec("mycodec:make", str(checkpoint), 1), attack, 0, image, ["a"]) != before
+    after = load_codec("mycodec:make", str(checkpoint), 1, search=roots)
+    assert cache_key(after, attack, 0, image, ["a"]) != before
 
 
 def test_a_replaced_or_unreadable_cache_entry_is_made_again(project, tmp_path):

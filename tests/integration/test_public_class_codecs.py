@@ -45,7 +45,7 @@ objectives = ["recon_error", "bitrate"]
 name = "skimage-photos"
 """
 
-# ELIC's constructor takes a config object, so a suite names a five-line builder (a team writes its own).
+# ELIC's constructor takes a config object, so a suite names a few-line subclass (a team writes its own).
 ELIC_BUILDER = textwrap.dedent('''
     """ELIC (JiangWeibeta/ELIC) built from keywords: its constructor takes a Config object."""
     import compressai.ops
@@ -57,9 +57,10 @@ ELIC_BUILDER = textwrap.dedent('''
     from utils.utils import Config
 
 
-    def build(N=192, M=320, slice_num=5, context_window=5, slice_ch=(16, 16, 32, 64, 192), quant="ste"):
-        return ELIC(Config(N=N, M=M, slice_num=slice_num, context_window=context_window, slice_ch=list(slice_ch),
-                           quant=quant))
+    class ELICFromKeywords(ELIC):
+        def __init__(self, N=192, M=320, slice_num=5, context_window=5, slice_ch=(16, 16, 32, 64, 192), quant="ste"):
+            super().__init__(Config(N=N, M=M, slice_num=slice_num, context_window=context_window,
+                                    slice_ch=list(slice_ch), quant=quant))
     ''')
 
 
@@ -85,7 +86,7 @@ def _elic_table(folder):
     (folder / "elic_builder.py").write_text(ELIC_BUILDER)
     # ELIC's tree goes first on sys.path (its top-level packages are models, utils, modules);
     # the builder is found in the suite's folder
-    return f'class = "elic_builder:build"\npath = "{root}"\nweights = "random"\nname = "random-elic"\n'
+    return f'class = "elic_builder:ELICFromKeywords"\npath = "{root}"\nweights = "random"\nname = "random-elic"\n'
 
 
 TABLES = {"tcm": _tcm_table, "elic": _elic_table}

@@ -1,5 +1,6 @@
-"""What a suite file can make happen: it names code to import, like conftest.py, but a standard-library
-or builtin callable is refused before any suite key reaches it, and the plugin starts no subprocess."""
+"""What a suite file can make happen: it names code to import, like conftest.py, but only from its own
+roots or a codec package: a library callable named by class or model runs nothing (run and check-codec
+alike), and the plugin starts no subprocess."""
 
 from __future__ import annotations
 
@@ -12,47 +13,78 @@ from helpers import write_thresholds
 FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer"]
 
 
-def test_os_system_and_shutil_rmtree_in_a_suite_are_refused_before_any_key_reaches_them(pytester, tmp_path):
+EVIL = """
+images = 1
+crop = 64
+worst_case = false
+
+[[codecs]]
+class = "os:system"
+name = "cls-sys"
+weights = "random"
+options = {{ command = "touch {touched}" }}
+
+[[codecs]]
+class = "shutil:rmtree"
+name = "cls-rm"
+weights = "random"
+options = {{ path = "{victim}" }}
+
+[[codecs]]
+class = "subprocess:run"
+name = "cls-run"
+weights = "random"
+options = {{ args = ["touch", "{touched}"] }}
+
+[[codecs]]
+model = "os:system"
+name = "sys"
+qualities = [1]
+command = "touch {touched}"
+
+[[codecs]]
+model = "sympy:sympify"
+name = "sympy"
+a = "__import__('os').system('touch {touched}')"
+
+[[attacks]]
+name = "noise"
+
+[[datasets]]
+name = "skimage-photos"
+"""
+
+
+def test_a_suite_naming_library_callables_by_class_or_model_runs_nothing(pytester, tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
     touched = tmp_path / "touched"
     (pytester.path / "suites").mkdir()
-    (pytester.path / "suites" / "evil.suite.toml").write_text(
-        textwrap.dedent(f"""
-        images = 1
-        crop = 64
-        worst_case = false
-
-        [[codecs]]
-        model = "os:system"
-        name = "sys"
-        qualities = [1]
-        command = "touch {touched}"
-
-        [[codecs]]
-        model = "shutil:rmtree"
-        name = "rm"
-        qualities = [1]
-        path = "{victim}"
-
-        [[attacks]]
-        name = "noise"
-
-        [[datasets]]
-        name = "skimage-photos"
-    """)
-    )
+    suite = pytester.path / "suites" / "evil.suite.toml"
+    suite.write_text(EVIL.format(touched=touched, victim=victim))
     write_thresholds(pytester.path)
     result = pytester.runpytest_subprocess("suites", *FAST, timeout=300)
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines(
         [
-            "*codec 'os:system': system comes from Python's standard library, not a codec factory*",
-            "*codec 'shutil:rmtree': rmtree comes from Python's standard library*",
+            "*class os:system*'os' is Python's standard library, not your codec's code*refused before importing it*",
+            "*class shutil:rmtree*'shutil' is Python's standard library*",
+            "*class subprocess:run*'subprocess' is Python's standard library*",
+            "*codec 'os:system': 'os' is Python's standard library*",
+            "*codec 'sympy:sympify': 'sympy' is an installed package*",
         ],
         consecutive=False,
     )
     assert not touched.exists() and victim.is_dir()
+    for label in ("cls-sys", "cls-rm", "cls-run", "sys[q1]", "sympy"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", label],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 2 and "not your codec's code" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert not touched.exists() and victim.is_dir(), "check-codec ran a library callable"
 
 
 def test_the_plugin_starts_no_subprocess_for_its_provenance():

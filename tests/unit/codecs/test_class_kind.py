@@ -1,7 +1,9 @@
-"""Codecs named by class: CompressAI's own classes by import path, research-code quirks, the errors."""
+"""Codecs named by class: a team's subclass of a CompressAI model beside the suite, research-code
+quirks, the errors."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -13,7 +15,19 @@ from pytest_nicrobust.codecs.kinds.by_class.codec import ClassCodec, load
 from pytest_nicrobust.codecs.kinds.by_class.table import check_table
 from pytest_nicrobust.codecs.registry import TableError
 
-HYPERPRIOR = {"class": "compressai.models:ScaleHyperprior", "options": {"N": 16, "M": 24}}
+HYPERPRIOR = {"class": "team_nets:ScaleHyperprior", "options": {"N": 16, "M": 24}}
+TEAM_NETS = (
+    "from compressai.models import ScaleHyperprior as Base\n\n\nclass ScaleHyperprior(Base):\n    pass\n\n\n"
+    "def build(N, M):\n    return ScaleHyperprior(N, M)\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def team_nets(tmp_path):
+    """The team's model beside the suite: a subclass of CompressAI's (CompressAI itself is not the suite's code)."""
+    (tmp_path / "team_nets.py").write_text(TEAM_NETS)
+    yield
+    sys.modules.pop("team_nets", None)
 
 
 def build(table, base, quality=None):
@@ -163,24 +177,28 @@ def test_table_errors_name_the_key_without_torch(tmp_path, table, key, message):
     [
         ({"class": "no_such_module_here:Net", "weights": "random"}, r"class: cannot import 'no_such_module_here'"),
         (
-            {"class": "compressai.models:NoSuchNet", "weights": "random"},
-            r"class: module 'compressai.models' .* no attribute",
+            {"class": "team_nets:NoSuchNet", "weights": "random"},
+            r"class: module 'team_nets' .* no attribute",
         ),
-        ({"class": "torch.nn:Identity", "weights": "random"}, r"class: Identity has no compress, decompress, update"),
+        ({"class": "torch.nn:Identity", "weights": "random"}, r"class: 'torch' is an installed package .* refused"),
+        (
+            {"class": "team_nets:build", "options": {"N": 16, "M": 24}, "weights": "random"},
+            r"class: team_nets:build is a function, not a class of torch.nn.Module.* refused before calling it",
+        ),
         (
             {
-                "class": "compressai.models:ScaleHyperprior",
+                "class": "team_nets:ScaleHyperprior",
                 "options": {"N": 16, "M": 24, "depth": 3},
                 "weights": "random",
             },
-            r"options: compressai.models:ScaleHyperprior\(N=16, M=24, depth=3\) raised TypeError",
+            r"options: team_nets:ScaleHyperprior\(N=16, M=24, depth=3\) raised TypeError",
         ),
         (
-            {"class": "compressai.models:ScaleHyperprior", "options": {"N": 16}, "weights": "random"},
-            r"options: compressai.models:ScaleHyperprior does not take them: missing a required argument: 'M'",
+            {"class": "team_nets:ScaleHyperprior", "options": {"N": 16}, "weights": "random"},
+            r"options: team_nets:ScaleHyperprior does not take them: missing a required argument: 'M'",
         ),
         (
-            {"class": "compressai.models:ScaleHyperprior", "options": {"N": 32, "M": 24}, "weights": "q.pt"},
+            {"class": "team_nets:ScaleHyperprior", "options": {"N": 32, "M": 24}, "weights": "q.pt"},
             r"weights: .*q.pt does not fit ScaleHyperprior: RuntimeError: Error\(s\) in loading state_dict",
         ),
     ],

@@ -24,10 +24,10 @@ codec and the table key (``class``, ``options``, ``weights``).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import os
 import re
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,7 @@ from ....files import sha256_of
 from ...base import CodecInfo
 from ...builtin.compressai_models import CompressAICodec
 from ...checkpoints import float32, load_state_dict_file, strip_prefix
-from ...imports import importing, roots, top_level_names, within
+from ...imports import Refused, import_target, importing, roots, top_level_names, within
 from ...quantization import guard_coder, quantization_proxy
 from ...registry import TableError
 
@@ -47,25 +47,29 @@ REQUIRED_METHODS = ("forward", "compress", "decompress", "update")
 # Import
 
 
-def resolve_class(target: str, tree: str | None):
-    """The callable named by ``module:attr``, imported from ``sys.path`` as :func:`load` sets it up
-    (:func:`~pytest_nicrobust.codecs.imports.importing`); :class:`TableError` on ``class`` otherwise."""
-    module_name, _, attr = target.partition(":")
+def resolve_class(target: str, folders: tuple[str, ...], tree: str | None):
+    """The class ``module:Class`` names, from the roots ``folders`` (on ``sys.path`` as :func:`load`
+    sets it up) under the trust model's rule (:mod:`pytest_nicrobust.codecs.imports`), checked to be
+    a class of ``torch.nn.Module`` before it is called; :class:`TableError` on ``class`` otherwise."""
+    module_name = target.partition(":")[0]
     try:
-        obj = importlib.import_module(module_name)
+        obj = import_target(target, folders)
+    except Refused as exc:
+        raise TableError("class", str(exc)) from None
     except Exception as exc:  # ImportError, or any error inside the imported code
         where = f" from {tree}" if tree else ""
         text = (str(exc).strip().splitlines() or [""])[0][:300]
         raise TableError("class", f"cannot import {module_name!r}{where}: {type(exc).__name__}: {text}") from None
-    file = getattr(obj, "__file__", None)
+    file = getattr(sys.modules.get(module_name), "__file__", None)
     if tree and file and module_name.partition(".")[0] in top_level_names(tree) and not within(file, tree):
         raise TableError("class", f"{module_name!r} resolves to {file} (already imported, or installed), not to {tree}")
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise TableError("class", f"module {module_name!r} ({file}) has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TableError("class", f"{target} is {type(obj).__name__}, not a class or a callable")
+    if not (inspect.isclass(obj) and issubclass(obj, torch.nn.Module)):
+        what = "a class" if inspect.isclass(obj) else f"a {type(obj).__name__}"
+        raise TableError(
+            "class",
+            f"{target} is {what}, not a class of torch.nn.Module: class = names the model's class (a model "
+            "built by a function: subclass the model and build it in __init__); refused before calling it",
+        )
     return obj
 
 
@@ -274,8 +278,9 @@ def load(model, weights, quality, device="cpu", label=None, options=None, search
     label = label or target.rpartition(":")[2]
     tree = spec.get("path")
     try:
-        with importing(roots(tree, spec.get("home"), tuple(search)), tree=tree):
-            factory = resolve_class(target, tree)
+        folders = roots(tree, spec.get("home"), tuple(search))
+        with importing(folders, tree=tree):
+            factory = resolve_class(target, folders, tree)
             net = construct(factory, dict(spec.get("options", {})), target)
             sources = _source_files(factory, net)  # while the tree's modules are registered
         details = {"class": target, "options": spec.get("options", {}), "path": spec.get("path")}

@@ -3,8 +3,8 @@
 Any model with CompressAI's interface, no factory to write::
 
     [[codecs]]
-    class = "models:TCM"                    # module:Class, or any callable that returns the model
-    path = "third_party/LIC_TCM"            # optional: folder put first on sys.path for the import
+    class = "models:TCM"                    # module:Class, a class of torch.nn.Module
+    path = "third_party/LIC_TCM"            # optional: the research tree it comes from
     options = { N = 64, M = 320 }           # constructor keywords
     weights = "ckpt/tcm-{quality}.pth.tar"  # a state dict (plain, or {"state_dict": ...}); "random": seeded init
     qualities = ["0.0025", "0.013"]         # labels; {quality} in weights picks the file
@@ -48,9 +48,7 @@ def check_table(table: dict, base_dir: str) -> dict:
         raise TableError(unknown[0], f"unknown key for a codec named by class; the keys are {', '.join(KEYS)}")
     target = table.get("class")
     if not isinstance(target, str) or not _CLASS_PATH.fullmatch(target):
-        raise TableError(
-            "class", f"expected 'module:Class' or 'module:function' (a callable returning the model), got {target!r}"
-        )
+        raise TableError("class", f"expected 'module:Class' (a class of torch.nn.Module), got {target!r}")
     folder = table.get("path")
     if folder is not None:
         if not isinstance(folder, str) or not folder:
