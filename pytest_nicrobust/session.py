@@ -56,13 +56,30 @@ class NicrobustSession:
             self.thresholds.check_computed(self.metrics)
         except (NicrobustError, ValueError) as exc:
             raise pytest.UsageError(str(exc)) from None
+        if not self.is_worker:
+            self.check_outputs()
+
+    def check_outputs(self) -> None:
+        """Before anything is written: the results JSON, its transfer folder and the Allure folder
+        replace nothing they must not (:func:`pytest_nicrobust.files.check_output`)."""
+        from .files import OutputPathError, check_output, check_output_folder
+
+        config = self.config
         json_path = config.getoption("nicrobust_json")
-        if json_path and not self.is_worker:
-            folder = os.path.dirname(os.path.abspath(json_path))
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                raise pytest.UsageError(
-                    f"--nicrobust-json {json_path}: folder {folder} does not exist or is not writable"
-                )
+        inputs = {
+            "the baseline (--nicrobust-compare)": config.getoption("nicrobust_compare"),
+            "the thresholds file": self.thresholds.path,
+        }
+        inputs.update({f"an input ({arg})": arg.split("::")[0] for arg in config.args})
+        try:
+            if json_path:
+                check_output(json_path, "--nicrobust-json", inputs)
+                check_output_folder(os.path.splitext(json_path)[0] + "-transfer", "--nicrobust-json's transfer folder")
+            alluredir = getattr(config.option, "allure_report_dir", None)
+            if alluredir:
+                check_output_folder(alluredir, "--alluredir")
+        except OutputPathError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     # -- devices ---------------------------------------------------------------
 

@@ -57,3 +57,16 @@ def tiny_project(pytester, tiny_pt, thresholds="[defaults]\ndelta_psnr = 100.0\n
     shutil.copy(tiny_pt, pytester.path / "suites" / "tiny.pt")
     write_thresholds(pytester.path, thresholds)
     return pytester
+
+def run_merge(cwd, *args, timeout=300):
+    """``python -m pytest_nicrobust merge ARGS`` in ``cwd``, its output captured."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_nicrobust", "merge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

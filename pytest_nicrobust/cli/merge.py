@@ -28,6 +28,7 @@ import os
 import re
 import sys
 
+from ..files import OutputPathError, check_output, check_output_folder
 from ..outputs import github, terminal
 from ..outputs.writer import Outputs, write_outputs
 from ..record import from_json, means_of
@@ -348,6 +349,20 @@ def _merge_comparison(parts: list) -> dict | None:
     }
 
 
+def check_outputs(args) -> None:
+    """``-o``, its transfer folder and ``--alluredir`` replace nothing they must not: not a shard, not
+    the thresholds file, not a device node, nothing that is not a results JSON (checked first)."""
+    inputs: dict[str, str | None] = {f"an input shard ({p})": p for p in args.shards}
+    inputs["the thresholds file (--thresholds)"] = args.thresholds
+    try:
+        check_output(args.output, "-o", inputs)
+        check_output_folder(os.path.splitext(args.output)[0] + "-transfer", "-o's transfer folder")
+        if args.alluredir:
+            check_output_folder(args.alluredir, "--alluredir")
+    except OutputPathError as exc:
+        raise MergeError(str(exc)) from None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m pytest_nicrobust merge",
@@ -368,12 +383,11 @@ def main(argv=None) -> int:
         twice = sorted({p for p in args.shards if args.shards.count(p) > 1})
         if twice:
             raise MergeError(f"{twice[0]} given twice")
+        check_outputs(args)
         docs = {path: _load(path) for path in args.shards}
         prov, tests, comparison = merge_docs(docs)
         thresholds = load_gate_thresholds(prov, args.thresholds)
         changes = [(t["id"], why) for t in tests for why in [regate(t, thresholds)] if why]
-        if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
-            raise MergeError(f"-o {args.output}: its folder does not exist")
     except MergeError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 2

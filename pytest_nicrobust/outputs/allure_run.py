@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 
+from ..files import write_file
 from ..metrics.registry import GATES
 
 
@@ -191,13 +192,13 @@ def _property(text) -> str:
 
 
 def write_environment(alluredir: str, env: dict) -> None:
-    with open(os.path.join(alluredir, "environment.properties"), "w") as f:
-        f.writelines(f"{_property(k).replace(' ', '_')}={_property(v)}\n" for k, v in sorted(env.items()))
+    text = "".join(f"{_property(k).replace(' ', '_')}={_property(v)}\n" for k, v in sorted(env.items()))
+    write_file(os.path.join(alluredir, "environment.properties"), text.encode())
 
 
 def write_json(alluredir: str, name: str, doc) -> None:
-    with open(os.path.join(alluredir, name), "w") as f:
-        json.dump(doc, f, indent=1)
+    """A file of a fixed name: written only into a regular file (never a FIFO, a device or a link)."""
+    write_file(os.path.join(alluredir, name), json.dumps(doc, indent=1).encode())
 
 
 _TYPES = {".png": "image/png", ".csv": "text/csv", ".json": "application/json", ".html": "text/html"}

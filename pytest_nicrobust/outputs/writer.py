@@ -10,7 +10,7 @@ import os
 import time
 import traceback
 
-from ..files import write_json_atomic
+from ..files import check_output_folder, write_file, write_json_atomic
 from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
 from . import allure_run, curves, github, provenance, summary, terminal, transfer_matrix
@@ -99,13 +99,10 @@ def _transfer_files(out: Outputs, matrices: dict, json_path: str | None) -> list
         folder = os.path.splitext(json_path)[0] + "-transfer"
 
         def save():
-            if os.path.islink(folder):  # never follow a link planted where the run writes its files
-                raise OSError(f"{folder} is a symbolic link; remove it or choose another --nicrobust-json")
+            check_output_folder(folder, "the transfer folder")  # never through a link planted where the run writes
             os.makedirs(folder, exist_ok=True)
             for name, body in files:
-                fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(body)
+                write_file(os.path.join(folder, name), body)
             out.written.append(folder + "/")
 
         out.attempt("transfer files", save)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import tiny_checkpoint
+from helpers import run_merge, tiny_checkpoint
 
 from pytest_nicrobust.config.shards import assign, parse_shard
 
@@ -66,13 +66,7 @@ def _pytest(root, *args):
 
 
 def _merge(root, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_nicrobust", "merge", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_merge(root, *args)
 
 
 @pytest.fixture(scope="module")
