@@ -6,6 +6,7 @@ transfer files, Allure's run files and the terminal summary (see the package's d
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -14,6 +15,7 @@ from ..files import check_output_folder, write_file, write_json_atomic
 from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
 from . import allure_run, curves, github, provenance, summary, terminal, transfer_matrix
+from .schema import first_problem
 
 FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
 
@@ -79,11 +81,12 @@ def write_outputs(
         "transfer": matrices,
         "comparison": comparison,
     }
-    if json_path:  # 2. the same file with the summaries
-        out.attempt(
-            "summaries in the JSON",
-            lambda: write_json_atomic(json_path, run_document(prov, results, True, out.extras, stopped)),
-        )
+    if json_path:  # 2. the same file with the summaries, checked against the schema the package ships
+        doc = run_document(prov, results, True, out.extras, stopped)
+        problem = out.attempt("schema check", lambda: first_problem(json.loads(json.dumps(doc, default=float))))
+        if problem:
+            out.problems.append(f"{json_path} does not match results.schema.json: {problem} (please report it)")
+        out.attempt("summaries in the JSON", lambda: write_json_atomic(json_path, doc))
     files = _transfer_files(out, matrices, json_path)
     if alluredir:
         out.attempt("Allure run files", lambda: _allure(out, alluredir, prov, results, files, run_files))

@@ -18,8 +18,10 @@ def run_case(case, ctx, result: dict, defense=None) -> None:
         timings={},
     )
     codec, images = load_subject(case.codec, case.dataset, ctx, result)
-    measure_case(case, codec, images, ctx, seeds, defense, result)
-    finish_means(result, case.gated_modes)
+    try:
+        measure_case(case, codec, images, ctx, seeds, defense, result)
+    finally:  # a decode that raises, a time limit: the rows measured keep their means (the schema's mode block)
+        finish_means(result, case.gated_modes)
     raise_errors(case.name, result)
     ctx.measured[case_key(case, seeds)] = {m: b["per_image"] for m, b in result["modes"].items()}
     conclude(case.name, result, gate_modes(result, case.gated_modes, ctx), ctx)

@@ -346,7 +346,10 @@ def load_subject(entry, dataset, ctx, result: dict):
 
 
 def finish_means(out: dict, gated_modes) -> None:
-    """Means of every mode (and the defense's cost); the last gated mode's rows and means are the headline."""
+    """Means of every mode (and the defense's cost); the last gated mode's rows and means are the headline.
+    Nothing to do before the modes exist (a failure before the first image)."""
+    if "modes" not in out:
+        return
     for block in out["modes"].values():
         block["mean"] = mean_of(block["per_image"])
     if out.get("defense"):

@@ -182,6 +182,7 @@ def test_a_subset_summarises_the_missing_baseline_tests_in_one_line(project, bas
     assert len(json.loads(out.read_text())["comparison"]["missing"]) == 3  # listed in the JSON only
 
 
+@pytest.mark.writes_invalid_results  # a broken baseline on purpose
 def test_a_broken_or_partial_baseline_is_one_line(project, baseline, tmp_path):
     doc = json.loads(baseline.read_text())
     broken = tmp_path / "broken.json"

@@ -13,7 +13,8 @@ from importlib import resources
 
 import pytest
 from helpers import write_suite, write_thresholds
-from schema_check import problems
+
+from pytest_nicrobust.outputs.schema import problems, results_schema
 
 FAST = ["--nicrobust-metrics", "psnr,mse,msssim", "-p", "no:cacheprovider", "-p", "no:randomly"]
 SUITE_EXTRA = 'defenses = ["none", "flip"]'
@@ -21,7 +22,10 @@ ATTACKS = '[[attacks]]\nname = "pgd"\npresets = ["eps7"]\nsteps = 1\nobjectives 
 
 
 def _schema() -> dict:
-    return json.loads((resources.files("pytest_nicrobust") / "results.schema.json").read_text())
+    """The schema as a user reads it from the installed package."""
+    shipped = json.loads((resources.files("pytest_nicrobust") / "results.schema.json").read_text())
+    assert shipped == results_schema()
+    return shipped
 
 
 @pytest.fixture
@@ -86,3 +90,36 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+RAISING = """
+from pytest_nicrobust.codecs.builtin.compressai_models import load
+
+
+def make(*, name, quality, weights, device):
+    codec = load("bmshj2018-factorized", "random", 1, device, name)
+
+    def crash(x):
+        raise RuntimeError("the decoder crashed")
+
+    codec._roundtrip_padded = crash
+    return codec
+"""
+
+
+def test_a_run_where_a_decode_raises_matches_the_schema(pytester, tmp_path):
+    """A failure half-way keeps every mode's block whole: its mean is there (the images measured)."""
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "raising.py").write_text(RAISING)
+    (pytester.path / "suites" / "crash.toml").write_text(
+        'images = 1\ncrop = 64\nworst_case = false\ntransfer = false\n\n[[codecs]]\nmodel = "raising:make"\n'
+        'name = "crashing"\n\n[[attacks]]\nname = "noise"\n\n[[datasets]]\nname = "skimage-photos"\n'
+    )
+    write_thresholds(pytester.path)
+    out = tmp_path / "r.json"
+    pytester.runpytest_subprocess("suites", f"--nicrobust-json={out}", *FAST).assert_outcomes(failed=1)
+    doc = json.loads(out.read_text())
+    assert problems(doc, _schema()) == []
+    (test,) = doc["tests"]
+    assert test["outcome"] == "failed" and "the decoder crashed" in test["error"]
+    assert test["modes"]["undefended"] == {"per_image": [], "mean": {}}
