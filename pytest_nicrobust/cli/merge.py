@@ -11,9 +11,11 @@ The merge re-gates, it never trusts a shard's outcome: every test's gates are co
 its means and the thresholds file whose SHA-256 the shards recorded (read from the path they name,
 or --thresholds FILE; a file whose hash differs is refused), regression gates are checked again
 from their recorded change and allowance, and the outcome follows (a warning names each test whose
-recorded outcome disagreed). A value that is not a finite number, or a shard whose keys have the
-wrong type (tests not a list, a test without an id, params not a table, shard not K/N, ...), is
-refused with one line naming the file and the key.
+recorded outcome disagreed). A value that is not a finite number, a shard whose keys have the
+wrong type (tests not a list, a test without an id, params not a table, shard not K/N, ...), and
+anything the schema the package ships refuses (``results.schema.json``: an unknown key or kind, a
+failed test that names no cause, another format, nesting deeper than JSON can be read) is refused
+with one line naming the file and the key.
 
 Exit status: 0 when the merged verdict passed, 1 when it failed, 2 on bad input (one line on
 stderr; nothing is written until every input is valid).
@@ -30,7 +32,9 @@ import sys
 
 from ..files import OutputPathError, check_output, check_output_folder
 from ..outputs import github, terminal
-from ..outputs.writer import Outputs, write_outputs
+from ..outputs.schema import first_problem
+from ..outputs.summary import verdict_facts
+from ..outputs.writer import FORMAT, Outputs, write_outputs
 from ..record import from_json, means_of
 
 SAME = ("seed", "metrics")
@@ -41,16 +45,28 @@ class MergeError(Exception):
 
 
 def _load(path: str) -> dict:
+    """A shard, refused (one line naming the file and the key) when the schema the package ships
+    refuses it, when it did not finish, or when a value the merge reads is not a finite number."""
     try:
         with open(path) as f:
             doc = json.load(f)
+    except RecursionError:
+        raise MergeError(f"{path}: not a results JSON (nested deeper than JSON can be read)") from None
     except (OSError, ValueError) as exc:
-        raise MergeError(f"{path}: not a results JSON ({type(exc).__name__}: {exc})") from None
+        raise MergeError(f"{path}: not a results JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(doc, dict) or "tests" not in doc or "provenance" not in doc:
         raise MergeError(f"{path}: not a --nicrobust-json file of this plugin (no tests or provenance)")
+    if doc.get("format") != FORMAT:
+        raise MergeError(
+            f"{path}: format: {str(doc.get('format'))[:20]}, this merge joins shards of format {FORMAT} "
+            "(docs/results-json.md): run that shard again with this plugin"
+        )
+    check_doc(path, doc)  # what the merge reads, in its words; then everything else the schema says
+    problem = first_problem(doc)
+    if problem:
+        raise MergeError(f"{path}: {problem} (results.schema.json)")
     if not doc.get("complete"):
         raise MergeError(f'{path}: the run that wrote it did not finish ("complete": false); run that shard again')
-    check_doc(path, doc)
     return doc
 
 
@@ -402,6 +418,5 @@ def main(argv=None) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     for path in out.written:
         print(f"written: {path}")
-    verdict = out.extras.get("summary", {}).get("verdict_line", "")
-    print(verdict)
-    return 1 if verdict.startswith("verdict: FAILED") else 0
+    print(out.extras.get("summary", {}).get("verdict_line", ""))
+    return 1 if verdict_facts(tests)["failed"] else 0  # from the records, not from the summary's text

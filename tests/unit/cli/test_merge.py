@@ -69,7 +69,7 @@ def _shard(k: int, thresholds, delta=1.0) -> dict:
         "workers": 1,
         "worker_ids": [],
     }
-    return {"format": 2, "complete": True, "provenance": prov, "tests": [_test(k, delta)]}
+    return {"format": 3, "complete": True, "provenance": prov, "tests": [_test(k, delta)]}
 
 
 @pytest.fixture
@@ -154,3 +154,55 @@ def test_thresholds_that_changed_since_the_shards_ran_are_refused(shards, capsys
     (tmp / "thresholds.toml").write_text("[defaults]\ndelta_psnr = 200.0\n")
     assert main([*paths, "-o", str(tmp / "m.json")]) == 2
     assert "the shards were gated with" in capsys.readouterr().err and not (tmp / "m.json").exists()
+
+
+def _without_values_or_error(doc):
+    test = doc["tests"][0]
+    for key in ("modes", "gates", "headline_mode"):
+        test.pop(key)
+    test["outcome"] = "failed"
+    return doc
+
+
+def _kind(doc):
+    doc["tests"][0]["kind"] = "benchmark"
+    return doc
+
+
+def _format_2(doc):
+    doc["format"] = 2
+    return doc
+
+
+def _huge_key(doc):
+    doc["junk"] = "x" * 20_000_000
+    return doc
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            _without_values_or_error,
+            "$.tests[0]: a failed test names why: an error, the images that failed or a failed gate",
+        ),
+        (_kind, "$.tests[0].kind: 'benchmark' is not one of case, worst-case, transfer, crashed"),
+        (_format_2, "format: 2, this merge joins shards of format 3"),
+        (_huge_key, "$: unknown key 'junk'"),
+    ],
+)
+def test_what_the_schema_refuses_merge_refuses(shards, capsys, edit, message):
+    docs, write, tmp = shards
+    assert main([*write(docs[0], edit(copy.deepcopy(docs[1]))), "-o", str(tmp / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("merge: ") and "shard2.json" in err[0] and message in err[0], err
+    assert len(err[0]) < 400 and not (tmp / "m.json").exists()
+
+
+def test_a_shard_nested_too_deep_is_one_line_not_a_traceback(shards, capsys):
+    docs, write, tmp = shards
+    paths = write()
+    (tmp / "shard2.json").write_text("[" * 200_000)
+    assert main([*paths, "-o", str(tmp / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"merge: {paths[1]}: not a results JSON (nested deeper than JSON can be read)"]
