@@ -85,6 +85,13 @@ class _Hooks:
     def pytest_sessionstart(self, session):
         self.session.start()
 
+    def pytest_collection_finish(self, session):
+        self.session.collected([item.nodeid for item in session.items if isinstance(item, RobustnessItem)])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.session.collected(ids)
+
     def pytest_runtest_logreport(self, report):
         self.session.collect_report(report)
 

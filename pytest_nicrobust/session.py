@@ -177,6 +177,16 @@ class NicrobustSession:
             self.writer = RunWriter(self.config, self)
             self.writer.skeleton()
 
+    def collected(self, ids: list[str]) -> None:
+        """On the controller, once: the ids of the robustness tests this run collected (after ``-k``, heavy
+        and ``--nicrobust-shard``), recorded in the JSON so that a merge can name a lost one."""
+        if self.writer is None or self.writer.collected is not None:
+            return
+        mine = [i for i in ids if i.split("::")[0].endswith(".toml")]
+        files = {os.path.normpath(os.path.join(str(self.config.rootpath), i.split("::")[0])) for i in mine}
+        self.writer.set_collected(mine, files)
+        self.writer.progress(self.sorted())
+
     def collect_report(self, report) -> None:
         """Keep a test's record; a robustness test that crashed or errored without one is recorded too.
 

@@ -5,7 +5,8 @@ writes: the summaries (verdict, gate matrix, score card), the transfer matrices 
 comparison with a baseline, and Allure's run files (environment, executor, categories, run summary)
 into ``--alluredir``; give that folder to ``allure generate`` together with the shards' own
 ``allure-results``. Shards from different suites, thresholds, seeds or plugin versions, repeated or
-missing shards, and a shard that did not finish are refused with a message naming the files.
+missing shards, a shard that did not finish and one that lost tests (the ids it ``collected`` without
+a record) are refused with a message naming the files.
 
 The merge re-gates, it never trusts a shard's outcome: every test's gates are computed again from
 its means and the thresholds file whose SHA-256 the shards recorded (read from the path they name,
@@ -314,6 +315,27 @@ def check_shards(docs: dict[str, dict]) -> None:
         )
 
 
+def check_collected(docs: dict[str, dict]) -> list[str]:
+    """Every test a shard collected has its record there (a shard that lost tests is named); returns
+    the ids the whole run collected."""
+    collected: list[str] = []
+    for path, doc in docs.items():
+        ids = doc.get("collected")
+        if ids is None:
+            raise MergeError(
+                f"{path}: no 'collected' list (written by an older pytest-nicrobust): run that shard again"
+            )
+        lost = sorted(set(ids) - {t["id"] for t in doc["tests"]})
+        if lost:
+            more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+            raise MergeError(
+                f"{path}: {len(lost)} test(s) it collected have no record: {', '.join(lost[:3])}{more}; "
+                "the shard lost them: run that shard again"
+            )
+        collected += ids
+    return sorted(collected)
+
+
 def merge_docs(docs: dict[str, dict]) -> tuple[dict, list[dict], dict | None]:
     """(provenance, tests, comparison) of the whole run."""
     check_shards(docs)
@@ -402,6 +424,7 @@ def main(argv=None) -> int:
         check_outputs(args)
         docs = {path: _load(path) for path in args.shards}
         prov, tests, comparison = merge_docs(docs)
+        collected = check_collected(docs)
         thresholds = load_gate_thresholds(prov, args.thresholds)
         changes = [(t["id"], why) for t in tests for why in [regate(t, thresholds)] if why]
     except MergeError as exc:
@@ -410,7 +433,7 @@ def main(argv=None) -> int:
     for test_id, why in changes:
         print(f"merge: warning: {test_id}: re-gated from its values: {why}", file=sys.stderr)
     out = Outputs()
-    write_outputs(out, prov, tests, comparison, args.output, args.alluredir)
+    write_outputs(out, prov, tests, comparison, args.output, args.alluredir, collected=collected)
     for line in terminal.gate_table(tests):
         print(line)
     github.report(tests, os.environ, print, out.problems)  # the job summary and annotations, on GitHub Actions

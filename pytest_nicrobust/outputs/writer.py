@@ -11,7 +11,7 @@ import os
 import time
 import traceback
 
-from ..files import check_output_folder, write_file, write_json_atomic
+from ..files import check_output_folder, sha256_or_none, write_file, write_json_atomic
 from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
 from . import allure_run, curves, github, provenance, summary, terminal, transfer_matrix
@@ -21,16 +21,24 @@ FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), resu
 
 
 def run_document(
-    prov: dict, results: list[dict], complete: bool, extras: dict | None = None, stopped: dict | None = None
+    prov: dict,
+    results: list[dict],
+    complete: bool,
+    extras: dict | None = None,
+    stopped: dict | None = None,
+    collected: list[str] | None = None,
 ) -> dict:
     """The results JSON. ``complete`` is true only for a run that ran every selected test to its end;
-    ``stopped`` says why one did not (``-x``, Ctrl-C: the reason and the tests never run)."""
+    ``stopped`` says why one did not (``-x``, Ctrl-C: the reason and the tests never run);
+    ``collected``: the ids of the robustness tests the run collected (a merge checks that every one
+    has a record)."""
     return {
         "format": FORMAT,
         "complete": complete and stopped is None,
         **({"stopped": stopped} if stopped else {}),
         "provenance": prov,
         "tests": [for_json(r) for r in results],
+        **({"collected": collected} if collected is not None else {}),
         **(extras or {}),
     }
 
@@ -62,14 +70,16 @@ def write_outputs(
     alluredir: str | None,
     run_files: bool = True,
     stopped: dict | None = None,
+    collected: list[str] | None = None,
 ) -> None:
     """The JSON first (measurements only), then the summaries in it, the transfer files, Allure's files.
 
     ``run_files``: write Allure's environment, executor and run summary (a shard leaves them to the merge).
     ``stopped``: why the run did not run every selected test (the JSON then says ``"complete": false``).
+    ``collected``: the ids of the tests the run collected.
     """
     if json_path:  # 1. the measurements, before anything that could fail (a full disk: one warning)
-        document = run_document(prov, results, True, stopped=stopped)
+        document = run_document(prov, results, True, stopped=stopped, collected=collected)
         if out.attempt("results JSON", lambda: write_json_atomic(json_path, document) or True) is None:
             json_path = None  # nothing more to add to a file that could not be written
         else:
@@ -82,7 +92,7 @@ def write_outputs(
         "comparison": comparison,
     }
     if json_path:  # 2. the same file with the summaries, checked against the schema the package ships
-        doc = run_document(prov, results, True, out.extras, stopped)
+        doc = run_document(prov, results, True, out.extras, stopped, collected)
         problem = out.attempt("schema check", lambda: first_problem(json.loads(json.dumps(doc, default=float))))
         if problem:
             out.problems.append(f"{json_path} does not match results.schema.json: {problem} (please report it)")
@@ -148,8 +158,16 @@ class RunWriter(Outputs):
         self.started = time.time()
         self.facts = provenance.run_facts(config, self.thresholds)
         self.suite_hashes: dict = {}
+        self.collected: list[str] | None = None
         self.partial_failed = False
         self.stopped: dict | None = None  # why the run did not run every selected test (set at finish)
+
+    def set_collected(self, ids: list[str], suite_files: set[str]) -> None:
+        """The robustness tests the run collected (after -k, heavy and the shard) and their suite files,
+        hashed now: a shard that ran no test still names its suites."""
+        self.collected = sorted(ids)
+        for path in suite_files - set(self.suite_hashes):
+            self.suite_hashes[path] = sha256_or_none(path)
 
     def provenance(self, results) -> dict:
         return provenance.collect(self.facts, self.suite_hashes, results, self.started, time.time())
@@ -166,7 +184,7 @@ class RunWriter(Outputs):
         if not self.json_path:
             return
         extras = {"running": running} if running else None
-        doc = run_document(self.provenance(results), results, complete=False, extras=extras)
+        doc = run_document(self.provenance(results), results, complete=False, extras=extras, collected=self.collected)
         try:
             write_json_atomic(self.json_path, doc)
         except OSError as exc:
@@ -193,6 +211,7 @@ class RunWriter(Outputs):
             self.alluredir,
             run_files=not self.shard,
             stopped=stopped,
+            collected=self.collected,
         )
 
     def terminal_summary(self, tr, results: list[dict]) -> None:

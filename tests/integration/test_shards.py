@@ -95,7 +95,9 @@ def _comparable(doc):
 
 
 def test_three_shards_merged_equal_the_whole_run(project):
-    shard_tests = [json.loads((project / f"shard{k}" / "r.json").read_text())["tests"] for k in (1, 2, 3)]
+    shard_docs = [json.loads((project / f"shard{k}" / "r.json").read_text()) for k in (1, 2, 3)]
+    shard_tests = [doc["tests"] for doc in shard_docs]
+    assert all(doc["collected"] == sorted(t["id"] for t in doc["tests"]) for doc in shard_docs), "what each collected"
     models = [{t["params"]["codec"] + t["params"]["bitrate"] for t in tests} for tests in shard_tests]
     assert all(len(m) == 1 for m in models) and len(set.union(*models)) == 3, "one model per shard, whole"
     proc = _merge(
@@ -104,6 +106,7 @@ def test_three_shards_merged_equal_the_whole_run(project):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     merged, whole = json.loads((project / "merged.json").read_text()), json.loads((project / "whole.json").read_text())
     assert _comparable(merged) == _comparable(whole)
+    assert merged["collected"] == whole["collected"] == sorted(t["id"] for t in whole["tests"])
     assert len(merged["provenance"]["shards"]) == 3
     assert (project / "merged-transfer" / "transfer.json").exists()
     results = [json.loads(p.read_text()) for p in (project / "merged-allure").glob("*-result.json")]

@@ -69,7 +69,13 @@ def _shard(k: int, thresholds, delta=1.0) -> dict:
         "workers": 1,
         "worker_ids": [],
     }
-    return {"format": 3, "complete": True, "provenance": prov, "tests": [_test(k, delta)]}
+    return {
+        "format": 3,
+        "complete": True,
+        "provenance": prov,
+        "tests": [_test(k, delta)],
+        "collected": [f"suites/s.toml::t{k}"],
+    }
 
 
 @pytest.fixture
@@ -206,3 +212,17 @@ def test_a_shard_nested_too_deep_is_one_line_not_a_traceback(shards, capsys):
     assert main([*paths, "-o", str(tmp / "m.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"merge: {paths[1]}: not a results JSON (nested deeper than JSON can be read)"]
+
+
+def test_a_shard_with_its_failing_test_deleted_is_named(shards, capsys):
+    docs, write, tmp = shards
+    failing = _shard(2, tmp / "thresholds.toml", delta=3.0)
+    assert main([*write(docs[0], failing), "-o", str(tmp / "m.json")]) == 1  # whole: the failure counts
+    lost = copy.deepcopy(failing)
+    lost["tests"] = []  # the failing test's record deleted: the rest would merge to PASSED
+    assert main([*write(docs[0], lost), "-o", str(tmp / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(
+        "shard2.json: 1 test(s) it collected have no record: suites/s.toml::t2; the shard lost "
+        "them: run that shard again"
+    ), err
