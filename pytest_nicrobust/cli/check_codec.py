@@ -6,53 +6,101 @@
     python -m pytest_nicrobust check-codec suites/ours.toml --codec tcm[0.0025]   # a codec of a suite
 
 Every property prints one PASS/FAIL line; the exit status is 1 if any failed, 2 if the codec
-could not be loaded. A factory or codec that raises ``SystemExit`` (``sys.exit(0)``) or
-``GeneratorExit`` cannot end the check with status 0: it is a FAIL line and a non-zero exit
-(``os._exit`` ends the process without Python's help, so nothing can report it: read the
-"N of M properties hold" line, which only a finished check prints).
+could not be loaded. The codec is loaded and its properties run in a child Python
+(:mod:`.check_codec_child`, in a private temporary folder, paths resolved first), so nothing the
+codec does can end the check with status 0: ``SystemExit`` or ``GeneratorExit`` is a FAIL line,
+and ``os._exit``, a native crash (a signal) or a hang past every limit ends the child only and is
+a FAIL line naming the property (or the load) it happened in, with a non-zero exit status.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import queue
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 
-from .. import NicrobustError
-from ..codecs import check, load_codec
-from ..codecs.registry import ARCHITECTURES, parse_spec
+from ..codecs.checks.conformance import PROPERTIES, TIME_LIMIT_S
+from .check_codec_child import LOAD_LIMIT_S
+
+CHILD = "pytest_nicrobust.cli.check_codec_child"
 
 
-def codec_of_suite(file: str, name: str | None, device: str):
-    """The codec of a suite's [[codecs]] entry ``name`` (its label, or label[quality]); the only one if None."""
-    from ..codecs import load_entry
-    from ..config.suite import parse_suite
+def ended(code: int) -> str:
+    """How the child ended, from its exit status (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}" + (" (os._exit?)" if code == 0 else "")
 
-    entries = list(dict.fromkeys(case.codec for case in parse_suite(file).cases if hasattr(case, "codec")))
-    chosen = [e for e in entries if name in (e.display, e.label)][:1] if name else entries
-    if len(chosen) != 1:
-        known = ", ".join(e.display for e in entries)
-        raise ValueError(
-            f"{file}: " + (f"no codec {name!r}" if name else "several codecs") + f"; give --codec one of {known}"
+
+def child_argv(args) -> list[str]:
+    """The child's arguments: every path made absolute (the child runs in a folder of its own)."""
+    spec = os.path.abspath(args.spec) if os.path.exists(args.spec) else args.spec
+    out = [spec, "--root", os.getcwd(), "--device", args.device]
+    if args.weights:
+        out += ["--weights", os.path.abspath(args.weights)]
+    for flag, value in (("--model", args.model), ("--codec", args.codec), ("--time-limit", args.time_limit)):
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def child_env() -> dict[str, str]:
+    """The parent's environment, with its ``sys.path`` (its current folder in place of '')."""
+    path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def run_child(argv: list[str], deadline_s: float, on_event) -> tuple[int, bool]:
+    """Run the child with ``argv``; ``on_event(msg)`` for each of its JSON lines. Returns (its exit
+    status, whether it was killed at ``deadline_s``)."""
+    read_fd, write_fd = os.pipe()
+    with tempfile.TemporaryDirectory(prefix="nicrobust-check-") as folder:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", CHILD, "--report-fd", str(write_fd), *argv],
+            pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL,
+            cwd=folder,
+            env=child_env(),
         )
-    return load_entry(chosen[0], device, (os.getcwd(),))
+        os.close(write_fd)
+        lines: queue.Queue = queue.Queue()
 
+        def read():
+            with os.fdopen(read_fd, encoding="utf-8", errors="replace") as pipe:
+                for line in pipe:
+                    lines.put(line)
+            lines.put(None)
 
-def load_spec(spec: str, weights: str | None, device: str, model: str | None, codec: str | None = None):
-    """A codec from a check-codec SPEC (see the module docstring)."""
-    if spec.endswith(".toml") and os.path.isfile(spec):
-        return codec_of_suite(spec, codec, device)
-    if os.path.isfile(spec):
-        from ..codecs.builtin.compressai_models import infer_architecture, load_state_dict_file
-
-        arch = model or infer_architecture(load_state_dict_file(spec, spec), spec)
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"--model {arch}: not one of {', '.join(ARCHITECTURES)}")
-        return load_codec(arch, spec, None, device, os.path.basename(spec))
-    keys = parse_spec(spec, os.getcwd())
-    quality = keys.get("qualities", [None])[0]
-    weights = keys.get("weights") or (os.path.abspath(weights) if weights else None)
-    return load_codec(keys["model"], weights, quality, device, keys["model"].rpartition(":")[2], search=(os.getcwd(),))
+        threading.Thread(target=read, daemon=True).start()
+        end, killed = time.monotonic() + deadline_s, False
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, end - time.monotonic()))
+                except queue.Empty:
+                    killed = True
+                    break
+                if line is None:
+                    break
+                try:
+                    on_event(json.loads(line))
+                except ValueError:
+                    continue
+        finally:
+            if proc.poll() is None and (killed or sys.exc_info()[0] is not None):
+                proc.kill()
+            code = proc.wait()
+    return code, killed
 
 
 def main(argv=None) -> int:
@@ -74,30 +122,53 @@ def main(argv=None) -> int:
         help="what one property may take before it fails (default 120; large models on a busy CPU need more)",
     )
     args = ap.parse_args(argv)
-    try:
-        codec = load_spec(args.spec, args.weights, args.device, args.model, args.codec)
-    except (NicrobustError, ValueError) as exc:
-        print(f"check-codec: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # sys.exit() in a factory must not pass for a clean exit
-        print(f"FAIL  load: loading {args.spec} raised {type(exc).__name__}: {str(exc)[:300]}")
-        print(f"check-codec: {args.spec} could not be loaded", file=sys.stderr)
-        return 2
-    try:
-        print(f"checking {args.spec} ({type(codec).__name__}, label {codec.label}, device {codec.device})")
-        results = check(codec, **({"time_limit_s": args.time_limit} if args.time_limit else {}))
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        print(f"FAIL  check: the codec raised {type(exc).__name__}: {str(exc)[:300]} outside a property")
-        return 1
-    for r in results:
-        print(r.line())
-    failed = [r for r in results if not r.passed]
+    limit = args.time_limit or TIME_LIMIT_S
+    deadline = LOAD_LIMIT_S + limit * (len(PROPERTIES) + 3) + 60  # every limit of the child, and a margin
+    state: dict = {"loaded": False, "running": None, "results": [], "status": None}
+
+    def on_event(msg: dict) -> None:
+        event = msg.get("event")
+        if event == "unloadable":
+            print(msg["line"], file=sys.stderr)
+            state["status"] = 2
+        elif event == "load_raised":
+            print(msg["line"])
+            print(f"check-codec: {args.spec} could not be loaded", file=sys.stderr)
+            state["status"] = 2
+        elif event == "loaded":
+            state["loaded"] = True
+            print(msg["line"])
+        elif event == "start":
+            state["running"] = msg["name"]
+        elif event == "result":
+            state["running"] = None
+            state["results"].append((msg["name"], bool(msg["passed"])))
+            print(msg["line"])
+        elif event == "outside":
+            print(msg["line"])
+            state["status"] = 1
+        elif event == "done":
+            state["status"] = 0
+
+    code, killed = run_child(child_argv(args), deadline, on_event)
+    if state["status"] in (1, 2):
+        return state["status"]
+    results = state["results"]
+    if state["status"] is None:  # the child ended without saying so: the codec ended it
+        how = f"did not finish within {deadline:g} s and was ended" if killed else ended(code)
+        where = state["running"] or ("load" if not state["loaded"] else "between properties")
+        print(f"FAIL  {where}: the check's process {how} while it ran (the codec ended it)")
+        if not state["loaded"]:
+            print(f"check-codec: {args.spec} could not be loaded", file=sys.stderr)
+            return 2
+        if state["running"]:
+            results.append((state["running"], False))
+    failed = [name for name, passed in results if not passed]
+    total = len(PROPERTIES)
+    left = [p for p in PROPERTIES if p not in {name for name, _ in results}]
     print(
-        f"{len(results) - len(failed)} of {len(results)} properties hold"
-        + (f"; failed: {', '.join(r.name for r in failed)}" if failed else "")
+        f"{len(results) - len(failed)} of {total} properties hold"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + (f"; not run: {', '.join(left)}" if left else "")
     )
-    return 1 if failed else 0
+    return 1 if failed or left else 0

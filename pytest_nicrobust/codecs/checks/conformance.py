@@ -44,9 +44,34 @@ def _psnr(a, b) -> float:
     return 100.0 if mse == 0 else 10 * math.log10(1 / mse)
 
 
-def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> list[Check]:
+PROPERTIES = (
+    "forward: shapes, range, device",
+    "gradients reach the input (noise proxy)",
+    "gradients reach the input (ste proxy)",
+    "noise proxy follows the generator",
+    "model stays in eval mode",
+    "roundtrip: shapes and bytes per image",
+    "real bytes decode the same twice",
+    "differentiable reconstruction close to the decoded one",
+    "estimated rate tracks the real bitstream",
+    "the gradient points uphill on the real codec",
+    "odd sizes padded and cropped back",
+    "non-finite values are caught",
+    "identity pins weights and code (cache key)",
+)
+
+
+def check(
+    codec,
+    size=(75, 101),
+    n=2,
+    time_limit_s: float = TIME_LIMIT_S,
+    on_start=None,
+    on_result=None,
+) -> list[Check]:
     """Every property of the contract, each a :class:`Check` (a failing one does not stop the others).
-    ``time_limit_s``: what one property may take (the rate property, four times as much)."""
+    ``time_limit_s``: what one property may take (the rate property, four times as much). ``on_start(name)`` and
+    ``on_result(check)`` are called as each property starts and ends (``check-codec`` streams them)."""
     import torch
 
     from ...timeguard import time_limit
@@ -56,6 +81,8 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
     results: list[Check] = []
 
     def run(name, fn, limit=time_limit_s):
+        if on_start:
+            on_start(name)
         warning = ""
         try:
             with time_limit(limit, f"check {name!r}"):
@@ -66,6 +93,8 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
         except BaseException as exc:  # the property failed by raising, SystemExit and GeneratorExit included
             passed, detail = False, f"raised {type(exc).__name__}: {str(exc)[:300]}"
         results.append(Check(name, passed, detail, warning))
+        if on_result:
+            on_result(results[-1])
 
     def forward_shapes():
         out = codec.forward(x, proxy="ste")
@@ -191,17 +220,26 @@ def check(codec, size=(75, 101), n=2, time_limit_s: float = TIME_LIMIT_S) -> lis
         pinned = any(k in a for k in ("weights_sha256", "code_sha256"))
         return a == b and pinned, f"{json.dumps(a, sort_keys=True, default=str)[:200]}"
 
-    run("forward: shapes, range, device", forward_shapes)
-    run("gradients reach the input (noise proxy)", gradients("noise"))
-    run("gradients reach the input (ste proxy)", gradients("ste"))
-    run("noise proxy follows the generator", noise_seeded)
-    run("model stays in eval mode", eval_mode)
-    run("roundtrip: shapes and bytes per image", roundtrip)
-    run("real bytes decode the same twice", deterministic)
-    run("differentiable reconstruction close to the decoded one", recon_close)
-    run("estimated rate tracks the real bitstream", rate_tracks, time_limit_s * 4)  # 4 variants of each image
-    run("the gradient points uphill on the real codec", uphill)
-    run("odd sizes padded and cropped back", padding)
-    run("non-finite values are caught", non_finite)
-    run("identity pins weights and code (cache key)", identity)
+    checks = dict(
+        zip(
+            PROPERTIES,
+            (
+                forward_shapes,
+                gradients("noise"),
+                gradients("ste"),
+                noise_seeded,
+                eval_mode,
+                roundtrip,
+                deterministic,
+                recon_close,
+                rate_tracks,
+                uphill,
+                padding,
+                non_finite,
+                identity,
+            ),
+        )
+    )
+    for name, fn in checks.items():
+        run(name, fn, time_limit_s * 4 if fn is rate_tracks else time_limit_s)  # the rate: 4 variants of each image
     return results

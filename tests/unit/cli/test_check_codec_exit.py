@@ -1,5 +1,6 @@
 """``check-codec`` cannot be fooled by an exit: SystemExit in a factory or a codec is a FAIL line
-and a non-zero exit status (it was exit 0, no check run)."""
+and a non-zero exit status (it was exit 0, no check run); ``os._exit`` and a native crash end the
+check's child process only, and are a FAIL line naming where they happened and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import textwrap
 import pytest
 
 CODEC = textwrap.dedent("""
+    import os
+    import signal
     import sys
     from pytest_nicrobust.codecs import load_codec
     from pytest_nicrobust.codecs.base import Codec
@@ -41,6 +44,25 @@ CODEC = textwrap.dedent("""
 
     def quits_roundtrip(**kwargs):
         return Quits(load_codec("bmshj2018-factorized", "random", 1), "roundtrip")
+
+
+    def hard_exit(**kwargs):
+        os._exit(0)
+
+
+    class Dies(Quits):
+        def _roundtrip_padded(self, x):
+            if self.where == "os._exit":
+                os._exit(0)
+            os.kill(os.getpid(), signal.SIGSEGV)  # a native crash
+
+
+    def exits_in_roundtrip(**kwargs):
+        return Dies(load_codec("bmshj2018-factorized", "random", 1), "os._exit")
+
+
+    def crashes_in_roundtrip(**kwargs):
+        return Dies(load_codec("bmshj2018-factorized", "random", 1), "crash")
 """)
 
 
@@ -68,3 +90,28 @@ def test_a_codec_that_exits_fails_its_properties(tmp_path, spec, raised):
     proc = _check(tmp_path, spec)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"raised {raised}" in proc.stdout and "properties hold; failed:" in proc.stdout
+
+
+def test_a_factory_that_calls_os_exit_is_a_fail_line_and_exit_2(tmp_path):
+    proc = _check(tmp_path, "quitting:hard_exit@1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "FAIL  load: the check's process exited with status 0 (os._exit?) while it ran" in proc.stdout
+    assert "could not be loaded" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "spec, how",
+    [
+        ("quitting:exits_in_roundtrip@1", "exited with status 0 (os._exit?)"),
+        ("quitting:crashes_in_roundtrip@1", "killed by SIGSEGV"),
+    ],
+)
+def test_a_codec_that_ends_the_process_fails_with_the_property_it_was_in(tmp_path, spec, how):
+    proc = _check(tmp_path, spec)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert (
+        f"FAIL  roundtrip: shapes and bytes per image: the check's process {how} while it ran (the codec ended it)"
+        in lines
+    )
+    assert lines[-1].startswith("5 of 12 properties hold; failed: roundtrip: shapes and bytes per image; not run: ")
