@@ -81,12 +81,12 @@ class RunContext:
             copies[codec] = copy.deepcopy(codec)
         return copies[codec]
 
-    def clean(self, codec, group, x, bad: set, cached: bool):
+    def clean(self, codec, group, x, bad: dict, cached: bool):
         """({index: (C(x), bpp)}, {metric: m(x, C(x))}) of a batch; computed once per worker for the bare codec."""
         key = (codec.identity_digest(), codec.device.type, tuple(image_key(im) for im in group)) if cached else None
         if key in self._clean:
             return self._clean[key]
-        coded = roundtrip_each(codec, x, bad)
+        coded = roundtrip_each(codec, x, bad, "the clean image")
         known = None
         if len(coded) == len(group):
             known = clean_scores(x, stack(coded, list(range(len(group)))), self.metrics)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 
@@ -184,8 +185,13 @@ def codec_record(codec) -> dict:
     }
 
 
-def roundtrip_each(codec, x, bad: set) -> dict:
-    """{index: (x_hat, bpp)} for the images of ``x`` not in ``bad``; images the codec fails on join ``bad``."""
+_BATCH_INDEX = re.compile(r" for image\(s\) \[[\d, ]*\] of the batch")
+
+
+def roundtrip_each(codec, x, bad: dict, what: str = "") -> dict:
+    """{index: (x_hat, bpp)} for the images of ``x`` not in ``bad``; images the codec fails on join
+    ``bad`` ({index: why}) with the codec's own reason (a NaN, the coder's range, a decoded image
+    outside [0, 1]), prefixed with ``what`` was coded."""
     keep = [i for i in range(len(x)) if i not in bad]
     while keep:
         try:
@@ -193,9 +199,17 @@ def roundtrip_each(codec, x, bad: set) -> dict:
             return {i: (rt.x_hat[j], rt.bpp[j]) for j, i in enumerate(keep)}
         except NonFiniteError as exc:
             failed = {keep[j] for j in exc.images} or set(keep)
-            bad |= failed
+            reason = _BATCH_INDEX.sub("", str(exc)).removeprefix(f"codec {codec.label}: ")
+            for i in failed:
+                bad.setdefault(i, f"{what}: {reason}" if what else reason)
             keep = [i for i in keep if i not in failed]
     return {}
+
+
+def codec_failure(display: str, bad: dict) -> NonFiniteError:
+    """The error naming why the codec failed on the images in ``bad`` ({index: why}): its own reasons
+    (a NaN, the entropy coder's range, a decoded image outside [0, 1]), never a generic one."""
+    return NonFiniteError(f"codec {display}: {'; '.join(sorted(set(bad.values())))}", sorted(bad))
 
 
 def image_key(image) -> tuple:
@@ -208,7 +222,7 @@ def stack(coded: dict, keep: list[int]) -> RoundTrip:
 
 def on_target(target, group, x, x_adv, ctx):
     """(C(x), C(x'), m(x, C(x))) on a neural target codec: the clean side as every test of the worker has it."""
-    coded, known = ctx.clean(target, group, x, set(), cached=True)
+    coded, known = ctx.clean(target, group, x, {}, cached=True)
     return stack(coded, list(range(len(group)))), target.roundtrip(x_adv), known
 
 
@@ -289,7 +303,7 @@ class Measured:
 
     rows: dict  # {mode: {image index: row}}
     keep: list  # images measured in every mode
-    bad: set  # images the codec failed on
+    bad: dict  # images the codec failed on: {index: why}
     shown: list  # pictures to attach: ((title, mode), tensors)
     spent: dict  # timings
     error: CodecError | None
@@ -302,7 +316,8 @@ def _measure_group(case, group, modes, ctx, seed, pictures) -> Measured:
     Runs in a worker thread: no Allure calls here (the main thread attaches the pictures).
     """
     x = datasets.to_tensor(group).to(ctx.device)
-    x_adv, clean, rows, bad, shown, spent, traces = {}, {}, {}, set(), [], {}, {}
+    x_adv, clean, rows, shown, spent, traces = {}, {}, {}, [], {}, {}
+    bad: dict = {}  # image index -> why the codec failed on it
     try:
         for mode, attack_codec, eval_codec, tag in modes:
             if tag not in x_adv:  # non-adaptive reuses the undefended x': no step of its own
@@ -312,7 +327,7 @@ def _measure_group(case, group, modes, ctx, seed, pictures) -> Measured:
             with timed(f"coding:{mode}", spent):
                 if id(eval_codec) not in clean:
                     clean[id(eval_codec)] = ctx.clean(eval_codec, group, x, bad, cached=eval_codec is modes[0][2])
-                adv = roundtrip_each(eval_codec, x_adv[tag], bad)
+                adv = roundtrip_each(eval_codec, x_adv[tag], bad, f"x' ({mode})")
             keep = [i for i in range(len(group)) if i not in bad]
             if not keep:
                 break
@@ -327,7 +342,7 @@ def _measure_group(case, group, modes, ctx, seed, pictures) -> Measured:
                     for j, i in enumerate(keep)
                 ]
         if bad:
-            raise NonFiniteError(f"codec {case.codec.display} gives NaN or infinite values", sorted(bad))
+            raise codec_failure(case.codec.display, bad)
         error = None
     except CodecError as exc:
         error = exc

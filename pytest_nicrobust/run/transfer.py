@@ -54,7 +54,7 @@ def run_transfer(tcase, ctx, result: dict, defense=None) -> None:
         with test_page.step("encode + decode on the target", {}), timed("coding:transfer", timings):
             extra, known = [{} for _ in group], None
             if target is None:  # classical: match the source codec's clean bitrate
-                coded, _ = ctx.clean(source, group, x, set(), cached=True)
+                coded, _ = ctx.clean(source, group, x, {}, cached=True)
                 source_bpp = [float(coded[i][1]) for i in range(len(group))]
                 qualities = [
                     classical.match_quality(classical.to_pixels(xi), tcase.target, b) for xi, b in zip(x, source_bpp)
