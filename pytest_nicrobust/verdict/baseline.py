@@ -23,6 +23,7 @@ from ..config.regression import Allowed
 from ..config.thresholds import match_labels
 from ..files import sha256_or_none
 from ..metrics.registry import GATES
+from ..names import mode_suffix
 from ..record import from_json, means_of
 from .gates import GateResult
 
@@ -61,6 +62,10 @@ class Baseline:
     tests: dict  # key -> result
     provenance: dict
     warnings: list = field(default_factory=list)  # one line each, shown in the terminal and the JSON
+    unmeasured: dict = field(default_factory=dict)  # key -> a record without means (it failed before measuring)
+
+    def find_unmeasured(self, result: dict) -> dict | None:
+        return self.unmeasured.get(match_key(result["params"], result.get("kind", "case")))
 
     def find(self, result: dict) -> dict | None:
         return self.tests.get(match_key(result["params"], result.get("kind", "case")))
@@ -126,20 +131,40 @@ def load_baseline(path: str, mapping: dict[str, str]) -> Baseline:
     prov = doc.get("provenance")
     if not isinstance(prov, dict):
         raise BaselineError(f"--nicrobust-compare {path}: provenance: expected an object, got {type(prov).__name__}")
-    tests = {}
+    tests: dict = {}
+    unmeasured: dict = {}
     for i, r in enumerate(doc["tests"]):
         _check_record(path, i, r)
-        if isinstance(r, dict) and "params" in r and _headline_means(from_json(r)) is not None:
-            tests[match_key(r["params"], r.get("kind", "case"), mapping)] = r
+        if isinstance(r, dict) and "params" in r:
+            key = match_key(r["params"], r.get("kind", "case"), mapping)
+            (tests if _headline_means(from_json(r)) else unmeasured)[key] = r
     if not tests:
         raise BaselineError(f"--nicrobust-compare {path}: no test with measured means to compare with")
+    name = os.path.basename(path)
     warnings = []
+    if unmeasured:
+        first = next(iter(unmeasured.values()))
+        warnings.append(
+            f"baseline {name}: {len(unmeasured)} test(s) have no means (they failed before measuring), so they are "
+            f"not compared: e.g. {first.get('name', first.get('id'))}"
+        )
+    nan = [
+        (r.get("name", r.get("id")), m)
+        for r in tests.values()
+        for m, v in _headline_means(r).items()
+        if m in GATES and isinstance(v, float) and not math.isfinite(v)
+    ]
+    if nan:
+        warnings.append(
+            f"baseline {name}: {len(nan)} mean(s) are NaN (their codec produced NaN), not compared: e.g. "
+            f"{nan[0][1]} of {nan[0][0]}"
+        )
     if doc.get("complete") is not True:
         warnings.append(
             f"baseline {os.path.basename(path)} is a partial run (complete: {doc.get('complete')!r}): "
             f"{len(tests)} test(s) to compare with; the run that wrote it did not finish"
         )
-    return Baseline(os.path.abspath(path), sha256_or_none(path) or "", tests, prov, warnings)
+    return Baseline(os.path.abspath(path), sha256_or_none(path) or "", tests, prov, warnings, unmeasured)
 
 
 def setup_of(prov: dict) -> dict:
@@ -195,13 +220,18 @@ def incomparable(result: dict, base: dict) -> str | None:
     return None
 
 
-def regression_gates(result: dict, base: dict, mode: str, allowed: dict[str, Allowed]):
-    """GateResults of the allowed changes in one mode (value = change, limit = allowed change), and the changes."""
+def regression_gates(result: dict, base: dict, mode: str, allowed: dict[str, Allowed], nan: list | None = None):
+    """GateResults of the allowed changes in one mode (value = change, limit = allowed change), and the
+    changes. A baseline value that is NaN gates nothing: its metric is appended to ``nan``."""
     gates, changes = [], {}
     now, before = means_of(result, mode), means_of(base, mode) or (_headline_means(base) if mode == "transfer" else {})
     for name, allow in allowed.items():
         metric = name.removeprefix("transfer_")  # delta_psnr applies to every test, transfer_* to transfer cells
         if metric not in now or metric not in before or (name.startswith("transfer_") and mode != "transfer"):
+            continue
+        if not math.isfinite(float(before[metric])):  # the baseline's codec broke there: nothing to compare with
+            if nan is not None:
+                nan.append(metric + mode_suffix(mode))
             continue
         change = float(now[metric]) - float(before[metric])
         limit = allowed_change(allow, float(before[metric]))
@@ -223,29 +253,44 @@ def regression_gates(result: dict, base: dict, mode: str, allowed: dict[str, All
     return gates, changes
 
 
+def _not_comparable(result: dict, baseline: Baseline, base: dict, reason: str) -> list:
+    """Record why ``result`` is not compared with its baseline record ``base``; no gate."""
+    result["comparison"] = {
+        "status": "not comparable",
+        "baseline": baseline.path,
+        "baseline_id": base.get("id"),
+        "reason": reason,
+    }
+    return []
+
+
 def compare(result: dict, modes, thresholds, baseline: Baseline | None, cli: dict[str, Allowed]) -> list:
     """Regression gates of a test against its baseline; records ``result["comparison"]``."""
     if baseline is None:
         return []
     base = baseline.find(result)
     if base is None:
+        gone = baseline.find_unmeasured(result)
+        if gone is not None:
+            error = f": {str(gone['error'])[:160]}" if gone.get("error") else ""
+            return _not_comparable(
+                result, baseline, gone, f"the baseline's record has no means (it failed before measuring{error})"
+            )
         result["comparison"] = {"status": "new", "baseline": baseline.path}
         return []
     reason = incomparable(result, base)
     if reason:
-        result["comparison"] = {
-            "status": "not comparable",
-            "baseline": baseline.path,
-            "baseline_id": base.get("id"),
-            "reason": reason,
-        }
-        return []
+        return _not_comparable(result, baseline, base, reason)
     gates, changes = [], {}
+    nan: list[str] = []
     for mode in modes:
         allowed = {**thresholds.regression_for(match_labels(result["params"], mode)), **cli}
-        g, c = regression_gates(result, base, mode, allowed)
+        g, c = regression_gates(result, base, mode, allowed, nan)
         gates += g
         changes.update({k if mode == modes[-1] else f"{k} [{mode}]": v for k, v in c.items()})
+    if nan and not gates:
+        why = f"the baseline's {', '.join(nan)} is NaN (its codec produced NaN): nothing to compare with"
+        return _not_comparable(result, baseline, base, why)
     main = means_of(base, modes[-1]) or _headline_means(base) or {}
     result["comparison"] = {
         "status": "compared",
@@ -254,6 +299,10 @@ def compare(result: dict, modes, thresholds, baseline: Baseline | None, cli: dic
         "baseline_mean": {k: v for k, v in main.items() if k in GATES},
         "change": changes or _changes(result, base, modes[-1]),
     }
+    if nan:
+        result["comparison"]["reason"] = (
+            f"the baseline's {', '.join(nan)} is NaN (its codec produced NaN): not compared"
+        )
     if base.get("seed") is not None and str(base.get("seed")) != str(result.get("seed")):
         result["comparison"]["seed_differs"] = True
     return gates

@@ -76,6 +76,8 @@ class GateResult:
         """``7.31 dB > limit 6 dB, over by 1.31 dB (22 %)``; for a regression gate the baseline, the
         current value and the change: ``2.18 → 3.18 dB (baseline → now), worse by 1 dB > allowed 0.3 dB``."""
         unit = unit_of(self.metric)
+        if math.isnan(self.value) and self.kind == "regression":  # a NaN baseline is never gated: this run's
+            return f"NaN in this run (baseline {self.baseline:.4g}{unit}, allowed change {self.limit:.3g}{unit}): the codec produced NaN"
         if math.isnan(self.value):
             return f"NaN (limit {self.limit:g}{unit}): the codec produced NaN"
         over = self.over()

@@ -163,3 +163,42 @@ def test_other_images_are_not_compared(tmp_path, thresholds):
     summary = run_comparison([now], base)
     assert summary["not_comparable"][0]["test"] == "t1" and summary["compared"] == 0
     assert any("not compared" in w for w in summary["warnings"])
+
+
+def test_a_nan_in_the_baseline_is_named_as_the_baselines_not_the_codecs(tmp_path, thresholds):
+    base = _baseline(tmp_path, [_record(float("nan"))])
+    assert "baseline base.json: 1 mean(s) are NaN (their codec produced NaN), not compared: e.g. delta_psnr of t1" in (
+        base.warnings
+    )
+    result = _record(2.0)
+    assert compare(result, ("undefended",), thresholds, base, parse_cli("delta_psnr:0.3")) == []
+    assert result["comparison"]["status"] == "not comparable"
+    assert result["comparison"]["reason"] == (
+        "the baseline's delta_psnr is NaN (its codec produced NaN): nothing to compare with"
+    )
+
+
+def test_a_nan_in_this_run_is_named_as_this_runs(tmp_path, thresholds):
+    base = _baseline(tmp_path, [_record(2.18)])
+    (gate,) = compare(_record(float("nan")), ("undefended",), thresholds, base, parse_cli("delta_psnr:0.3"))
+    assert not gate.passed
+    assert gate.numbers() == "NaN in this run (baseline 2.18 dB, allowed change 0.3 dB): the codec produced NaN"
+
+
+def test_a_baseline_test_without_means_says_so_instead_of_comparing_nothing(tmp_path, thresholds):
+    failed = {**_record(2.0, name="t2"), "outcome": "failed", "error": "CodecError: the decoder crashed"}
+    failed["params"] = {**PARAMS, "dataset": "bsds"}
+    del failed["mean"], failed["modes"]
+    base = _baseline(tmp_path, [_record(2.0), failed])
+    assert (
+        "baseline base.json: 1 test(s) have no means (they failed before measuring), so they are not compared: e.g. t2"
+        in base.warnings
+    )
+    result = {**_record(2.1), "params": {**PARAMS, "dataset": "bsds"}}
+    assert compare(result, ("undefended",), thresholds, base, parse_cli("delta_psnr:0.3")) == []
+    assert result["comparison"] == {
+        "status": "not comparable",
+        "baseline": base.path,
+        "baseline_id": "t2",
+        "reason": "the baseline's record has no means (it failed before measuring: CodecError: the decoder crashed)",
+    }
