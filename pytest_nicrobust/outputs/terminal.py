@@ -31,10 +31,13 @@ def _sort_key(r: dict):
 
 
 def _row(r: dict, show: dict, compared: bool) -> list[str]:
-    p = r["params"]
+    p = r.get("params")
     outcome = {"failed": "FAIL", "error": "ERROR", "passed": "pass", "skipped": "no limit"}.get(r.get("outcome"), "")
-    test = [codec_of(p), attack_label(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else "")]
-    test += [p.get(k, "") for k in ("dataset", "defense") if show[k]]
+    if p is None:  # a test whose worker crashed before it said what it was: its name
+        test = [r["name"], "(its process ended)"] + ["" for k in ("dataset", "defense") if show[k]]
+    else:
+        test = [codec_of(p), attack_label(p) + (f" → {r['target']}" if r.get("kind") == "transfer" else "")]
+        test += [p.get(k, "") for k in ("dataset", "defense") if show[k]]
     gate = binding_gate(r)
     if gate is None:
         cells = ["-", "", "", "error (see the test)" if outcome in ("FAIL", "ERROR") else "", ""]
@@ -60,7 +63,7 @@ def _row(r: dict, show: dict, compared: bool) -> list[str]:
 def gate_rows(results: list[dict], choice: str = "worst") -> tuple[list[str], list[bool], int]:
     """(lines, which lines fail, passing gated rows left out) of the gate table for ``--nicrobust-summary``
     ``choice``. Tests that had no limit are not counted here: they have a line of their own."""
-    rows = sorted((r for r in results if "params" in r), key=_sort_key)
+    rows = sorted(results, key=_sort_key)  # a crashed test without params too: it failed
     failing = [r for r in rows if r.get("outcome") in ("failed", "error")]
     if choice == "failed":
         shown = failing
@@ -72,7 +75,7 @@ def gate_rows(results: list[dict], choice: str = "worst") -> tuple[list[str], li
         transfer = [r for r in passing if r.get("kind") == "transfer"][:1]
         shown += [r for r in transfer if r not in shown]
         shown.sort(key=_sort_key)
-    show = {k: len({r["params"].get(k) for r in rows} - {None, ""}) > 1 for k in ("dataset", "defense")}
+    show = {k: len({(r.get("params") or {}).get(k) for r in rows} - {None, ""}) > 1 for k in ("dataset", "defense")}
     compared = any(r.get("comparison") for r in rows)
     head = ["outcome", "codec", "attack"] + [k for k in ("dataset", "defense") if show[k]]
     head += ["binding gate", "mean", "limit", "over by / margin", "headroom"]
