@@ -152,8 +152,54 @@ class NicrobustSession:
             )
         if self.writer:
             self.writer.running(self.sorted(), request.node.nodeid, seconds)
-        with guard, time_limit(seconds, request.node.nodeid, stderr_fd=self.stderr_fd):
+        with (
+            guard,
+            self.exit_named(request.node.nodeid, result),
+            time_limit(seconds, request.node.nodeid, stderr_fd=self.stderr_fd),
+        ):
             run_test(case, ctx, result, defense)
+
+    def exit_named(self, test_id: str, result: dict):
+        """Without xdist, ``os._exit`` in a codec ends the whole run at once: while a test runs, it first
+        says so on the terminal, records the test as crashed in the results JSON, and never ends the run
+        with status 0. A process the codec forked exits as it asked. Under xdist the controller reports
+        the worker that died."""
+        import contextlib
+
+        if self.is_worker:
+            return contextlib.nullcontext()
+        real, pid = os._exit, os.getpid()
+
+        def named_exit(status: int) -> None:
+            if os.getpid() == pid:
+                code = status or 1
+                line = (
+                    f"nicrobust: {test_id} called os._exit({status}) (the codec's code): the run ends inside this "
+                    f"test, exit status {code}"
+                )
+                self.results[test_id] = {
+                    **{k: v for k, v in result.items() if k in ("id", "name", "suite", "params")},
+                    "kind": "crashed",
+                    "outcome": "failed",
+                    "error": line.removeprefix("nicrobust: "),
+                }
+                with contextlib.suppress(Exception):
+                    if self.writer:
+                        self.writer.progress(self.sorted())
+                with contextlib.suppress(OSError):
+                    os.write(self.stderr_fd if self.stderr_fd is not None else 2, f"\n{line}\n".encode())
+                status = code
+            real(status)
+
+        @contextlib.contextmanager
+        def patched():
+            os._exit = named_exit
+            try:
+                yield
+            finally:
+                os._exit = real
+
+        return patched()
 
     def attach_record(self, item, call, report) -> None:
         """Put the test's record (with its outcome and error) on its report, so it reaches the controller."""

@@ -40,6 +40,8 @@ class Faulty(Codec):
         if self.mode == "slow":  # says it started, then takes its time
             open(os.environ["SLOW_STARTED"], "w").close()
             time.sleep(3600)
+        elif self.mode == "exit":  # ends the process without Python's help
+            os._exit(0)
         elif self.mode == "native":
             from compressai.entropy_models import EntropyBottleneck
 
@@ -156,6 +158,27 @@ def test_a_native_hang_without_xdist_names_the_test_and_keeps_the_others(project
     assert doc["complete"] is False
     assert {t["codec"]["label"] for t in doc["tests"]} == {"a", "b"}
     assert "hangs[q1-" in doc["running"]["id"] and doc["running"]["limit_s"] == 30
+
+
+def test_os_exit_in_a_codec_without_xdist_names_the_test_and_never_exits_0(project, tmp_path):
+    _suite(project.path, [("a", "ok"), ("quits", "exit")])
+    out = tmp_path / "r.json"
+    proc = _pytest(project, "suites", "-n", "0", f"--nicrobust-json={out}", *FAST)
+    try:
+        text = proc.communicate(timeout=240)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, text[-3000:]
+    (line,) = [line for line in text.splitlines() if "called os._exit" in line]
+    assert line.startswith("nicrobust: suites/dies.toml::quits[q1-") and line.endswith(
+        "called os._exit(0) (the codec's code): the run ends inside this test, exit status 1"
+    )
+    doc = _doc(out)
+    assert doc["complete"] is False
+    records = {t["name"].partition("[")[0]: t for t in doc["tests"]}
+    assert records["quits"]["kind"] == "crashed" and "called os._exit(0)" in records["quits"]["error"]
+    assert records["quits"]["params"]["codec"] == "quits"
 
 
 def test_a_native_hang_under_xdist_is_a_time_limit_failure_in_the_table(project, tmp_path):
