@@ -33,6 +33,7 @@ name the suite file and the key, and are raised at collection, never inside a ru
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -150,8 +151,10 @@ def _resolve_weights(weights, base_dir):
 
 
 def _parse_codecs(doc, path, base_dir):
-    entries = []
+    entries: list[CodecEntry] = []
+    starts: list[int] = []  # starts[i]: the first entry table i gave
     for i, t in enumerate(_get(doc, "codecs", list, path, "", required=True)):
+        starts.append(len(entries))
         where = f"codecs[{i}]"
         if not isinstance(t, dict):
             _fail(path, where, "expected a [[codecs]] table")
@@ -212,6 +215,12 @@ def _parse_codecs(doc, path, base_dir):
         _check_label(label, path, where)
         options_json = json.dumps(options, sort_keys=True, default=str)
         entries += [CodecEntry(label, model, weights, q, options_json, base_dir) for q in qualities]
+    first: dict = {}  # label[quality] -> the table that gave it
+    for k, entry in enumerate(entries):
+        i = bisect.bisect_right(starts, k) - 1
+        j = first.setdefault(entry.display, i)
+        if j != i:
+            _fail(path, f"codecs[{i}]", f"gives {entry.display} as codecs[{j}] does: give one a distinct name")
     return entries
 
 
@@ -290,8 +299,11 @@ def _parse_sweep(t, name, path, where):
 
 
 def _parse_attacks(doc, path):
-    """[(name, preset, objectives or None for the gate-aligned set, proxy, overrides, sweep or None)]."""
+    """[(name, preset, objectives or None for the gate-aligned set, proxy, overrides, sweep or None)];
+    an attack that an earlier table already gives (the same preset, objective, proxy, parameters and
+    sweep) is refused, naming both tables."""
     specs = []
+    seen: dict = {}  # (name, preset, objective or None, proxy, overrides, sweep) -> the table that gave it
     for i, t in enumerate(_get(doc, "attacks", list, path, "", required=True)):
         where = f"attacks[{i}]"
         name = _get(t, "name", str, path, where, required=True)
@@ -326,6 +338,12 @@ def _parse_attacks(doc, path):
         sweep = _parse_sweep(t, name, path, where)
         if sweep and sweep[0] in dict(overrides):
             _fail(path, f"{where}.{sweep[0]}", f"give {sweep[0]} in the sweep or as a setting, not both")
+        for p in presets:
+            for o in objectives or [None]:
+                first = seen.setdefault((name, p, o, proxy, overrides, sweep), i)
+                if first != i:
+                    what = f"{name} {p}" + (f", objective {o}" if o not in (None, NO_OBJECTIVE) else "")
+                    _fail(path, where, f"the same attack as attacks[{first}] ({what}): remove one of the two tables")
         specs += [(name, p, objectives, proxy, overrides, sweep) for p in presets]
     return specs
 
@@ -334,7 +352,7 @@ def _parse_datasets(doc, path, base_dir, metrics):
     default_images = _positive(_get(doc, "images", int, path, ""), path, "images")
     default_crop = _positive(_get(doc, "crop", int, path, ""), path, "crop")
     side, metric = min_side(metrics)
-    entries = []
+    entries: list[DatasetEntry] = []
     for i, t in enumerate(_get(doc, "datasets", list, path, "", required=True)):
         where = f"datasets[{i}]"
         _check_keys(t, {"name", "images", "crop", "path", "heavy"}, path, where)
@@ -358,6 +376,9 @@ def _parse_datasets(doc, path, base_dir, metrics):
         if folder and not os.path.isabs(folder):
             folder = os.path.normpath(os.path.join(base_dir, folder))
         heavy = _get(t, "heavy", bool, path, where, default=images is None and crop is None)
+        twin = next((j for j, e in enumerate(entries) if e.name == name), None)
+        if twin is not None:
+            _fail(path, f"{where}.name", f"datasets[{twin}] is named {name!r} too: give one another name")
         entries.append(DatasetEntry(name, images, crop, folder, heavy))
     return entries
 
@@ -423,5 +444,5 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
     names = [case.name for case in suite.cases + suite.curves]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        _fail(path, "codecs", f"two entries give the same test id {dupes[0]}; give one codec a distinct name")
+        _fail(path, "attacks", f"two tables give the same test {dupes[0]}: an attack and objective given twice")
     return suite
