@@ -6,9 +6,9 @@ through (adaptive), the batch the image was attacked in (a batch shares one rand
 the image's name and pixels. Values: lossless 8-bit PNG files written atomically (tmp +
 os.replace), so a transfer or worst-case test fetches x' instead of repeating the attack.
 
-An entry is not trusted blindly: one that cannot be read, or that breaks the attack's budget
-against the clean image (a file replaced by another image), is a miss, with a warning, and the
-attack runs again.
+An entry is not trusted blindly: one that cannot be read, that breaks the attack's budget
+against the clean image (a file replaced by another image), or that is the clean image itself (an
+x' that moved no pixel is never cached) is a miss, with a warning, and the attack runs again.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .. import CodecError, datasets
@@ -106,10 +107,18 @@ def attacked(
     names = [im.name for im in group]
     keys = [cache_key(codec, attack_entry, seed, im, names, defense_name) for im in group]
 
+    clean = [_pixels(im) for im in x]
+
     def within_budget(i):
-        return lambda pixels: attack.budget_violation(
-            x[i : i + 1].cpu(), datasets.to_tensor([datasets.Image("", pixels)])
-        )
+        """An entry is the attack's own result: within its budget of the clean image, and not the clean
+        image itself (which the attack never caches: a cache restored from elsewhere can hold it)."""
+
+        def check(pixels):
+            if np.array_equal(pixels, clean[i]):
+                return "is the clean image itself, not an attacked one"
+            return attack.budget_violation(x[i : i + 1].cpu(), datasets.to_tensor([datasets.Image("", pixels)]))
+
+        return check
 
     def from_cache():
         cached = [ctx.cache.get(k, within_budget(i)) for i, k in enumerate(keys)]
@@ -146,11 +155,16 @@ def attacked(
         for i, (key, im) in enumerate(zip(keys, x_adv)):
             if curves:
                 traces[i] = curves[i]
-            if i not in broken:
-                pixels = (im.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
+            pixels = _pixels(im)
+            if i not in broken and not np.array_equal(pixels, clean[i]):  # an attack that moved no pixel: not cached
                 ctx.cache.put(key, pixels, curves[i] if curves else None)
         add("attack", start)
         return x_adv
+
+
+def _pixels(image) -> np.ndarray:
+    """An image (3, H, W) in [0, 1] as the 8-bit (H, W, 3) array an image file holds."""
+    return (image.permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
 
 
 def case_modes(codec, defense, draw_seed, eot_samples=4):

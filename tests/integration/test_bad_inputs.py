@@ -289,6 +289,18 @@ def test_a_replaced_or_unreadable_cache_entry_is_made_again(project, tmp_path):
     result = project.runpytest_subprocess("suites", "-k", "q1", f"--nicrobust-cache={cache}", *FAST)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*cached adversarial image * cannot be read*; made again*"])
+    from pytest_nicrobust.datasets import BUNDLED, dataset_folder, load_dataset
+
+    (clean,) = load_dataset(BUNDLED, dataset_folder(BUNDLED, None, None, None), 1, 64)
+    Image.fromarray(clean.pixels).save(entry)  # a cache restored from elsewhere: x' replaced by x (ΔPSNR 0, PASS)
+    restored = tmp_path / "restored.json"
+    result = project.runpytest_subprocess(
+        "suites", "-k", "q1", f"--nicrobust-cache={cache}", f"--nicrobust-json={restored}", *FAST
+    )
+    result.stdout.fnmatch_lines(
+        ["*cached adversarial image * is the clean image itself, not an attacked one; made again*"]
+    )
+    assert all(_results(restored)[k]["mean"] == v["mean"] for k, v in _results(first).items())
 
 
 def test_without_the_pytest_cache_the_cache_folder_is_private(project, tmp_path, monkeypatch):
