@@ -152,6 +152,7 @@ class NicrobustSession:
             )
         if self.writer:
             self.writer.running(self.sorted(), request.node.nodeid, seconds)
+        ctx.running = request.node.nodeid
         with (
             guard,
             self.exit_named(request.node.nodeid, result),

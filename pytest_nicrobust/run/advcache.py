@@ -20,6 +20,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 import time
 import warnings
 
@@ -81,8 +82,14 @@ class Making:
 class AdvCache:
     def __init__(self, root: str | None):
         self.root = root
+        self.waits: dict = {}  # thread -> who holds the entry it is blocked on (see :meth:`waiting`)
         if root:
             os.makedirs(root, exist_ok=True)
+
+    def waiting(self) -> list[str]:
+        """Who holds the entries this process's threads are blocked on now: ``gw1 (test id)``, what a
+        time limit that ends the wait names."""
+        return list(self.waits.values())
 
     def _path(self, key):
         return os.path.join(self.root, key[:2], key + ".png")
@@ -120,9 +127,11 @@ class AdvCache:
         return None
 
     @contextlib.contextmanager
-    def making(self, key):
+    def making(self, key, holder: str = ""):
         """Held while one process makes the entry ``key``: another xdist worker that needs the same
-        x' waits for it and then reads it, instead of attacking twice (POSIX file lock).
+        x' waits for it and then reads it, instead of attacking twice (POSIX file lock). The lock
+        file names its ``holder`` (``gw1 (test id)``), for a wait that ends in a time limit to say
+        whom it waited for.
 
         Yields a :class:`Making`: ``waited`` is the seconds this process was blocked while another
         one held the lock (0.0 when it got the lock at once), so a wait is recorded as a wait.
@@ -133,13 +142,22 @@ class AdvCache:
             return
         path = self._path(key) + ".lock"
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
+        with open(path, "a+") as f:  # not "w": the holder's name stays readable
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # another worker is making this x'
+                f.seek(0)
+                self.waits[threading.get_ident()] = f.read(300).strip() or "another worker"
                 start = time.perf_counter()
-                fcntl.flock(f, fcntl.LOCK_EX)  # a time limit's signal interrupts the wait
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX)  # a time limit's signal interrupts the wait
+                finally:
+                    self.waits.pop(threading.get_ident(), None)
                 state.waited = max(time.perf_counter() - start, 1e-9)
+            f.seek(0)
+            f.truncate()
+            f.write(holder)
+            f.flush()
             try:
                 yield state
             finally:

@@ -45,6 +45,7 @@ class RunContext:
     masking: str = "warn"  # --nicrobust-masking: a gradient-masking suspicion is a warning or a failure
     convergence: str = "warn"  # --nicrobust-convergence: an attack that had not converged, likewise
     cache: AdvCache = field(default_factory=lambda: AdvCache(None))
+    running: str = ""  # the id of the test this worker runs now (named in the cache's lock files)
     max_codecs: int = 6  # models kept loaded per worker (a transfer test holds two)
     _codecs: OrderedDict = field(default_factory=OrderedDict)
     _images: dict = field(default_factory=dict)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -141,7 +142,8 @@ def attacked(
         return found
     if cache_only:
         return None
-    with ctx.cache.making(keys[0]) as lock:
+    holder = f"{os.environ.get('PYTEST_XDIST_WORKER', 'the main process')} ({ctx.running or 'a test'})"
+    with ctx.cache.making(keys[0], holder) as lock:
         if lock.waited:  # another worker held the lock: it was making this x'
             spent[f"cache_wait:{mode}"] = spent.get(f"cache_wait:{mode}", 0.0) + lock.waited
             start = time.perf_counter()

@@ -31,6 +31,7 @@ from ..attacks.presets import UNBOUNDED, budget_of, white_box
 from ..names import attack_label
 from ..outputs import test_page
 from ..verdict import masking
+from ..timeguard import TimeLimitExceeded
 from .conclude import conclude, gate_modes
 from .measure import batches, case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors, timed
 from .transfer import transfer_rows
@@ -105,7 +106,12 @@ def _member_rows(member, codec, images, ctx, defense, result) -> dict:
         return rows
     with test_page.step(f"measure {member.name} again", {}):
         scratch: dict = {}
-        measure_case(member, codec, images, ctx, seeds, defense, scratch, pictures=False)
+        try:
+            measure_case(member, codec, images, ctx, seeds, defense, scratch, pictures=False)
+        except TimeLimitExceeded as exc:  # name the member, and whom it waited for
+            waits = ctx.cache.waiting()
+            why = f", waiting for the x' that {waits[0]} is making" if waits else ""
+            raise TimeLimitExceeded(f"{exc} while measuring its member {member.name} again{why}") from None
         for key, seconds in scratch["timings"].items():  # cache_hit / cache_wait / attack: what happened
             result["timings"][key] = result["timings"].get(key, 0.0) + seconds
         raise_errors(member.name, scratch)

@@ -49,3 +49,34 @@ def test_a_good_entry_is_returned(tmp_path):
     cache.put(KEY, pixels)
     got = cache.get(KEY, _budget_check(pixels), shape=(64, 64))
     assert got is not None and np.array_equal(got, pixels) and torch.is_tensor(to_tensor([DataImage("x", got)]))
+
+
+def test_a_wait_on_another_workers_entry_names_who_makes_it(tmp_path):
+    import threading
+
+    cache = AdvCache(str(tmp_path))
+    held, release, blocked = threading.Event(), threading.Event(), []
+
+    def holder():
+        with cache.making(KEY, "gw1 (suites/s.toml::tiny[q1-pgd-eps7-recon_error-photos-none])"):
+            held.set()
+            release.wait(30)
+
+    def waiter():
+        with cache.making(KEY, "gw0 (suites/s.toml::tiny[q1-worst-case-photos-none])") as lock:
+            blocked.append(lock.waited)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(30)
+    second = threading.Thread(target=waiter)
+    second.start()
+    for _ in range(300):
+        if cache.waiting():
+            break
+        threading.Event().wait(0.01)
+    assert cache.waiting() == ["gw1 (suites/s.toml::tiny[q1-pgd-eps7-recon_error-photos-none])"]
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert blocked and blocked[0] > 0 and cache.waiting() == []
