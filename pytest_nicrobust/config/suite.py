@@ -375,6 +375,8 @@ def _parse_datasets(doc, path, base_dir, metrics):
         folder = _get(t, "path", str, path, where)
         if folder and not os.path.isabs(folder):
             folder = os.path.normpath(os.path.join(base_dir, folder))
+        if folder and not os.path.isdir(folder):  # at collection, not once per test at run time
+            _fail(path, f"{where}.path", f"folder {folder} does not exist")
         heavy = _get(t, "heavy", bool, path, where, default=images is None and crop is None)
         twin = next((j for j, e in enumerate(entries) if e.name == name), None)
         if twin is not None:

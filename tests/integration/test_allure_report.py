@@ -43,7 +43,7 @@ name = "skimage-photos"
 
 [[datasets]]
 name = "mine"
-path = "no-such-folder"
+path = "empty-folder"
 """
 THRESHOLDS = """
 extends = false
@@ -76,6 +76,7 @@ def results(tmp_path_factory):
     (root / "suites").mkdir()
     tiny_checkpoint(root / "suites" / "tiny.pt")
     (root / "suites" / "report.suite.toml").write_text(textwrap.dedent(SUITE))
+    (root / "suites" / "empty-folder").mkdir()  # a data error at run time: no images in it
     (root / "thresholds.toml").write_text(THRESHOLDS)
     proc = subprocess.run(
         [

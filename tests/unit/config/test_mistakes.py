@@ -73,3 +73,13 @@ def test_a_zero_limit_is_accepted(tmp_path):
         .value
         == 0
     )
+
+
+def test_a_dataset_folder_that_does_not_exist_is_one_collection_line_naming_the_key(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SUITE.format(name="ours") + 'path = "photos"\n')
+    with pytest.raises(SuiteError) as info:
+        parse_suite(str(path))
+    assert str(info.value) == f"{path}: datasets[0].path: folder {tmp_path / 'photos'} does not exist"
+    (tmp_path / "photos").mkdir()
+    assert {c.dataset.path for c in parse_suite(str(path)).cases} == {str(tmp_path / "photos")}
