@@ -186,13 +186,9 @@ def _parse_codecs(doc, path, base_dir):
         weights = _resolve_weights(
             _get(t, "weights", str, path, where, default="nicrobust" if builtin else None), base_dir
         )
-        if builtin and weights not in WEIGHT_SOURCES and "{quality}" not in weights and not os.path.exists(weights):
-            _fail(
-                path,
-                f"{where}.weights",
-                f"checkpoint {weights} does not exist (or use one of {', '.join(WEIGHT_SOURCES)})",
-            )
         qualities = _get(t, "qualities", list, path, where, required=builtin) or [None]
+        if builtin and weights not in WEIGHT_SOURCES:
+            _check_weight_files(weights, qualities, path, where)
         for q in qualities:
             if builtin and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
                 _fail(path, f"{where}.qualities", f"qualities of CompressAI models are integers 1..8, got {q!r}")
@@ -222,6 +218,21 @@ def _parse_codecs(doc, path, base_dir):
         if j != i:
             _fail(path, f"codecs[{i}]", f"gives {entry.display} as codecs[{j}] does: give one a distinct name")
     return entries
+
+
+def _check_weight_files(weights, qualities, path, where):
+    """Each quality's checkpoint file (``{quality}`` filled in) exists and is a file, at collection."""
+    for q in qualities:
+        file = weights.replace("{quality}", str(q))
+        which = f" (quality {q!r})" if "{quality}" in weights else ""
+        if os.path.isdir(file):
+            _fail(path, f"{where}.weights", f"{file}{which} is a folder, not a checkpoint file")
+        if not os.path.isfile(file):
+            _fail(
+                path,
+                f"{where}.weights",
+                f"checkpoint {file}{which} does not exist (or use one of {', '.join(WEIGHT_SOURCES)})",
+            )
 
 
 def _check_label(label, path, where):

@@ -83,3 +83,15 @@ def test_a_dataset_folder_that_does_not_exist_is_one_collection_line_naming_the_
     assert str(info.value) == f"{path}: datasets[0].path: folder {tmp_path / 'photos'} does not exist"
     (tmp_path / "photos").mkdir()
     assert {c.dataset.path for c in parse_suite(str(path)).cases} == {str(tmp_path / "photos")}
+
+
+def test_a_checkpoint_that_is_a_folder_or_missing_is_one_collection_line(tmp_path):
+    path = tmp_path / "s.toml"
+    for weights, line in (
+        (".", f"codecs[0].weights: {tmp_path} is a folder, not a checkpoint file"),
+        ("ckpt-q{quality}.pt", f"codecs[0].weights: checkpoint {tmp_path}/ckpt-q1.pt (quality 1) does not exist"),
+    ):
+        path.write_text(SUITE.format(name="skimage-photos").replace('weights = "random"', f'weights = "{weights}"'))
+        with pytest.raises(SuiteError) as info:
+            parse_suite(str(path))
+        assert str(info.value).startswith(f"{path}: {line}"), str(info.value)
