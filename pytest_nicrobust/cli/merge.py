@@ -283,12 +283,19 @@ def _identity(prov: dict) -> dict:
     }
 
 
+def _empty(doc: dict) -> bool:
+    """A shard that collected no test (a suite with fewer model groups than shards): it names no suite."""
+    return doc.get("collected") == [] and not doc["tests"]
+
+
 def check_shards(docs: dict[str, dict]) -> None:
-    paths = list(docs)
+    paths = sorted(docs, key=lambda p: _empty(docs[p]))  # the first one names its suites, if any does
     first = _identity(docs[paths[0]]["provenance"])
     for path in paths[1:]:
         other = _identity(docs[path]["provenance"])
         for key in first:
+            if key == "suites" and _empty(docs[path]):
+                continue
             if other[key] != first[key]:
                 raise MergeError(
                     f"{path} and {paths[0]} come from different runs: their {key} differ "
@@ -348,7 +355,7 @@ def merge_docs(docs: dict[str, dict]) -> tuple[dict, list[dict], dict | None]:
             tests.append(from_json(t))  # the headline back beside its modes (the JSON keeps it once)
     tests.sort(key=lambda t: t["id"])
     provs = [doc["provenance"] for doc in docs.values()]
-    prov = dict(provs[0])
+    prov = dict(next((d["provenance"] for d in docs.values() if not _empty(d)), provs[0]))  # one that names its suites
     prov.update(
         timestamp=min(p["timestamp"] for p in provs),
         finished=max(p["finished"] for p in provs),
@@ -432,6 +439,13 @@ def main(argv=None) -> int:
         return 2
     for test_id, why in changes:
         print(f"merge: warning: {test_id}: re-gated from its values: {why}", file=sys.stderr)
+    for path, doc in docs.items():
+        if _empty(doc):
+            print(
+                f"merge: warning: {path} (shard {doc['provenance']['shard']}) ran no test: the suite has fewer "
+                "model groups than shards",
+                file=sys.stderr,
+            )
     out = Outputs()
     write_outputs(out, prov, tests, comparison, args.output, args.alluredir, collected=collected)
     for line in terminal.gate_table(tests):

@@ -226,3 +226,19 @@ def test_a_shard_with_its_failing_test_deleted_is_named(shards, capsys):
         "shard2.json: 1 test(s) it collected have no record: suites/s.toml::t2; the shard lost "
         "them: run that shard again"
     ), err
+
+
+def test_a_shard_that_ran_no_test_merges_with_a_warning(shards, capsys):
+    """A suite with one model split in two: shard 1/2 ran no test and named no suite (it was 'their
+    suites differ')."""
+    docs, write, tmp = shards
+    empty = copy.deepcopy(docs[0])
+    empty.update(tests=[], collected=[])
+    empty["provenance"]["suites"] = {}
+    paths = write(empty, docs[1])
+    assert main([*paths, "-o", str(tmp / "m.json")]) == 0
+    assert f"merge: warning: {paths[0]} (shard 1/2) ran no test: the suite has fewer model groups than shards" in (
+        capsys.readouterr().err
+    )
+    merged = json.loads((tmp / "m.json").read_text())
+    assert merged["provenance"]["suites"] == {"/x/s.toml": "0" * 64} and [t["name"] for t in merged["tests"]] == ["t2"]
