@@ -30,6 +30,17 @@ from ..codecs.checks.conformance import PROPERTIES, TIME_LIMIT_S
 from .check_codec_child import LOAD_LIMIT_S
 
 CHILD = "pytest_nicrobust.cli.check_codec_child"
+FILE_SUFFIXES = (".toml", ".pt", ".pth", ".tar", ".ckpt", ".bin", ".safetensors")  # a SPEC that names a file
+
+
+def missing_file(args) -> str | None:
+    """The one line for a SPEC or ``--weights`` that names a file that is not there, or None."""
+    spec = args.spec
+    if not os.path.exists(spec) and (os.sep in spec or spec.endswith(FILE_SUFFIXES)):
+        return f"check-codec: {spec}: no such file (a suite or a checkpoint)"
+    if args.weights and not os.path.exists(args.weights):
+        return f"check-codec: --weights {args.weights}: no such file"
+    return None
 
 
 def ended(code: int) -> str:
@@ -122,6 +133,10 @@ def main(argv=None) -> int:
         help="what one property may take before it fails (default 120; large models on a busy CPU need more)",
     )
     args = ap.parse_args(argv)
+    problem = missing_file(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     limit = args.time_limit or TIME_LIMIT_S
     deadline = LOAD_LIMIT_S + limit * (len(PROPERTIES) + 3) + 60  # every limit of the child, and a margin
     state: dict = {"loaded": False, "running": None, "results": [], "status": None}
