@@ -42,6 +42,7 @@ def fetch(architecture: str, quality: int, metric: str = "mse") -> str:
     prefix = _HASH.search(os.path.basename(url)).group(1)
     if not os.path.exists(path):
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)  # a first download: else the missing folder is the error
             torch.hub.download_url_to_file(url, path, hash_prefix=prefix, progress=False)
         except Exception as exc:
             raise CodecError(

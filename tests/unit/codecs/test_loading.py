@@ -113,6 +113,18 @@ def test_zoo_loads_offline_from_the_hub_cache(tmp_path, monkeypatch):
     assert codec.roundtrip(torch.rand(1, 3, 64, 64)).nbytes[0] > 0
 
 
+def test_a_first_zoo_download_that_fails_names_the_network_not_a_missing_folder(tmp_path, monkeypatch):
+    from compressai.zoo import image
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "fresh"))  # no hub/checkpoints folder yet
+    urls = {**image.model_urls["bmshj2018-factorized"]["mse"], 4: "http://127.0.0.1:9/x-4-00000000.pth.tar"}
+    monkeypatch.setitem(image.model_urls["bmshj2018-factorized"], "mse", urls)
+    with pytest.raises(CodecError) as info:
+        load_codec("bmshj2018-factorized", "zoo", 4)
+    text = str(info.value)
+    assert "could not be downloaded (URLError: " in text and ".partial" not in text, text
+
+
 def test_zoo_detects_a_corrupt_file_and_a_missing_one(tmp_path, monkeypatch):
     _zoo_file(tmp_path, monkeypatch, tamper=True)
     with pytest.raises(CodecError, match="corrupt or not the expected one"):
