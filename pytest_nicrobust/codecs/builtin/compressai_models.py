@@ -152,14 +152,20 @@ def model_from_state_dict(architecture: str, state_dict, what: str, N=None, M=No
         else:
             model = cls.from_state_dict(state_dict)
     except Exception as exc:
+        fits = [name for name in _fitting(state_dict) if name != architecture]
+        if fits:  # another architecture's checkpoint: say which, not a list of missing keys
+            raise CodecError(
+                f"{what}: the checkpoint is a {fits[0]} (read from its keys), not {architecture}: "
+                f'set model = "{fits[0]}"'
+            ) from None
         raise CodecError(
             f"{what}: checkpoint does not fit architecture {architecture!r}: {type(exc).__name__}: {str(exc)[:300]}"
         ) from None
     return model
 
 
-def infer_architecture(state_dict, what: str) -> str:
-    """The CompressAI architecture whose layers a state_dict fits exactly."""
+def _fitting(state_dict) -> list[str]:
+    """The CompressAI architectures whose layers a state_dict fits exactly."""
     fits = []
     for name, cls in architectures().items():
         try:
@@ -167,6 +173,12 @@ def infer_architecture(state_dict, what: str) -> str:
             fits.append(name)
         except Exception:
             continue
+    return fits
+
+
+def infer_architecture(state_dict, what: str) -> str:
+    """The CompressAI architecture whose layers a state_dict fits exactly."""
+    fits = _fitting(state_dict)
     if not fits:
         raise CodecError(f"{what}: fits no CompressAI architecture; name it with --model")
     return fits[0]
