@@ -32,11 +32,19 @@ def load_codec(
     if kind is not None:
         return _checked_codec(kind.load(model, weights, quality, device, label, options or {}, search=search), model)
     if model not in ARCHITECTURES:
+        if weights and "{quality}" in weights:  # as for a checkpoint: the file of this quality
+            weights = weights.replace("{quality}", str(quality))
         with importing(search):
             factory = resolve_factory(model, search)
-            codec = call_factory(
-                factory, model, name=label, quality=quality, weights=weights, device=device, **(options or {})
-            )
+            try:
+                codec = call_factory(
+                    factory, model, name=label, quality=quality, weights=weights, device=device, **(options or {})
+                )
+            except CodecError:
+                raise
+            except Exception as exc:  # the factory's own error: one line, not its traceback in every test
+                text = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise CodecError(f"codec {label}: its factory {model} raised {type(exc).__name__}: {text}") from None
         return _checked_codec(codec, model)
     if options:
         raise CodecError(f"{label}: CompressAI models take no options ({', '.join(options)})")

@@ -187,8 +187,8 @@ def _parse_codecs(doc, path, base_dir):
             _get(t, "weights", str, path, where, default="nicrobust" if builtin else None), base_dir
         )
         qualities = _get(t, "qualities", list, path, where, required=builtin) or [None]
-        if builtin and weights not in WEIGHT_SOURCES:
-            _check_weight_files(weights, qualities, path, where)
+        if weights is not None and weights not in WEIGHT_SOURCES:  # a factory's too, {quality} filled in alike
+            _check_weight_files(weights, qualities, path, where, folder_ok=not builtin)
         for q in qualities:
             if builtin and (not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= 8):
                 _fail(path, f"{where}.qualities", f"qualities of CompressAI models are integers 1..8, got {q!r}")
@@ -220,14 +220,17 @@ def _parse_codecs(doc, path, base_dir):
     return entries
 
 
-def _check_weight_files(weights, qualities, path, where):
-    """Each quality's checkpoint file (``{quality}`` filled in) exists and is a file, at collection."""
+def _check_weight_files(weights, qualities, path, where, folder_ok=False):
+    """Each quality's checkpoint (``{quality}`` filled in) exists, at collection: a file, or for a
+    factory (``folder_ok``) a file or a folder."""
     for q in qualities:
         file = weights.replace("{quality}", str(q))
         which = f" (quality {q!r})" if "{quality}" in weights else ""
-        if os.path.isdir(file):
+        if "{quality}" in weights and q is None:
+            _fail(path, f"{where}.weights", "holds {quality} but the table gives no qualities")
+        if os.path.isdir(file) and not folder_ok:
             _fail(path, f"{where}.weights", f"{file}{which} is a folder, not a checkpoint file")
-        if not os.path.isfile(file):
+        if not (os.path.isfile(file) or (folder_ok and os.path.isdir(file))):
             _fail(
                 path,
                 f"{where}.weights",
