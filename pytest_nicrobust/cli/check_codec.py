@@ -56,7 +56,7 @@ def ended(code: int) -> str:
 def child_argv(args) -> list[str]:
     """The child's arguments: every path made absolute (the child runs in a folder of its own)."""
     spec = os.path.abspath(args.spec) if os.path.exists(args.spec) else args.spec
-    out = [spec, "--root", os.getcwd(), "--device", args.device]
+    out = [spec, "--root", os.getcwd(), "--device", args.device, "--seed", str(args.seed)]
     if args.weights:
         out += ["--weights", os.path.abspath(args.weights)]
     for flag, value in (("--model", args.model), ("--codec", args.codec), ("--time-limit", args.time_limit)):
@@ -125,6 +125,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="the CompressAI architecture of a checkpoint (default: read from its keys)")
     ap.add_argument("--codec", help="with a suite file as SPEC: which of its codecs (label or label[quality])")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the run seed random weights are built under, as --nicrobust-seed (default 0)",
+    )
     ap.add_argument(
         "--time-limit",
         type=float,

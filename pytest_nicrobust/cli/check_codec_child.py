@@ -26,7 +26,7 @@ from ..timeguard import time_limit
 LOAD_LIMIT_S = 600.0  # building a codec once (a research model on a busy CPU takes minutes)
 
 
-def codec_of_suite(file: str, name: str | None, device: str, root: str):
+def codec_of_suite(file: str, name: str | None, device: str, root: str, seed: int = 0):
     """The codec of a suite's [[codecs]] entry ``name`` (its label, or label[quality]); the only one if None."""
     from ..codecs import load_entry
     from ..config.suite import parse_suite
@@ -38,13 +38,16 @@ def codec_of_suite(file: str, name: str | None, device: str, root: str):
         raise ValueError(
             f"{file}: " + (f"no codec {name!r}" if name else "several codecs") + f"; give --codec one of {known}"
         )
-    return load_entry(chosen[0], device, (root,))
+    return load_entry(chosen[0], device, (root,), seed)
 
 
-def load_spec(spec: str, weights: str | None, device: str, model: str | None, codec: str | None, root: str):
-    """A codec from a check-codec SPEC (paths already absolute; ``root``: the folder check-codec ran in)."""
+def load_spec(
+    spec: str, weights: str | None, device: str, model: str | None, codec: str | None, root: str, seed: int = 0
+):
+    """A codec from a check-codec SPEC (paths already absolute; ``root``: the folder check-codec ran in;
+    ``seed``: the run seed random weights are built under, as in a run)."""
     if spec.endswith(".toml") and os.path.isfile(spec):
-        return codec_of_suite(spec, codec, device, root)
+        return codec_of_suite(spec, codec, device, root, seed)
     if os.path.isfile(spec):
         from ..codecs.builtin.compressai_models import infer_architecture, load_state_dict_file
 
@@ -55,13 +58,16 @@ def load_spec(spec: str, weights: str | None, device: str, model: str | None, co
     keys = parse_spec(spec, root)
     quality = keys.get("qualities", [None])[0]
     weights = keys.get("weights") or weights
-    return load_codec(keys["model"], weights, quality, device, keys["model"].rpartition(":")[2], search=(root,))
+    return load_codec(
+        keys["model"], weights, quality, device, keys["model"].rpartition(":")[2], search=(root,), seed=seed
+    )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pytest_nicrobust.cli.check_codec_child")
     ap.add_argument("--report-fd", type=int, required=True)
     ap.add_argument("--root", required=True)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("spec")
     ap.add_argument("--weights")
     ap.add_argument("--model")
@@ -78,7 +84,7 @@ def main(argv=None) -> int:
 
     def build():
         with time_limit(LOAD_LIMIT_S, f"loading {args.spec}"):
-            return load_spec(args.spec, args.weights, args.device, args.model, args.codec, args.root)
+            return load_spec(args.spec, args.weights, args.device, args.model, args.codec, args.root, args.seed)
 
     try:
         codec = build()

@@ -99,7 +99,7 @@ class RunContext:
         if entry not in self._codecs:
             while len(self._codecs) >= self.max_codecs:
                 self._codecs.popitem(last=False)
-            self._codecs[entry] = load_entry(entry, self.device, self.search)
+            self._codecs[entry] = load_entry(entry, self.device, self.search, self.run_seed)
         self._codecs.move_to_end(entry)
         return self._codecs[entry]
 

@@ -11,8 +11,9 @@ import torch
 
 from pytest_nicrobust import CodecError
 from pytest_nicrobust.codecs import check
-from pytest_nicrobust.codecs.kinds.by_class.codec import ClassCodec, load
+from pytest_nicrobust.codecs.kinds.by_class.codec import ClassCodec
 from pytest_nicrobust.codecs.kinds.by_class.table import check_table
+from pytest_nicrobust.codecs.loading import load_codec
 from pytest_nicrobust.codecs.registry import TableError
 
 HYPERPRIOR = {"class": "team_nets:ScaleHyperprior", "options": {"N": 16, "M": 24}}
@@ -31,10 +32,10 @@ def team_nets(tmp_path):
 
 
 def build(table, base, quality=None):
+    """As a run loads it: through load_codec, under the seed of the run and the codec's label."""
     t = check_table(table, str(base))
-    return load(
-        "class", t["weights"], quality if quality is not None else t["qualities"][0], "cpu", t["label"], t["options"]
-    )
+    q = quality if quality is not None else t["qualities"][0]
+    return load_codec("class", t["weights"], q, "cpu", t["label"], t["options"])
 
 
 def _saved(path, wrap=None, seed=1):
@@ -117,7 +118,7 @@ def test_research_code_quirks_are_handled(tmp_path):
     assert out.x_hat.shape == (1, 3, 40, 50)
 
 
-@pytest.mark.parametrize("scale, shift, decodes", [(1.0, -0.8, True), (255.0, 0.0, False)])
+@pytest.mark.parametrize("scale, shift, decodes", [(1.0, -0.8, True), (255.0, 128.0, False)])
 def test_decoded_images_are_clamped_unless_in_other_units(tmp_path, scale, shift, decodes):
     (tmp_path / "code" / "models").mkdir(parents=True)
     (tmp_path / "code" / "models" / "__init__.py").write_text(RESEARCH_MODEL)

@@ -4,7 +4,7 @@ The table was checked by :mod:`.table` at collection; here (at run time, torch) 
 imported from the table's ``path``, the suite's folder and the rootdir (on ``sys.path`` only while it
 imports and builds; the tree's top-level names kept apart from other codecs', see
 :mod:`pytest_nicrobust.codecs.imports`), called with ``options`` under a fixed
-seed, checked for CompressAI's interface, given its weights, and wrapped as :class:`ClassCodec`:
+seed (the run seed and the codec's label), checked for CompressAI's interface, given its weights, and wrapped as :class:`ClassCodec`:
 the differentiable pass and quantisation proxy of
 :class:`~pytest_nicrobust.codecs.builtin.compressai_models.CompressAICodec`, plus what research code needs:
 
@@ -82,22 +82,21 @@ def _kwargs(options: dict) -> str:
 
 
 def construct(factory, options: dict, target: str):
-    """``factory(**options)`` under a fixed seed (random weights are the same in every worker)."""
+    """``factory(**options)``, under the seed :func:`pytest_nicrobust.codecs.loading.load_codec` sets
+    from the run seed and the codec's label (random weights are the same in every worker)."""
     try:
         inspect.signature(factory).bind(**options)
     except TypeError as exc:
         raise TableError("options", f"{target} does not take them: {exc}") from None
     except ValueError:  # no signature to read (a builtin): just call it
         pass
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        try:
-            model = factory(**options)
-        except Exception as exc:
-            text = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise TableError(
-                "options" if options else "class", f"{target}({_kwargs(options)}) raised {type(exc).__name__}: {text}"
-            ) from None
+    try:
+        model = factory(**options)
+    except Exception as exc:
+        text = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise TableError(
+            "options" if options else "class", f"{target}({_kwargs(options)}) raised {type(exc).__name__}: {text}"
+        ) from None
     check_interface(model, target)
     return model
 
