@@ -6,7 +6,8 @@
     python -m pytest_nicrobust check-codec suites/ours.toml --codec tcm[0.0025]   # a codec of a suite
 
 Every property prints one PASS/FAIL line; the exit status is 1 if any failed, 2 if the codec
-could not be loaded. The codec is loaded and its properties run in a child Python
+could not be loaded. The codec is built twice (the two builds must give the same codec) and its
+properties run in a child Python
 (:mod:`.check_codec_child`, in a private temporary folder, paths resolved first), so nothing the
 codec does can end the check with status 0: ``SystemExit`` or ``GeneratorExit`` is a FAIL line,
 and ``os._exit``, a native crash (a signal) or a hang past every limit ends the child only and is
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from ..codecs.checks.conformance import PROPERTIES, TIME_LIMIT_S
+from ..codecs.checks.conformance import PROPERTIES, SAME_BUILD, TIME_LIMIT_S
 from .check_codec_child import LOAD_LIMIT_S
 
 CHILD = "pytest_nicrobust.cli.check_codec_child"
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
         print(problem, file=sys.stderr)
         return 2
     limit = args.time_limit or TIME_LIMIT_S
-    deadline = LOAD_LIMIT_S + limit * (len(PROPERTIES) + 3) + 60  # every limit of the child, and a margin
+    deadline = 2 * LOAD_LIMIT_S + limit * (len(PROPERTIES) + 4) + 60  # every limit of the child, and a margin
     state: dict = {"loaded": False, "running": None, "results": [], "status": None}
 
     def on_event(msg: dict) -> None:
@@ -185,8 +186,8 @@ def main(argv=None) -> int:
         if state["running"]:
             results.append((state["running"], False))
     failed = [name for name, passed in results if not passed]
-    total = len(PROPERTIES)
-    left = [p for p in PROPERTIES if p not in {name for name, _ in results}]
+    total = len(PROPERTIES) + 1  # the contract's properties and SAME_BUILD
+    left = [p for p in (*PROPERTIES, SAME_BUILD) if p not in {name for name, _ in results}]
     print(
         f"{len(results) - len(failed)} of {total} properties hold"
         + (f"; failed: {', '.join(failed)}" if failed else "")

@@ -87,7 +87,7 @@ def main(argv=None) -> int:
             return load_spec(args.spec, args.weights, args.device, args.model, args.codec, args.root, args.seed)
 
     try:
-        codec = build()
+        codec, twin = build(), build()  # twice: a codec built another way each time fails a property
     except (NicrobustError, ValueError) as exc:
         send(event="unloadable", line=f"check-codec: {exc}")
         return 2
@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     try:
         check(
             codec,
+            twin=twin,
             on_start=lambda name: send(event="start", name=name),
             on_result=lambda r: send(event="result", name=r.name, passed=r.passed, line=r.line()),
             **({"time_limit_s": args.time_limit} if args.time_limit else {}),

@@ -59,6 +59,7 @@ PROPERTIES = (
     "non-finite values are caught",
     "identity pins weights and code (cache key)",
 )
+SAME_BUILD = "built twice, the same codec"  # with ``twin``: what every xdist worker builds is the same
 
 
 def check(
@@ -66,11 +67,13 @@ def check(
     size=(75, 101),
     n=2,
     time_limit_s: float = TIME_LIMIT_S,
+    twin=None,
     on_start=None,
     on_result=None,
 ) -> list[Check]:
     """Every property of the contract, each a :class:`Check` (a failing one does not stop the others).
-    ``time_limit_s``: what one property may take (the rate property, four times as much). ``on_start(name)`` and
+    ``time_limit_s``: what one property may take (the rate property, four times as much). ``twin``:
+    the same codec built a second time (:data:`SAME_BUILD` compares the two). ``on_start(name)`` and
     ``on_result(check)`` are called as each property starts and ends (``check-codec`` streams them)."""
     import torch
 
@@ -220,6 +223,26 @@ def check(
         pinned = any(k in a for k in ("weights_sha256", "code_sha256"))
         return a == b and pinned, f"{json.dumps(a, sort_keys=True, default=str)[:200]}"
 
+    def same_build():
+        a, b = codec.forward(x, proxy="ste"), twin.forward(x, proxy="ste")
+        ra, rb = codec.roundtrip(x), twin.roundtrip(x)
+        gap = float((a.x_hat - b.x_hat).abs().max())
+        same = codec.identity() == twin.identity()
+        ok = (
+            same
+            and gap == 0
+            and torch.equal(a.bpp, b.bpp)
+            and ra.nbytes == rb.nbytes
+            and torch.equal(ra.x_hat, rb.x_hat)
+        )
+        if ok:
+            return True, "a second build gives the same identity, reconstruction, rate and bytes"
+        return False, (
+            f"a second build differs: identity {'same' if same else 'differs'}, reconstruction by up to {gap:.4g}, "
+            f"bytes {ra.nbytes} then {rb.nbytes}: the codec is built another way each time (random weights "
+            "from an unseeded generator?), so every xdist worker would measure another codec"
+        )
+
     checks = dict(
         zip(
             PROPERTIES,
@@ -242,4 +265,6 @@ def check(
     )
     for name, fn in checks.items():
         run(name, fn, time_limit_s * 4 if fn is rate_tracks else time_limit_s)  # the rate: 4 variants of each image
+    if twin is not None:
+        run(SAME_BUILD, same_build)
     return results

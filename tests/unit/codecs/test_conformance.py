@@ -8,10 +8,12 @@ import sys
 
 import pytest
 import torch
+from helpers import tiny_checkpoint
 
 from pytest_nicrobust.codecs import check, load_codec
 from pytest_nicrobust.codecs.base import RoundTrip, round_to_8bit
 from pytest_nicrobust.codecs.builtin.compressai_models import CompressAICodec
+from pytest_nicrobust.codecs.checks.conformance import SAME_BUILD
 from pytest_nicrobust.codecs.registry import call_factory
 
 
@@ -94,6 +96,20 @@ BROKEN = {
 def test_a_good_codec_keeps_every_property(good):
     results = check(good)
     assert len(results) == 13 and all(r.passed for r in results), [r.line() for r in results if not r.passed]
+
+
+def test_two_builds_are_compared_when_a_twin_is_given(good, tiny_pt, tmp_path):
+    twin = load_codec("bmshj2018-factorized", str(tiny_pt), 1, "cpu", "tiny")
+    (same,) = [r for r in check(good, twin=twin) if r.name == SAME_BUILD]
+    assert same.passed, same.line()
+    other = tmp_path / "other.pt"
+    tiny_checkpoint(other, seed=1)  # another random net: what an unseeded factory builds the second time
+    (differs,) = [
+        r
+        for r in check(good, twin=load_codec("bmshj2018-factorized", str(other), 1, "cpu", "tiny"))
+        if r.name == SAME_BUILD
+    ]
+    assert not differs.passed and "a second build differs" in differs.detail and "xdist worker" in differs.detail
 
 
 @pytest.mark.parametrize("what", list(BROKEN))
