@@ -90,18 +90,11 @@ class _Hooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
+        """Under xdist the controller collects nothing: a worker's collection says what was selected."""
         self.session.collected(ids)
 
     def pytest_runtest_logreport(self, report):
         self.session.collect_report(report)
-
-    def pytest_collection_finish(self, session):
-        self.session.selected_tests([item.nodeid for item in session.items if isinstance(item, RobustnessItem)])
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids):
-        """Under xdist the controller collects nothing: a worker's collection says what was selected."""
-        self.session.selected_tests([i for i in ids if i.split("::")[0].endswith(".toml")])
 
     def pytest_keyboard_interrupt(self, excinfo):
         """Ctrl-C, or xdist stopping the run (``-x``, ``--maxfail``): its message says why."""
@@ -110,6 +103,8 @@ class _Hooks:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
         self.session.finish(session.shouldfail or session.shouldstop or None)
+        if self.session.late_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a passing test the records show failed
 
     def pytest_terminal_summary(self, terminalreporter):
         self.session.terminal_summary(terminalreporter)

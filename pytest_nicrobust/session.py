@@ -37,6 +37,7 @@ class NicrobustSession:
         self.results: dict[str, dict] = {}
         self.selected: set[str] | None = None  # the robustness tests selected, once collected (controller)
         self.stop_reason: str | None = None
+        self.late_errors: list[str] = []  # found once every record is in (a worst case below a member)
         self.writer = None
         self.stderr_fd = _terminal_stderr()
         self._marker_folder: str | None = None
@@ -225,11 +226,14 @@ class NicrobustSession:
             self.writer.skeleton()
 
     def collected(self, ids: list[str]) -> None:
-        """On the controller, once: the ids of the robustness tests this run collected (after ``-k``, heavy
-        and ``--nicrobust-shard``), recorded in the JSON so that a merge can name a lost one."""
+        """On the controller, once: the ids of the robustness tests this run collected (after ``-k``,
+        ``-m``, ``--lf``, heavy and ``--nicrobust-shard``): what it owes the JSON (a test never run makes
+        it incomplete), recorded there so that a merge can name a lost one."""
+        mine = [i for i in ids if i.split("::")[0].endswith(".toml")]
+        if mine and not self.selected:
+            self.selected = set(mine)
         if self.writer is None or self.writer.collected is not None:
             return
-        mine = [i for i in ids if i.split("::")[0].endswith(".toml")]
         files = {os.path.normpath(os.path.join(str(self.config.rootpath), i.split("::")[0])) for i in mine}
         self.writer.set_collected(mine, files)
         self.writer.progress(self.sorted())
@@ -302,11 +306,6 @@ class NicrobustSession:
     def sorted(self) -> list[dict]:
         return sorted(self.results.values(), key=lambda r: r["id"])
 
-    def selected_tests(self, ids: list[str]) -> None:
-        """The robustness tests this run selected (after -k, -m, --lf, shards): what it owes the JSON."""
-        if ids and not self.selected:
-            self.selected = set(ids)
-
     def stopped_early(self, reason: str | None) -> dict | None:
         """Why the run is not complete, or None: selected tests that never ran (-x, --maxfail, --sw,
         Ctrl-C, pytest.exit) and what stopped it."""
@@ -323,13 +322,19 @@ class NicrobustSession:
         }
 
     def finish(self, reason: str | None = None) -> None:
+        """The run's files; first, a worst case below one of its members becomes an error (:mod:`.verdict.members`)."""
+        from .verdict.members import below_members
+
         if self.writer:
+            self.late_errors = below_members(self.sorted())
             self.writer.finish(self.sorted(), self.stopped_early(reason))
         if self.stderr_fd is not None:
             os.close(self.stderr_fd)
             self.stderr_fd = None
 
     def terminal_summary(self, terminalreporter) -> None:
+        for line in self.late_errors:
+            terminalreporter.write_line(f"nicrobust: error: {line}", red=True)
         if self.writer:
             self.writer.terminal_summary(terminalreporter, self.sorted())
 

@@ -37,6 +37,7 @@ from ..outputs.schema import first_problem
 from ..outputs.summary import verdict_facts
 from ..outputs.writer import FORMAT, Outputs, write_outputs
 from ..record import from_json, means_of
+from ..verdict.members import below_members
 
 SAME = ("seed", "metrics")
 
@@ -432,11 +433,14 @@ def main(argv=None) -> int:
         docs = {path: _load(path) for path in args.shards}
         prov, tests, comparison = merge_docs(docs)
         collected = check_collected(docs)
+        below = below_members(tests)  # before re-gating: such a worst case fails
         thresholds = load_gate_thresholds(prov, args.thresholds)
         changes = [(t["id"], why) for t in tests for why in [regate(t, thresholds)] if why]
     except MergeError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 2
+    for line in below:
+        print(f"merge: error: {line}", file=sys.stderr)
     for test_id, why in changes:
         print(f"merge: warning: {test_id}: re-gated from its values: {why}", file=sys.stderr)
     for path, doc in docs.items():
