@@ -58,6 +58,7 @@ def tiny_project(pytester, tiny_pt, thresholds="[defaults]\ndelta_psnr = 100.0\n
     write_thresholds(pytester.path, thresholds)
     return pytester
 
+
 def run_merge(cwd, *args, timeout=300):
     """``python -m pytest_nicrobust merge ARGS`` in ``cwd``, its output captured."""
     import subprocess

@@ -30,8 +30,8 @@ import math
 from ..attacks.presets import UNBOUNDED, budget_of, white_box
 from ..names import attack_label
 from ..outputs import test_page
-from ..verdict import masking
 from ..timeguard import TimeLimitExceeded
+from ..verdict import masking
 from .conclude import conclude, gate_modes
 from .measure import batches, case_key, case_seeds, finish_means, load_subject, measure_case, raise_errors, timed
 from .transfer import transfer_rows

@@ -106,7 +106,7 @@ def test_check_codec_on_a_codec_of_a_suite(project, checkpoint):
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0 and "13 of 13 properties hold" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "14 of 14 properties hold" in proc.stdout, proc.stdout + proc.stderr
     assert "PASS  estimated rate tracks the real bitstream" in proc.stdout
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_nicrobust", "check-codec", str(suite), "--codec", "theirs"],

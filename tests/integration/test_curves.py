@@ -9,7 +9,8 @@ import textwrap
 from importlib import resources
 
 from helpers import write_thresholds
-from schema_check import problems
+
+from pytest_nicrobust.outputs.schema import problems
 
 SCHEMA = json.loads((resources.files("pytest_nicrobust") / "results.schema.json").read_text())
 

@@ -17,8 +17,8 @@ from importlib import resources
 
 import pytest
 from helpers import write_thresholds
-from schema_check import problems
 
+from pytest_nicrobust.outputs.schema import problems
 from pytest_nicrobust.record import from_json
 
 SCHEMA = json.loads((resources.files("pytest_nicrobust") / "results.schema.json").read_text())

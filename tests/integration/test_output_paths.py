@@ -20,7 +20,7 @@ PROVENANCE = {
     "suites": {},
 }
 MEASURED = {
-    "id": "suites/mini.toml::tiny[q1-pgd-eps7-recon_error-skimage-photos-none]",
+    "id": "suites/mini.suite.toml::tiny[q1-pgd-eps7-recon_error-skimage-photos-none]",
     "name": "tiny[q1-pgd-eps7-recon_error-skimage-photos-none]",
     "kind": "case",
     "params": {
@@ -51,10 +51,10 @@ def _refused(result, line):
 
 
 def test_the_suite_file_given_as_the_json_target_is_refused_and_kept(project):
-    suite = project.path / "suites" / "mini.toml"
+    suite = project.path / "suites" / "mini.suite.toml"
     before = suite.read_text()
-    result = project.runpytest_subprocess("--nicrobust-json", "suites/mini.toml")  # its value forgotten
-    _refused(result, "--nicrobust-json suites/mini.toml: exists and is not a results JSON of pytest-nicrobust")
+    result = project.runpytest_subprocess("--nicrobust-json", "suites/mini.suite.toml")  # its value forgotten
+    _refused(result, "--nicrobust-json suites/mini.suite.toml: exists and is not a results JSON of pytest-nicrobust")
     assert suite.read_text() == before
 
 

@@ -38,7 +38,7 @@ def test_every_worker_builds_the_same_random_net(pytester, tmp_path):
     (pytester.path / "ourcodec" / "__init__.py").write_text("")
     (pytester.path / "ourcodec" / "nicrobust.py").write_text(FACTORY)
     (pytester.path / "suites").mkdir()
-    (pytester.path / "suites" / "mine.toml").write_text(SUITE)
+    (pytester.path / "suites" / "mine.suite.toml").write_text(SUITE)
     write_thresholds(pytester.path, "[defaults]\ndelta_psnr = 100.0\n")
     out = tmp_path / "r.json"
     result = pytester.runpytest_subprocess(

@@ -121,7 +121,7 @@ def test_check_codec_passes(suite):
         text=True,
         timeout=3000,
     )
-    assert proc.returncode == 0 and "13 of 13 properties hold" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0 and "14 of 14 properties hold" in proc.stdout, proc.stdout + proc.stderr[-3000:]
 
 
 def test_pgd_with_the_reconstruction_and_bitrate_objectives(suite, tmp_path):

@@ -8,7 +8,8 @@ from xml.etree import ElementTree
 
 import pytest
 from helpers import tiny_project, write_suite
-from schema_check import problems
+
+from pytest_nicrobust.outputs.schema import problems
 
 FAST = ["--nicrobust-metrics", "psnr,mse", "-p", "no:randomly", "--nicrobust-no-transfer"]
 # q2's case and worst case fail (no degradation allowed), q1's pass

@@ -111,7 +111,7 @@ def test_a_run_where_a_decode_raises_matches_the_schema(pytester, tmp_path):
     """A failure half-way keeps every mode's block whole: its mean is there (the images measured)."""
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "raising.py").write_text(RAISING)
-    (pytester.path / "suites" / "crash.toml").write_text(
+    (pytester.path / "suites" / "crash.suite.toml").write_text(
         'images = 1\ncrop = 64\nworst_case = false\ntransfer = false\n\n[[codecs]]\nmodel = "raising:make"\n'
         'name = "crashing"\n\n[[attacks]]\nname = "noise"\n\n[[datasets]]\nname = "skimage-photos"\n'
     )

@@ -171,7 +171,7 @@ def test_os_exit_in_a_codec_without_xdist_names_the_test_and_never_exits_0(proje
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 1, text[-3000:]
     (line,) = [line for line in text.splitlines() if "called os._exit" in line]
-    assert line.startswith("nicrobust: suites/dies.toml::quits[q1-") and line.endswith(
+    assert line.startswith("nicrobust: suites/dies.suite.toml::quits[q1-") and line.endswith(
         "called os._exit(0) (the codec's code): the run ends inside this test, exit status 1"
     )
     doc = _doc(out)

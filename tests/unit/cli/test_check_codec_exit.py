@@ -114,4 +114,4 @@ def test_a_codec_that_ends_the_process_fails_with_the_property_it_was_in(tmp_pat
         f"FAIL  roundtrip: shapes and bytes per image: the check's process {how} while it ran (the codec ended it)"
         in lines
     )
-    assert lines[-1].startswith("5 of 13 properties hold; failed: roundtrip: shapes and bytes per image; not run: ")
+    assert lines[-1].startswith("5 of 14 properties hold; failed: roundtrip: shapes and bytes per image; not run: ")

@@ -125,7 +125,7 @@ def test_check_codec_command_on_a_shipped_codec_and_a_checkpoint(tiny_pt):
         proc = subprocess.run(
             [sys.executable, "-m", "pytest_nicrobust", "check-codec", spec], capture_output=True, text=True, timeout=300
         )
-        assert proc.returncode == 0 and "13 of 13 properties hold" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.returncode == 0 and "14 of 14 properties hold" in proc.stdout, proc.stdout + proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_nicrobust", "check-codec", "nope:mbt2018-mean"],
         capture_output=True,
