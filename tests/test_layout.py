@@ -23,6 +23,7 @@ ROOMS = [
             "pytest_nicrobust.files",
             "pytest_nicrobust.seeding",
             "pytest_nicrobust.timeguard",
+            "pytest_nicrobust.child",
             "pytest_nicrobust.metrics.colors",
         ),
     ),
