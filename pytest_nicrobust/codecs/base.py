@@ -25,11 +25,26 @@ Contract of a subclass
     * ``"ste"``: round in the forward pass, identity gradient (straight-through).
 
     Never switch the model to ``.train()`` for this; only the quantiser changes.
-``_roundtrip_padded(x) -> (x_hat, nbytes)``
+``_encode_padded(x) -> list[bytes]`` and ``_decode_padded(stream) -> x_hat`` (the stream API)
+    Real coding, one image at a time on the way back: ``_encode_padded`` turns the padded batch
+    ``x`` into one self-contained stream per image (it carries the image's size and every side
+    information its decoder needs: a file another process could decode), ``_decode_padded``
+    turns one stream into the (3, H, W) image in [0, 1] on ``device``. The base class's round
+    trip is made of them (bytes = the stream's length, less ``_container_bytes``), and the
+    bitstream tests (docs/bitstreams.md) decode mutated streams with ``_decode_padded`` in a
+    child process. Deterministic: the same image gives the same stream, the same stream the same
+    image. A decoder should refuse (raise) a stream that declares an image of more than
+    ``max_pixels`` pixels rather than allocate it.
+``_roundtrip_padded(x) -> (x_hat, nbytes)`` (instead of the stream API, or beside it)
     Real encode to bytes and decode from those bytes. ``x_hat`` (N, 3, H, W) in [0, 1] (the
     base class rounds it to 8 bits); ``nbytes``: N integers, the **bytes** of every stream of
     each image (y, z, side information). Deterministic: the same input gives the same bytes
-    and the same decoded image, call after call.
+    and the same decoded image, call after call. A codec with only this has no stream API: its
+    bitstream test reports "no stream API".
+``max_pixels`` (class attribute, default :data:`MAX_PIXELS`)
+    The largest image (H x W) ``_decode_padded`` may return; the bitstream test sets it to its
+    own bound. ``_container_bytes(stream) -> int`` (default 0): bytes of a stream that are a
+    container this plugin puts around a coder's own strings (:mod:`.container`), left out of bpp.
 ``identity() -> dict`` (optional override)
     What pins this codec's numbers: the adversarial-image cache keys on it, so a changed
     model must change it. The default covers the class, the source file that defines it and
@@ -182,11 +197,33 @@ def check_decoded(x: torch.Tensor, x_hat, nbytes, codec) -> None:
         )
 
 
+MAX_PIXELS = 1 << 26  # what a decoder may return by default (8192 x 8192): see ``Codec.max_pixels``
+
+
+def check_streams(streams, n: int, label: str) -> list[bytes]:
+    """What ``_encode_padded`` returned keeps the contract: one ``bytes`` stream per image."""
+    if not isinstance(streams, (list, tuple)) or len(streams) != n or not all(isinstance(s, bytes) for s in streams):
+        got = f"{len(streams)} item(s)" if isinstance(streams, (list, tuple)) else type(streams).__name__
+        raise CodecError(
+            f"codec {label}: _encode_padded gave {got} for a batch of {n}; want one bytes stream per image"
+        )
+    return list(streams)
+
+
+def check_image(x_hat, label: str, what: str = "_decode_padded") -> torch.Tensor:
+    """What ``_decode_padded`` returned is a (3, H, W) tensor (a CodecError naming the shape otherwise)."""
+    if not isinstance(x_hat, torch.Tensor) or x_hat.ndim != 3 or x_hat.shape[0] != 3 or min(x_hat.shape) < 1:
+        shape = tuple(x_hat.shape) if isinstance(x_hat, torch.Tensor) else type(x_hat).__name__
+        raise CodecError(f"codec {label}: {what} gave {shape}, want a (3, H, W) image")
+    return x_hat
+
+
 class Codec:
-    """Base class. Subclasses implement ``_forward_padded`` and ``_roundtrip_padded`` (see above)."""
+    """Base class. Subclasses implement ``_forward_padded`` and the stream API (or ``_roundtrip_padded``)."""
 
     multiple = 64
     differentiable = True
+    max_pixels = MAX_PIXELS
 
     def __init__(self, info: CodecInfo, device: torch.device | str = "cpu"):
         self.info = info
@@ -249,8 +286,34 @@ class Codec:
         over at one step (expectation over transformation). Plain codecs: None."""
         return None
 
+    def has_stream_api(self) -> bool:
+        """Whether this codec implements ``_encode_padded`` and ``_decode_padded`` (bitstream tests need both)."""
+        cls = type(self)
+        return cls._encode_padded is not Codec._encode_padded and cls._decode_padded is not Codec._decode_padded
+
     def _forward_padded(self, x, proxy, generator):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def _roundtrip_padded(self, x):  # pragma: no cover - interface
+    def _encode_padded(self, x: torch.Tensor) -> list[bytes]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _decode_padded(self, stream: bytes) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _container_bytes(self, stream: bytes) -> int:
+        return 0
+
+    def _roundtrip_padded(self, x):
+        """The stream API's round trip: encode the batch, decode each stream, count each stream's bytes."""
+        if not self.has_stream_api():
+            raise NotImplementedError(
+                f"{type(self).__name__} implements neither _roundtrip_padded nor _encode_padded and _decode_padded"
+            )
+        streams = check_streams(self._encode_padded(x), x.shape[0], self.label)
+        images = [check_image(self._decode_padded(s), self.label) for s in streams]
+        if len({tuple(im.shape) for im in images}) > 1:
+            raise CodecError(
+                f"codec {self.label}: the images of one batch decode to different sizes "
+                f"{sorted({tuple(im.shape) for im in images})}"
+            )
+        return torch.stack(images).to(x.device), [len(s) - self._container_bytes(s) for s in streams]

@@ -2,7 +2,8 @@
 
 Gradients pass through quantisation by the proxy of :mod:`..quantization` (the entropy modules
 only; the rest of the model stays in eval mode). Real bitrate comes from ``compress()``, behind
-the coder guard; the reconstruction C(x) from ``decompress()``. :func:`load` builds one from a
+the coder guard, one stream per image in the plugin's container (:mod:`..container`); the
+reconstruction C(x) from ``decompress()`` of each stream. :func:`load` builds one from a
 weights source: the shipped checkpoints, CompressAI's zoo, a file, or a seeded random init.
 """
 
@@ -14,6 +15,7 @@ import torch
 
 from ... import CodecError
 from ...files import sha256_of
+from .. import container
 from ..base import Codec, CodecInfo
 from ..checkpoints import float32, load_state_dict_file
 from ..quantization import guard_coder, quantization_proxy
@@ -96,12 +98,21 @@ class CompressAICodec(Codec):
         bits = sum((-torch.log2(lk)).flatten(1).sum(dim=1) for lk in out["likelihoods"].values())
         return out["x_hat"], bits
 
-    def _roundtrip_padded(self, x):
+    def _encode_padded(self, x):
+        """One stream per image: its strings and latent shape in the plugin's container (:mod:`..container`)."""
         with guard_coder(self.model, self.label):
             enc = self.model.compress(x)
-        dec = self.model.decompress(enc["strings"], enc["shape"])
-        nbytes = [sum(len(stream[i]) for stream in enc["strings"]) for i in range(x.shape[0])]
-        return dec["x_hat"], nbytes
+        size = (x.shape[-2], x.shape[-1])
+        s = container.stride_log2(size, enc["shape"])
+        return [container.pack([[strings[i]] for strings in enc["strings"]], size, s) for i in range(x.shape[0])]
+
+    @torch.no_grad()
+    def _decode_padded(self, stream):
+        found = container.unpack(stream, self.max_pixels)
+        return self.model.decompress(found.strings, found.shape())["x_hat"][0]
+
+    def _container_bytes(self, stream):
+        return container.header_bytes(stream)  # bpp counts what compress() emits, as the README defines it
 
 
 @torch.no_grad()
