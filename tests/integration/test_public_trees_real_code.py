@@ -95,7 +95,7 @@ def test_hific_bytes_are_its_own_file_layout(hific, tmp_path):
         out = hific.hyperprior.compress_forward(hific.encoder(x), (128, 128))
     path = tmp_path / "x.hfc"
     cu.save_compressed_format(out, str(path))
-    assert hific.file_size(out) == path.stat().st_size
+    assert hific.file_bytes(out) == path.read_bytes()
     assert hific.roundtrip(x).nbytes == [path.stat().st_size]
 
 
@@ -111,3 +111,27 @@ def test_evc_and_hific_share_a_process_though_both_are_named_src(evc, hific):
     assert "src" not in sys.modules or not getattr(sys.modules["src"], "__file__", "").startswith(
         hific.info.details["root"]
     )
+
+
+@pytest.mark.parametrize(
+    "name, field, value",
+    [
+        ("evc", slice(0, 4), (1 << 20).to_bytes(4, "big")),  # its header's height (u32)
+        ("hific", slice(4, 6), (0xFFFF).to_bytes(2, "little")),  # its file's image height (u16)
+        ("qres", slice(4, 6), (0xFFFF).to_bytes(2, "big")),  # the container's height
+    ],
+)
+def test_a_stream_decodes_alone_and_a_declared_size_past_max_pixels_is_refused(name, field, value, request):
+    codec = request.getfixturevalue(name)
+    x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    stream = codec._encode_padded(x)[0]
+    alone = codec._decode_padded(stream)
+    assert torch.equal(alone[:, :128, :128], codec._roundtrip_padded(x)[0][0, :, :128, :128])
+    bad = bytearray(stream)
+    bad[field] = value
+    codec.max_pixels = 1 << 16
+    try:
+        with pytest.raises((CodecError, ValueError), match="declared"):
+            codec._decode_padded(bytes(bad))
+    finally:
+        del codec.max_pixels

@@ -9,7 +9,8 @@ the differentiable pass and quantisation proxy of
 :class:`~pytest_nicrobust.codecs.builtin.compressai_models.CompressAICodec`, plus what research code needs:
 
 * round trips one image at a time (LIC-TCM and ELIC code a whole batch as one stream and decode
-  a batch of one); an image's bytes are those of every string ``compress()`` returns for it;
+  a batch of one), through the stream API: an image's strings and latent shape in the plugin's
+  container (:mod:`...container`); its bytes are those of every string ``compress()`` returns for it;
 * what ``forward``, ``compress`` and ``decompress`` return is checked, with one clear line, and
   the decoded image is clamped to [0, 1] (not every research decoder clamps);
 * ``torch.cuda.synchronize()`` is a no-op while a model codes on a CPU without CUDA (ELIC calls
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from .... import CodecError
 from ....files import sha256_of
+from ... import container
 from ...base import CodecInfo
 from ...builtin.compressai_models import CompressAICodec
 from ...checkpoints import float32, load_state_dict_file, strip_prefix
@@ -228,33 +230,46 @@ class ClassCodec(CompressAICodec):
         bits = sum((-torch.log2(lk)).flatten(1).sum(dim=1) for lk in out["likelihoods"].values())
         return out["x_hat"][..., :h, :w], bits
 
-    def _roundtrip_padded(self, x):
-        h, w = x.shape[-2:]
+    def _encode_padded(self, x):
+        """One image at a time (LIC-TCM and ELIC code a batch as one stream): its strings and latent
+        shape in the plugin's container, with the padded size (the grown size follows from it)."""
         grown = self._grown(x)
-        name = type(self.model).__name__
-        images, nbytes = [], []
+        size, coded = (x.shape[-2], x.shape[-1]), (grown.shape[-2], grown.shape[-1])
+        streams = []
         with cpu_guards(self.device):
             for i in range(x.shape[0]):
                 with guard_coder(self.model, self.label):
                     enc = self.model.compress(grown[i : i + 1])
                 if not isinstance(enc, dict) or "strings" not in enc or "shape" not in enc:
                     raise CodecError(
-                        f"codec {self.label}: {name}.compress() must return a dict with 'strings' "
-                        f"and 'shape', got {_describe(enc)}"
+                        f"codec {self.label}: {type(self.model).__name__}.compress() must return a dict with "
+                        f"'strings' and 'shape', got {_describe(enc)}"
                     )
-                dec = self.model.decompress(enc["strings"], enc["shape"])
-                if not isinstance(dec, dict) or not isinstance(dec.get("x_hat"), torch.Tensor):
-                    raise CodecError(
-                        f"codec {self.label}: {name}.decompress() must return a dict with 'x_hat', got {_describe(dec)}"
-                    )
-                if tuple(dec["x_hat"].shape) != (1, *grown.shape[1:]):
-                    raise CodecError(
-                        f"codec {self.label}: {name}.decompress() gave x_hat of shape "
-                        f"{tuple(dec['x_hat'].shape)} for an input of {(1, *grown.shape[1:])}"
-                    )
-                images.append(_as_image(dec["x_hat"]).to(x.device))
-                nbytes.append(count_bytes(enc["strings"]))
-        return torch.cat(images)[..., :h, :w], nbytes
+                count_bytes(enc["strings"])  # bytes, in lists
+                try:
+                    streams.append(container.pack(enc["strings"], size, container.stride_log2(coded, enc["shape"])))
+                except container.ContainerError as exc:
+                    raise CodecError(f"codec {self.label}: {exc}") from None
+        return streams
+
+    @torch.no_grad()
+    def _decode_padded(self, stream):
+        found = container.unpack(stream, self.max_pixels)
+        h, w = found.height, found.width
+        coded = (max(h, self.min_size), max(w, self.min_size))
+        name = type(self.model).__name__
+        with cpu_guards(self.device):
+            dec = self.model.decompress(found.strings, found.shape(coded))
+        if not isinstance(dec, dict) or not isinstance(dec.get("x_hat"), torch.Tensor):
+            raise CodecError(
+                f"codec {self.label}: {name}.decompress() must return a dict with 'x_hat', got {_describe(dec)}"
+            )
+        if tuple(dec["x_hat"].shape) != (1, 3, *coded):
+            raise CodecError(
+                f"codec {self.label}: {name}.decompress() gave x_hat of shape "
+                f"{tuple(dec['x_hat'].shape)} for an input of {(1, 3, *coded)}"
+            )
+        return _as_image(dec["x_hat"])[0, :, :h, :w].to(self.device)
 
 
 def _source_files(*objs) -> list[str]:

@@ -15,9 +15,11 @@ What the adapter handles, without changing any file of the tree:
   on are constructed (member order in its rans.h); here it hung in ``get_encoded_stream`` and in its
   destructor. The adapter builds the same tables with a one-part coder (``RansEncoder(False, 1)``,
   the same rANS in the calling thread; one stream part, two header bytes fewer);
-* **real size**: EVC's stream plus the header its ``encode_i`` writes (height, width, q index,
-  length: 14 bytes); the q_scale is rounded to 1/100 as that header stores it, for the forward
-  pass too, so both paths use the same step.
+* **real size**: one stream per image laid out as EVC's ``encode_i`` writes its file: a 14-byte
+  header (height and width of the padded image, q index, length) and its bit stream, all counted;
+  the decoder checks the header (the size within ``max_pixels``, the length) before EVC decodes,
+  with the q index of the header, as EVC's ``decode_i`` does; the q_scale is rounded to 1/100 as
+  that header stores it, for the forward pass too, so both paths use the same step.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ...quantization import RoundSTE, check_proxy, uniform_noise
 from .. import public_trees
 from .table import ANCHORS, ARCHS, Q_SCALE_RANGE, quality_problem
 
-HEADER_BYTES = struct.calcsize(">2I") + struct.calcsize(">H") + struct.calcsize(">I")  # h, w, q_index, length
+HEADER = struct.Struct(">2IHI")  # h, w, q_index, length: what its encode_i writes before the bit stream
 CODE_FILES = tuple(
     f"src/models/{f}.py" for f in ("__init__", "common_model", "entropy_models", "hyperprior", "image_model", "layers")
 ) + ("src/utils/stream_helper.py",)
@@ -155,15 +157,32 @@ class EVCCodec(Codec):
             out = self.net(x, self.q_scale)
         return out["x_hat"], (out["bpp_y"] + out["bpp_z"]) * (x.shape[-2] * x.shape[-1])
 
-    def _roundtrip_padded(self, x):
+    def _encode_padded(self, x):
+        """One stream per image in the layout of EVC's own ``encode_i``: height, width, q index,
+        length, then its bit stream (the padded size, which its decoder needs)."""
         h, w = x.shape[-2:]
-        images, nbytes = [], []
+        streams = []
         with cuda_calls_guarded(self.image_model, self.device):
             for i in range(x.shape[0]):  # EVC codes one image per stream
-                stream = self.net.compress(x[i : i + 1], self.q_scale)["bit_stream"]
-                images.append(self.net.decompress(stream, h, w, self.q_scale)["x_hat"])
-                nbytes.append(HEADER_BYTES + len(stream))
-        return torch.cat(images), nbytes
+                bits = self.net.compress(x[i : i + 1], self.q_scale)["bit_stream"]
+                streams.append(HEADER.pack(h, w, round(self.q_scale * 100), len(bits)) + bits)
+        return streams
+
+    @torch.no_grad()
+    def _decode_padded(self, stream):
+        if len(stream) < HEADER.size:
+            raise CodecError(f"codec {self.label}: {len(stream)} bytes, shorter than EVC's header ({HEADER.size})")
+        h, w, q_index, length = HEADER.unpack_from(stream)
+        if h < 1 or w < 1 or h * w > self.max_pixels:
+            raise CodecError(f"codec {self.label}: declared size {h}x{w}: not within 1..{self.max_pixels} pixels")
+        if q_index < 1:
+            raise CodecError(f"codec {self.label}: declared q index 0 (q_scale 0)")
+        if length != len(stream) - HEADER.size:
+            raise CodecError(
+                f"codec {self.label}: declared {length} bytes of bit stream; {len(stream) - HEADER.size} follow"
+            )
+        with cuda_calls_guarded(self.image_model, self.device):
+            return self.net.decompress(stream[HEADER.size :], h, w, q_index / 100)["x_hat"][0]
 
 
 def read_state_dict(path: str, what: str) -> dict:

@@ -11,8 +11,9 @@ its entropy models) instead of its ``Model``, which builds an LPIPS loss with Al
   the attack's proxy (its eval path rounds the hyperlatents with no gradient), rounding as it does,
   ``floor(v + 0.5)`` around the predicted means; bits = Σ −log2 of its own likelihoods, per image;
 * **real bytes**: its ``compress_forward`` / ``decompress_forward`` (its vectorised rANS in Python),
-  one image at a time, sized as its ``save_compressed_format`` lays the file out (shapes, the two
-  messages, separators), written to memory;
+  one image at a time; an image's stream is the file its ``save_compressed_format`` writes (shapes,
+  the two messages, separators), made in memory, and is read back as its ``load_compressed_format``
+  reads it, every declared shape bounded first (:meth:`HiFiCCodec.read_file`);
 * **small images**: its hyperprior's convolutions reflect-pad by 2, which fails on maps under 3
   pixels: images under :data:`MIN_SIZE` pixels a side are padded (replicate) up to it and cropped
   back, as the base class pads to the multiple;
@@ -128,20 +129,28 @@ class HiFiCCodec(Codec):
         bits = sum((-torch.log2(p)).flatten(1).sum(dim=1) for p in likelihoods)
         return self.generator(y_hat)[..., :h, :w], bits
 
-    def _roundtrip_padded(self, x):
-        h, w = x.shape[-2:]
+    def _encode_padded(self, x):
+        """One stream per image: HiFiC's compressed file (its ``save_compressed_format`` layout:
+        shapes, separator, the two messages with their lengths), written to memory."""
         padded = pad_to_min_size(x)
-        images, nbytes = [], []
+        streams = []
         for i in range(x.shape[0]):
             with quiet():
                 out = self.hyperprior.compress_forward(self.encoder(padded[i : i + 1]), tuple(padded.shape[-2:]))
-                y_hat = self.hyperprior.decompress_forward(out, device=x.device)
-            images.append(self.generator(y_hat)[..., :h, :w].clamp(0, 1))
-            nbytes.append(self.file_size(out))
-        return torch.cat(images), nbytes
+            streams.append(self.file_bytes(out))
+        return streams
 
-    def file_size(self, out) -> int:
-        """Bytes of HiFiC's compressed file for ``out``, laid out by its own writers in memory."""
+    @torch.no_grad()
+    def _decode_padded(self, stream):
+        """HiFiC's file read back by its own readers, each declared shape checked first; the image
+        is that of the file's size (at least :data:`MIN_SIZE`; the base class crops it)."""
+        out = self.read_file(stream)
+        with quiet():
+            y_hat = self.hyperprior.decompress_forward(out, device=self.device)
+        return self.generator(y_hat)[0].clamp(0, 1)
+
+    def file_bytes(self, out) -> bytes:
+        """HiFiC's compressed file for ``out``, laid out by its own writers in memory."""
         cu = self.modules["compression_utils"]
         buf = io.BytesIO()
         for shape in (
@@ -157,7 +166,52 @@ class HiFiCCodec(Codec):
             cu.write_num_bytes_encoded(len(message) * 4, buf)
             cu.message_to_bytes(buf, message)
             buf.write(cu._MAGIC_VALUE_SEP)
-        return len(buf.getvalue())
+        return buf.getvalue()
+
+    def read_file(self, stream: bytes):
+        """A ``CompressionOutput`` from HiFiC's file layout (its ``load_compressed_format`` on bytes),
+        with what the decoder would allocate bounded: one image of at most ``max_pixels``, hyper
+        latents of that size over the codec's stride, coding shapes of at most 2**20 symbols."""
+        cu = self.modules["compression_utils"]
+        f = io.BytesIO(stream)
+
+        def shapes(n):
+            if len(stream) - f.tell() < 2 * n:
+                raise CodecError(f"codec {self.label}: the stream ends inside its shapes")
+            return cu.read_shapes(f, n)
+
+        hyper, spatial, hyper_coding, latent_coding, batch = shapes(2), shapes(2), shapes(3), shapes(3), shapes(1)
+        h, w = spatial
+        if h < 1 or w < 1 or h * w > self.max_pixels or batch != (1,):
+            raise CodecError(
+                f"codec {self.label}: declared {batch[0]} image(s) of {h}x{w}: want one within 1..{self.max_pixels} pixels"
+            )
+        if tuple(hyper) != (-(-h // self.multiple), -(-w // self.multiple)):
+            raise CodecError(f"codec {self.label}: declared hyper latents of {tuple(hyper)} for an image of {h}x{w}")
+        for coding in (hyper_coding, latent_coding):
+            if min(coding) < 1 or coding[0] * coding[1] * coding[2] > 1 << 20:
+                raise CodecError(f"codec {self.label}: declared coding shape {tuple(coding)}")
+        messages = []
+        for _ in range(2):
+            if f.read(4) != cu._MAGIC_VALUE_SEP or len(stream) - f.tell() < 4:
+                raise CodecError(f"codec {self.label}: a separator or a length is missing")
+            n = cu.read_num_bytes_encoded(f)
+            if n % 4 or n > len(stream) - f.tell():
+                raise CodecError(
+                    f"codec {self.label}: declared a message of {n} bytes; {len(stream) - f.tell()} follow"
+                )
+            messages.append(cu.message_from_bytes(f, n))
+        if f.read() != cu._MAGIC_VALUE_SEP:
+            raise CodecError(f"codec {self.label}: the stream does not end with its separator")
+        return cu.CompressionOutput(
+            hyperlatents_encoded=messages[0],
+            latents_encoded=messages[1],
+            hyperlatent_spatial_shape=tuple(hyper),
+            spatial_shape=tuple(spatial),
+            hyper_coding_shape=tuple(hyper_coding),
+            latent_coding_shape=tuple(latent_coding),
+            batch_shape=1,
+        )
 
 
 def read_hific_checkpoint(path: str, what: str) -> tuple[dict, dict]:

@@ -6,8 +6,9 @@ holds the tree's encoder and decoder, built once in a private namespace (isolati
 * :meth:`_forward_padded`: the encoder's own modules with gradients (engine.py), bits counted
   with its coder's tables (rate.py); images one at a time, on the CPU (inputs are moved there
   and results back to the codec's device);
-* :meth:`_roundtrip_padded`: its encoder writes the bitstream, its decoder decodes it; bytes are
-  the stream's size. :meth:`encode_bytes` and :meth:`decode_bytes` expose the two halves;
+* the stream API (:meth:`_encode_padded`, :meth:`_decode_padded`): its encoder writes the real
+  bitstream, its decoder decodes it, in the tree's guarded call; bytes are the stream's size.
+  :meth:`encode_bytes` and :meth:`decode_bytes` are the two halves on a batch;
 * :meth:`identity`: the tree's code and configuration hash, version and commit, the profile, the
   beta, every weights file and the native extensions.
 """
@@ -113,7 +114,16 @@ class JpegAICodec(Codec):
     def decode_bytes(self, streams: list[bytes]) -> torch.Tensor:
         return torch.cat([self._call("decoding", lambda: self.decoder.decode(s)) for s in streams])
 
+    def _encode_padded(self, x):
+        return self.encode_bytes(x)[0]
+
+    def _decode_padded(self, stream):
+        """Its decoder on one stream, in the tree's guarded call (exits and commands contained)."""
+        return self.decode_bytes([stream])[0].to(self.device)
+
     def _roundtrip_padded(self, x):
+        """The stream API's round trip, also counting the images its decoder does not reproduce
+        as its encoder reconstructed them (``decoder_mismatches``)."""
         streams, encoder_side = self.encode_bytes(x)
         decoded = self.decode_bytes(streams)
         if not torch.equal(decoded, encoder_side):

@@ -9,9 +9,10 @@ adapter handles:
   statistics: the differentiable pass runs its parts instead (its input scaling, ``encoder``,
   ``decoder``, ``out_net.mean``; the image is mapped back from [-1, 1] without its clamp, which
   would cut the gradient); bits = Σ of its per-latent ``kl`` (−ln p of each quantised latent) / ln 2;
-* **real bytes**: its ``compress`` / ``decompress`` (CompressAI's rANS per latent block); the size is
-  the coded strings of every block plus 4 bytes for the image height and width, what decoding needs
-  besides them (its own ``compress_file`` pickles the object instead: a few dozen bytes more);
+* **real bytes**: its ``compress`` / ``decompress`` (CompressAI's rANS per latent block), one stream
+  per image in the plugin's container (:mod:`...container`); the size is the coded strings of every
+  block plus 4 bytes for the image height and width, what decoding needs besides them (its own
+  ``compress_file`` pickles the object instead: a few dozen bytes more);
 * its top-level package ``lvae`` is imported with any other ``lvae`` set aside and put back after.
 """
 
@@ -23,6 +24,7 @@ import torch
 
 from .... import CodecError
 from ....files import sha256_of
+from ... import container
 from ...base import Codec, CodecInfo
 from ...checkpoints import read_checkpoint
 from ...imports import importing
@@ -82,12 +84,24 @@ class QResVAECodec(Codec):
         bits = sum(s["kl"].flatten(1).sum(dim=1) for s in stats) / math.log(2)
         return net.out_net.mean(feature) * 0.5 + 0.5, bits
 
-    def _roundtrip_padded(self, x):
+    def _encode_padded(self, x):
+        """One stream per image: the strings of every latent block in the plugin's container, whose
+        size fields stand for the 4 bytes of height and width (the top feature's shape follows from them)."""
         with guard_coder(self.net, self.label):
             coded = self.net.compress(x)
-        x_hat = self.net.decompress(coded)
-        blocks = coded[:-1]  # the last entry is the top feature shape, known from the image size
-        return x_hat, [SIZE_BYTES + sum(len(block[i]) for block in blocks) for i in range(x.shape[0])]
+        blocks, top = coded[:-1], coded[-1]  # the last entry is the top feature's shape (N, C, h, w)
+        size = (x.shape[-2], x.shape[-1])
+        s = container.stride_log2(size, top[-2:])
+        return [container.pack([[block[i]] for block in blocks], size, s) for i in range(x.shape[0])]
+
+    @torch.no_grad()
+    def _decode_padded(self, stream):
+        found = container.unpack(stream, self.max_pixels)
+        top = (1, int(self.net.decoder.bias.shape[1]), *found.shape())
+        return self.net.decompress([*found.strings, top])[0]
+
+    def _container_bytes(self, stream):
+        return container.header_bytes(stream) - SIZE_BYTES  # bpp counts the strings and the image size
 
 
 def load_qres_vae(weights, quality, device, label, root):
