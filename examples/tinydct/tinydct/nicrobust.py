@@ -12,12 +12,16 @@ In a suite::
 
 from __future__ import annotations
 
+import struct
+
 import torch
 
 from pytest_nicrobust import CodecError
 from pytest_nicrobust.codecs.base import Codec, CodecInfo, sha256_of
 
 from .codec import BLOCK, TinyDCT
+
+SIZE = struct.Struct(">HH")  # a stream's size in 8x8 blocks, before its rANS string
 
 
 def step_for(quality) -> float:
@@ -45,10 +49,19 @@ class TinyDCTCodec(Codec):
         bits = -torch.log2(self.net.likelihood(y_hat)).flatten(1).sum(dim=1)
         return self.net.synthesis(y_hat), bits  # total bits per image, not bpp
 
-    def _roundtrip_padded(self, x):
-        strings = self.net.encode(x)
-        x_hat = self.net.decode(strings, (x.shape[-2] // BLOCK, x.shape[-1] // BLOCK))
-        return x_hat, [len(s) for s in strings]  # bytes per image
+    def _encode_padded(self, x):
+        """One self-contained stream per image: its size in blocks (two uint16), then its string."""
+        hb, wb = x.shape[-2] // BLOCK, x.shape[-1] // BLOCK
+        return [SIZE.pack(hb, wb) + s for s in self.net.encode(x)]
+
+    def _decode_padded(self, stream):
+        """One stream -> (3, H, W); a size the header cannot hold, or beyond max_pixels, is refused."""
+        if len(stream) < SIZE.size:
+            raise CodecError(f"{self.label}: {len(stream)} bytes, shorter than the size header")
+        hb, wb = SIZE.unpack_from(stream)
+        if hb < 1 or wb < 1 or hb * wb * BLOCK * BLOCK > self.max_pixels:
+            raise CodecError(f"{self.label}: declared size {hb}x{wb} blocks: not within max_pixels")
+        return self.net.decode([stream[SIZE.size :]], (hb, wb))[0]  # bytes per image: the stream's length
 
 
 def make_codec(*, name, quality, weights, device, step=1.0):
