@@ -21,8 +21,9 @@ offset   bytes   field
 =======  ======  ===========================================================================
 
 Reading checks every declared size before anything is allocated: H x W at most the decoder's
-``max_pixels`` (:class:`~pytest_nicrobust.codecs.base.Codec`), the counts and depth above, and the
-strings' lengths adding up to exactly what follows the table. A stream that fails one is a
+``max_pixels`` (:class:`~pytest_nicrobust.codecs.base.Codec`), s the codec's own stride (another
+stride would size the latents, hence the image decoded, beyond H x W), the counts and depth above,
+and the strings' lengths adding up to exactly what follows the table. A stream that fails one is a
 :class:`ContainerError` naming the field, never an allocation the header asked for.
 
 What bpp counts is unchanged by the container: the strings ``compress()`` emits
@@ -110,8 +111,10 @@ def pack(strings, size: tuple[int, int], s: int) -> bytes:
     return _FIXED.pack(MAGIC, h, w, s) + bytes(table) + b"".join(found)
 
 
-def unpack(stream: bytes, max_pixels: int) -> Unpacked:
-    """The container's fields, every size checked first (see the module docstring)."""
+def unpack(stream: bytes, max_pixels: int, stride: int | None = None) -> Unpacked:
+    """The container's fields, every size checked first (see the module docstring); ``stride``: the
+    codec's own (log2), which a stream must declare (another would size the latents, and the image
+    the decoder allocates, past what H x W says)."""
     if len(stream) < _FIXED.size:
         raise ContainerError(f"{len(stream)} bytes: shorter than the container's header ({_FIXED.size} bytes)")
     magic, h, w, s = _FIXED.unpack_from(stream)
@@ -119,8 +122,9 @@ def unpack(stream: bytes, max_pixels: int) -> Unpacked:
         raise ContainerError(f"magic {magic!r} is not {MAGIC!r}: not a stream of this codec")
     if h < 1 or w < 1 or h * w > max_pixels:
         raise ContainerError(f"declared size {h}x{w}: not within 1..{max_pixels} pixels (max_pixels)")
-    if s > MAX_STRIDE_LOG2:
-        raise ContainerError(f"declared stride 2**{s}: more than 2**{MAX_STRIDE_LOG2}")
+    if s > MAX_STRIDE_LOG2 or (stride is not None and s != stride):
+        want = f"this codec's is 2**{stride}" if stride is not None else f"at most 2**{MAX_STRIDE_LOG2}"
+        raise ContainerError(f"declared stride 2**{s}: {want}")
     at = _FIXED.size
     lengths: list[int] = []
 

@@ -108,8 +108,23 @@ class CompressAICodec(Codec):
 
     @torch.no_grad()
     def _decode_padded(self, stream):
-        found = container.unpack(stream, self.max_pixels)
+        found = container.unpack(stream, self.max_pixels, self.latent_stride())
         return self.model.decompress(found.strings, found.shape())["x_hat"][0]
+
+    def _coded_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size the model codes for a padded image of h x w (larger for a codec with a smallest size)."""
+        return h, w
+
+    @torch.no_grad()
+    def latent_stride(self) -> int:
+        """log2 of how much smaller than the coded image the latent shape of ``compress()`` is, found
+        once by compressing a flat image of the codec's multiple: what a stream must declare."""
+        if getattr(self, "_latent_stride", None) is None:
+            coded = self._coded_size(self.multiple, self.multiple)
+            with guard_coder(self.model, self.label):
+                enc = self.model.compress(torch.full((1, 3, *coded), 0.5, device=self.device))
+            self._latent_stride = container.stride_log2(coded, enc["shape"])
+        return self._latent_stride
 
     def _container_bytes(self, stream):
         return container.header_bytes(stream)  # bpp counts what compress() emits, as the README defines it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+import torch
 
 from pytest_nicrobust.codecs import container
 from pytest_nicrobust.codecs.container import ContainerError
@@ -56,6 +57,27 @@ def _stream():
 def test_every_declared_size_is_checked_before_anything_is_allocated(edit, said):
     with pytest.raises(ContainerError, match=said):
         container.unpack(edit(_stream()), 128 * 128)
+
+
+def test_a_stride_other_than_the_codecs_own_is_refused():
+    """A stride of 2**0 where the codec's is 2**6 would have its latents, and the image it decodes,
+    4096 times larger than the H x W the header declares (found by the bitstream tests: a hang)."""
+    stream = _stream()
+    assert container.unpack(stream, 4096, stride=6).stride_log2 == 6
+    with pytest.raises(ContainerError, match="declared stride 2\\*\\*0: this codec's is 2\\*\\*6"):
+        container.unpack(stream[:8] + b"\x00" + stream[9:], 4096, stride=6)
+
+
+def test_a_compressai_codec_knows_its_stride_and_refuses_another():
+    from pytest_nicrobust.codecs import load_codec
+
+    codec = load_codec("bmshj2018-factorized", "nicrobust", 1)
+    assert codec.latent_stride() == 4  # its y: the image over 16
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    stream = codec._encode_padded(x)[0]
+    assert codec._decode_padded(stream).shape == (3, 64, 64)
+    with pytest.raises(ContainerError, match="declared stride 2\\*\\*0"):
+        codec._decode_padded(stream[:8] + b"\x00" + stream[9:])
 
 
 def test_a_table_too_deep_or_too_wide_is_refused_both_ways():

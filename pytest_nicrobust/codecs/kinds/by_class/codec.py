@@ -234,7 +234,8 @@ class ClassCodec(CompressAICodec):
         """One image at a time (LIC-TCM and ELIC code a batch as one stream): its strings and latent
         shape in the plugin's container, with the padded size (the grown size follows from it)."""
         grown = self._grown(x)
-        size, coded = (x.shape[-2], x.shape[-1]), (grown.shape[-2], grown.shape[-1])
+        size = (x.shape[-2], x.shape[-1])
+        coded = self._coded_size(*size)
         streams = []
         with cpu_guards(self.device):
             for i in range(x.shape[0]):
@@ -252,11 +253,15 @@ class ClassCodec(CompressAICodec):
                     raise CodecError(f"codec {self.label}: {exc}") from None
         return streams
 
+    def _coded_size(self, h: int, w: int) -> tuple[int, int]:
+        return max(h, self.min_size), max(w, self.min_size)
+
     @torch.no_grad()
     def _decode_padded(self, stream):
-        found = container.unpack(stream, self.max_pixels)
+        with cpu_guards(self.device):
+            found = container.unpack(stream, self.max_pixels, self.latent_stride())
         h, w = found.height, found.width
-        coded = (max(h, self.min_size), max(w, self.min_size))
+        coded = self._coded_size(h, w)
         name = type(self.model).__name__
         with cpu_guards(self.device):
             dec = self.model.decompress(found.strings, found.shape(coded))

@@ -96,7 +96,7 @@ class QResVAECodec(Codec):
 
     @torch.no_grad()
     def _decode_padded(self, stream):
-        found = container.unpack(stream, self.max_pixels)
+        found = container.unpack(stream, self.max_pixels, int(self.net.max_stride).bit_length() - 1)
         top = (1, int(self.net.decoder.bias.shape[1]), *found.shape())
         return self.net.decompress([*found.strings, top])[0]
 
