@@ -40,14 +40,15 @@ def _display_path(node) -> str:
 
 
 def suite_tests(config, path: str, display: str) -> list:
-    """The tests a suite file makes (cases, worst cases, transfer cells), before ordering and selection."""
+    """The tests a suite file makes (cases, curves, worst cases, transfer cells, bitstream tests), before
+    ordering and selection."""
     session = config.stash[SESSION]
     suite = parse_suite(path, display=display, thresholds=session.thresholds, metrics=session.metrics)
     transfer = suite.transfer and not config.getoption("nicrobust_no_transfer")
     tests = suite.cases + suite.curves + suite.worst_cases(transfer)
     if transfer:
         tests += transfer_cases(suite.cases)
-    return tests
+    return tests + suite.bitstreams
 
 
 def check_data_root(config, tests, display: str) -> None:

@@ -7,6 +7,7 @@ thresholds ``match`` pattern.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 WORST_CASE = "worst-case"  # the attack label of the worst-case items
@@ -14,6 +15,7 @@ UNDEFENDED = "undefended"
 # mode: how x' met the codec. A defended case gates non-adaptive and adaptive; transfer cells gate transfer.
 MODES = (UNDEFENDED, "non-adaptive", "adaptive", "transfer")
 CLASSICAL = ("jpeg", "webp", "jpeg2000")  # Pillow codecs, transfer targets (codecs/builtin/classical.py)
+BITSTREAM = "bitstream"  # the kind and attack label of a decoder's test on mutated streams (docs/bitstreams.md)
 
 
 def quality_tag(quality: int | str | None) -> str:
@@ -57,3 +59,17 @@ def attack_label(params: dict[str, Any]) -> str:
 def mode_suffix(mode: str) -> str:
     """`` [adaptive]`` after a metric name; nothing for the undefended mode (or none)."""
     return f" [{mode}]" if mode not in ("", UNDEFENDED) else ""
+
+
+def replay_command(test_id: str, stream: str, max_pixels: int, time_limit: float) -> str:
+    """The one line that decodes a saved stream again as its bitstream test did (``replay``)."""
+    return (
+        f"python -m pytest_nicrobust replay '{test_id}' {stream} --max-pixels {max_pixels} --time-limit {time_limit:g}"
+    )
+
+
+def bitstream_file(json_path: str, test_name: str, prop: str, sha256: str) -> str:
+    """Where a bitstream test's finding is saved: beside the results JSON, in ``<stem>-bitstreams/``."""
+    folder = os.path.splitext(json_path)[0]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{test_name}-{prop}")
+    return f"{folder}-bitstreams/{safe}-{sha256[:16]}.bin"

@@ -9,7 +9,7 @@ key                 meaning (writer)
 id, name            pytest node id and test name (``session.new_record``)
 suite               absolute path of the suite file (``session``)
 device, worker      torch device and xdist worker id; ``device_name``, ``gpu`` on CUDA (``session``)
-kind                ``case`` | ``worst-case`` | ``transfer`` | ``crashed`` (``run`` / ``session``)
+kind                ``case`` | ``worst-case`` | ``transfer`` | ``bitstream`` | ``crashed`` (``run`` / ``session``)
 params              codec, bitrate, attack, objective, dataset, defense (and ``target`` for
                     transfer): what thresholds match and baselines key on (``run``)
 attack_params       the attack's budget and steps after overrides (``run.case``, ``run.transfer``)
@@ -41,6 +41,11 @@ gates[].kind        ``limit`` (value = the mean, limit) or ``regression`` (value
 comparison          status (``compared``, ``new``, ``not comparable`` + ``reason``) against
                     ``--nicrobust-compare``, baseline means, changes, ``seed_differs`` (``verdict.baseline``)
 outcome, error      pytest's outcome and the exception text, if any (``session``)
+streams_tried       a bitstream test's distinct streams decoded (``run.bitstreams``)
+failures            its findings: property, sha256, size, error, recipe, stream (the file beside the
+                    JSON, set by ``outputs.bitstream_files``), replay, data (base64) (``run.bitstreams``)
+bitstream           its settings, stream API, max_pixels, rounds, seconds (``run.bitstreams``)
+cross_device        GPU encode, CPU decode: checked or skipped with its reason (``run.bitstreams``)
 ==================  ==========================================================================
 """
 

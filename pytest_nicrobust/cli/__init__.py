@@ -20,6 +20,7 @@ COMMANDS = {
         "pytest_nicrobust.cli.check_codec",
         "check a codec against the contract before trusting its numbers",
     ),
+    "replay": ("pytest_nicrobust.cli.replay", "decode a bitstream test's saved stream again, as the test did"),
 }
 
 

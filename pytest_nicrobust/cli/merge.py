@@ -36,6 +36,7 @@ from ..outputs import github, terminal
 from ..outputs.schema import first_problem
 from ..outputs.summary import verdict_facts
 from ..outputs.writer import FORMAT, Outputs, write_outputs
+from ..names import BITSTREAM
 from ..record import from_json, means_of
 from ..verdict.members import below_members
 
@@ -222,12 +223,26 @@ def load_gate_thresholds(prov: dict, given: str | None):
         raise MergeError(str(exc)) from None
 
 
+def regate_bitstream(test: dict) -> str | None:
+    """A bitstream test's outcome from its findings: failed with one, else as recorded (passed only
+    when its decoder was tested, skipped only for a codec without the stream API)."""
+    tested = (test.get("bitstream") or {}).get("stream_api")
+    untested_pass = test["outcome"] == "passed" and not (tested and test.get("streams_tried"))
+    wrong_skip = test["outcome"] == "skipped" and tested is not False
+    if not (test.get("failures") or untested_pass or wrong_skip) or test["outcome"] == "failed":
+        return None
+    said, test["outcome"] = test["outcome"], "failed"
+    return f"recorded {said}, its findings say failed"
+
+
 def regate(test: dict, thresholds) -> str | None:
     """Gates and outcome of ``test`` again from its values; returns what changed (None: nothing)."""
     from ..config.cases import gated_modes
     from ..config.thresholds import match_labels
     from ..verdict.gates import check
 
+    if test.get("kind") == BITSTREAM:
+        return regate_bitstream(test)
     params = test.get("params")
     if test.get("kind") not in ("case", "worst-case", "transfer") or not isinstance(params, dict):
         if test["outcome"] == "passed":

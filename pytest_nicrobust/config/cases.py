@@ -1,4 +1,4 @@
-"""The three kinds of test a suite makes, and the entries they are built from (torch-free).
+"""The kinds of test a suite makes, and the entries they are built from (torch-free).
 
 Every kind answers the same questions, so collection, shards and the run never ask which kind a
 test is: ``kind`` (the record's ``kind``), ``name`` (the test id), ``suite``, ``codec``,
@@ -7,7 +7,8 @@ test is: ``kind`` (the record's ``kind``), ``name`` (the test id), ``suite``, ``
 
 * :class:`Case`: one (codec, bitrate, attack, dataset, defense) combination;
 * :class:`WorstCase`: the per-image worst over a suite's attacks for one (codec, dataset, defense);
-* :class:`TransferCase`: x' made for one codec, measured on another codec or a classical one.
+* :class:`TransferCase`: x' made for one codec, measured on another codec or a classical one;
+* :class:`BitstreamCase`: a codec's decoder on mutated streams (a suite's ``[bitstreams]`` table).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import json
 from dataclasses import dataclass, replace
 
 from ..attacks.presets import ATTACKS, NO_OBJECTIVE, PROXIES
-from ..names import CLASSICAL, UNDEFENDED, WORST_CASE, case_id, codec_label, id_token, quality_tag
+from ..names import BITSTREAM, CLASSICAL, UNDEFENDED, WORST_CASE, case_id, codec_label, id_token, quality_tag
 
-# The order tests run in: cases and curves first (they attack), then worst cases (they reuse the cases' rows),
-# then transfer cells (their x').
-TEST_KINDS = ("case", "curve", "worst-case", "transfer")
+# The order tests run in: cases and curves first (they attack), then bitstream tests (they need no x'),
+# then worst cases (they reuse the cases' rows), then transfer (their x'; many short tests to end the run on).
+TEST_KINDS = ("case", "curve", BITSTREAM, "worst-case", "transfer")
 DEFENDED_MODES = ("non-adaptive", "adaptive")
 
 
@@ -325,3 +326,83 @@ def transfer_cases(cases: list[Case]) -> list[TransferCase]:
         targets = [t for t in codecs if with_self or t != source.codec] + list(CLASSICAL)
         out += [TransferCase(source, t) for t in targets]
     return out
+
+
+# -- bitstream tests (docs/bitstreams.md) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BitstreamSettings:
+    """A suite's ``[bitstreams]`` table, checked (config/suite.py); defaults in :data:`BITSTREAM_DEFAULTS`."""
+
+    examples: int = 200  # streams Hypothesis builds for one test, over its rounds (shrinking included)
+    time_limit: float = 5.0  # seconds one decode may take before it is a hang
+    budget: float = 60.0  # seconds of decoding per test; past it no new stream is tried, shrinking ends
+    images: int = 2
+    crop: int | None = 64
+    max_pixels: int | None = None  # the largest image a decoder may return; None: 16 x the largest test image
+    classical: tuple = ()  # classical codecs (names.CLASSICAL) whose Pillow decoders are tested too
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+BITSTREAM_DEFAULTS = BitstreamSettings()
+
+
+@dataclass(frozen=True)
+class BitstreamCase:
+    """One codec's decoder (a suite codec, or a classical codec's name) on mutated real streams."""
+
+    suite: str
+    codec: CodecEntry | str
+    dataset: DatasetEntry  # the suite's dataset with the table's images and crop
+    settings: BitstreamSettings
+
+    kind = BITSTREAM
+    defense = "none"
+    gated_modes: tuple = ()
+
+    @property
+    def label(self) -> str:
+        return self.codec if isinstance(self.codec, str) else self.codec.label
+
+    @property
+    def quality(self):
+        return None if isinstance(self.codec, str) else self.codec.quality
+
+    @property
+    def name(self) -> str:
+        return case_id(self.label, self.quality, BITSTREAM)
+
+    @property
+    def model_key(self) -> str:
+        if isinstance(self.codec, str):
+            return f"classical:{self.codec}"
+        return f"{self.codec.label}:{self.codec.weights}:{self.codec.quality}"  # as its cases: one loaded model
+
+    @property
+    def parameters(self) -> dict:
+        return {
+            "codec": self.label,
+            "bitrate": quality_tag(self.quality),
+            "attack": BITSTREAM,
+            "objective": NO_OBJECTIVE,
+            "dataset": self.dataset.name,
+        }
+
+    @property
+    def markers(self) -> list[str]:
+        return [BITSTREAM, f"codec_{self.label}", f"dataset_{self.dataset.name}"]
+
+    @property
+    def cost(self) -> float:
+        return 0.02 * self.settings.examples * self.dataset.work
+
+
+def bitstream_cases(
+    suite: str, codecs: list, dataset: DatasetEntry, settings: BitstreamSettings
+) -> list[BitstreamCase]:
+    """One test per codec and quality of the suite, then one per classical codec asked for."""
+    data = replace(dataset, images=settings.images, crop=settings.crop, heavy=False)
+    return [BitstreamCase(suite, c, data, settings) for c in [*dict.fromkeys(codecs), *settings.classical]]

@@ -1,8 +1,10 @@
 """Suite files: which codecs, attacks, datasets and defenses to combine.
 
 Every combination becomes one :class:`Case` (one pytest item); every (codec, dataset, defense)
-also gets a :class:`WorstCase` item gating the per-image worst over the suite's attacks. Errors
-name the suite file and the key, and are raised at collection, never inside a run.
+also gets a :class:`WorstCase` item gating the per-image worst over the suite's attacks; with a
+``[bitstreams]`` table, every codec and quality also gets a :class:`BitstreamCase` (its decoder on
+mutated streams, docs/bitstreams.md). Errors name the suite file and the key, and are raised at
+collection, never inside a run.
 
 .. code-block:: toml
 
@@ -29,6 +31,10 @@ name the suite file and the key, and are raised at collection, never inside a ru
     name = "kodak"
     images = 4
     crop = 256
+
+    [bitstreams]                 # optional: one decoder test per codec and quality
+    examples = 200               # mutated streams per test; time_limit = 5 (s a decode), budget = 60 (s)
+    # images = 2, crop = 64, classical = true (also JPEG, WebP, JPEG 2000), max_pixels, dataset
 """
 
 from __future__ import annotations
@@ -65,7 +71,19 @@ from ..codecs.registry import (
 )
 from ..defenses.registry import DEFENSES
 from ..metrics.registry import GATE_OBJECTIVES, METRICS, min_side
-from .cases import AttackEntry, Case, CodecEntry, CurveCase, DatasetEntry, WorstCase
+from ..names import CLASSICAL
+from .cases import (
+    BITSTREAM_DEFAULTS,
+    AttackEntry,
+    BitstreamCase,
+    BitstreamSettings,
+    Case,
+    CodecEntry,
+    CurveCase,
+    DatasetEntry,
+    WorstCase,
+    bitstream_cases,
+)
 from .errors import SuiteError, read_toml
 from .thresholds import base_metric, match_labels
 
@@ -79,6 +97,7 @@ class Suite:
     worst_case: bool = True  # one worst-case item per (codec, dataset, defense)
     cases: list[Case] = field(default_factory=list)
     curves: list[CurveCase] = field(default_factory=list)  # budget sweeps: one test per codec, attack, objective
+    bitstreams: list[BitstreamCase] = field(default_factory=list)  # from a [bitstreams] table
 
     def worst_cases(self, transfer: bool = True) -> list[WorstCase]:
         """One per (codec, dataset, defense); an undefended one also takes the x' of the other codecs'
@@ -125,7 +144,8 @@ def _get(table, key, types, path, where, default=None, required=False):
 def _typename(types):
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join(
-        {int: "an integer", str: "a string", list: "a list", bool: "true/false", dict: "a table"}[t] for t in types
+        {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true/false", dict: "a table"}[t]
+        for t in types
     )
 
 
@@ -414,6 +434,46 @@ def aligned_objectives(params: dict, modes, thresholds, metrics) -> list[str]:
     return chosen or [DEFAULT_OBJECTIVE]
 
 
+def _parse_bitstreams(doc, path, file, codecs, datasets) -> list[BitstreamCase]:
+    """The ``[bitstreams]`` table: one decoder test per codec and quality (and classical codec asked for)."""
+    t = _get(doc, "bitstreams", dict, path, "")
+    where, d = "bitstreams", BITSTREAM_DEFAULTS
+    _check_keys(
+        t, {"examples", "time_limit", "budget", "images", "crop", "max_pixels", "classical", "dataset"}, path, where
+    )
+
+    def positive(key, types, default):
+        value = _get(t, key, types, path, where, default=default)
+        if value is not None and value <= 0:
+            _fail(path, f"{where}.{key}", f"must be positive, got {value}")
+        return value
+
+    classical = _get(t, "classical", (bool, list), path, where, default=False)
+    names = list(CLASSICAL) if classical is True else [] if classical is False else classical
+    for name in names:
+        if name not in CLASSICAL:
+            _fail(path, f"{where}.classical", f"unknown classical codec {name!r}; choose from {', '.join(CLASSICAL)}")
+    settings = BitstreamSettings(
+        examples=positive("examples", int, d.examples),
+        time_limit=float(positive("time_limit", (int, float), d.time_limit)),
+        budget=float(positive("budget", (int, float), d.budget)),
+        images=positive("images", int, d.images),
+        crop=positive("crop", int, d.crop),
+        max_pixels=positive("max_pixels", int, d.max_pixels),
+        classical=tuple(dict.fromkeys(names)),
+    )
+    wanted = _get(t, "dataset", str, path, where, default=datasets[0].name)
+    found = [e for e in datasets if e.name == wanted]
+    if not found:
+        _fail(
+            path,
+            f"{where}.dataset",
+            f"{wanted!r} is not a dataset of this suite ({', '.join(e.name for e in datasets)})",
+        )
+    dataset = found[0]
+    return bitstream_cases(file, codecs, dataset, settings)
+
+
 def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=METRICS) -> Suite:
     """Parse and validate a suite; ``display`` is the name errors use (default: the path).
 
@@ -424,7 +484,18 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
     doc = read_toml(file, path, SuiteError)
     _check_keys(
         doc,
-        {"description", "defenses", "images", "crop", "transfer", "worst_case", "codecs", "attacks", "datasets"},
+        {
+            "description",
+            "defenses",
+            "images",
+            "crop",
+            "transfer",
+            "worst_case",
+            "codecs",
+            "attacks",
+            "datasets",
+            "bitstreams",
+        },
         path,
         "suite",
     )
@@ -457,6 +528,8 @@ def parse_suite(file: str, display: str | None = None, thresholds=None, metrics=
                 suite.curves.append(CurveCase(file, c, entry, d, *sweep))
             else:
                 suite.cases.append(Case(file, c, entry, d, df))
+    if "bitstreams" in doc:
+        suite.bitstreams = _parse_bitstreams(doc, path, file, codecs, datasets)
     names = [case.name for case in suite.cases + suite.curves]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -50,6 +50,7 @@ def categories() -> list[dict]:
             "matchedStatuses": ["failed"],
             "messageRegex": gate(r"\S+", "worse than the baseline allows"),
         },
+        {"name": "decoder finding", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*DecoderFindings:.*"},
         {
             "name": "codec error / NaN output",
             "matchedStatuses": ["failed", "broken"],

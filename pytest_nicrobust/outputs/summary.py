@@ -17,7 +17,7 @@ import html
 import math
 
 from ..metrics.registry import unit
-from ..names import WORST_CASE, attack_label, codec_of, mode_suffix
+from ..names import BITSTREAM, WORST_CASE, attack_label, codec_of, mode_suffix
 from ..verdict.gates import headroom as _headroom
 
 HEADLINE_METRICS = ("delta_psnr", "delta_msssim", "delta_vmaf", "bitrate_increase")
@@ -106,8 +106,10 @@ def verdict_facts(results: list[dict]) -> dict:
         "tests": len(results),
         "failed": len(failed),
         "passed": sum(1 for r in results if r.get("outcome") == "passed"),
-        "ungated": sum(1 for r in results if r.get("outcome") == "skipped"),
-        "errors": sum(1 for r in failed if not r.get("gates")),
+        "ungated": sum(1 for r in results if r.get("outcome") == "skipped" and r.get("kind") != BITSTREAM),
+        "errors": sum(1 for r in failed if not r.get("gates") and not r.get("failures")),
+        "decoders": sum(1 for r in failed if r.get("failures")),  # bitstream tests with findings
+        "untested_decoders": sum(1 for r in results if (r.get("bitstream") or {}).get("stream_api") is False),
         "regressions": sum(
             1 for r in results if any(g.get("kind") == "regression" and not g["passed"] for g in r.get("gates", []))
         ),
@@ -131,8 +133,11 @@ def verdict_line(facts: dict) -> tuple[str, str]:
     counts = f"{facts['failed']} failed"
     extra = [f"{facts['regressions']} regression(s)"] if facts["regressions"] else []
     extra += [f"{facts['errors']} error(s)"] if facts["errors"] else []
+    extra += [f"{facts['decoders']} decoder(s) with findings"] if facts.get("decoders") else []
     counts += f" ({', '.join(extra)})" if extra else ""
     counts += f", {facts['passed']} passed, {facts['ungated']} without a limit"
+    if facts.get("untested_decoders"):
+        counts += f", {facts['untested_decoders']} decoder(s) without the stream API"
     w = facts["worst"]
     where = ""
     if w:
@@ -233,7 +238,7 @@ def build(results: list[dict]) -> dict:
         "gate_matrix": gate_matrix(results),
         "score_card": score_card(results),
         "defenses": defense_table(results),
-        "ungated": sum(1 for r in results if r.get("outcome") == "skipped"),
+        "ungated": facts["ungated"],
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..config.thresholds import match_labels
-from ..names import attack_label, codec_of
+from ..names import BITSTREAM, attack_label, codec_of
 from .curves import line as curve_line
 from .summary import binding_gate, gate_phrase, gate_view, headroom, room_text, verdict_facts, verdict_line
 
@@ -63,7 +63,9 @@ def _row(r: dict, show: dict, compared: bool) -> list[str]:
 def gate_rows(results: list[dict], choice: str = "worst") -> tuple[list[str], list[bool], int]:
     """(lines, which lines fail, passing gated rows left out) of the gate table for ``--nicrobust-summary``
     ``choice``. Tests that had no limit are not counted here: they have a line of their own."""
-    rows = sorted(results, key=_sort_key)  # a crashed test without params too: it failed
+    rows = sorted((r for r in results if r.get("kind") != BITSTREAM), key=_sort_key)  # crashed ones too: they failed
+    if not rows:  # a run of bitstream tests only: their lines follow (bitstream_lines)
+        return [], [], 0
     failing = [r for r in rows if r.get("outcome") in ("failed", "error")]
     if choice == "failed":
         shown = failing
@@ -100,6 +102,40 @@ def _label_sets(results: list[dict]):
         modes = [g.get("mode") or "undefended" for g in r.get("gates", [])] or list(r.get("modes", {})) or ["transfer"]
         for mode in modes:
             yield match_labels(p, mode)
+
+
+def bitstream_lines(results: list[dict]) -> list[tuple[str, bool]]:
+    """(line, whether it is a failure) for the bitstream tests: counts, each finding and its file,
+    the codecs without the stream API, and the cross-device check."""
+    tests = [r for r in results if r.get("kind") == BITSTREAM]
+    if not tests:
+        return []
+    failed = [r for r in tests if r.get("failures")]
+    tried = sum(r.get("streams_tried") or 0 for r in tests)
+    lines = [(f"bitstreams: {len(tests)} decoder(s), {tried} streams decoded, {len(failed)} with findings "
+              "(docs/bitstreams.md)", bool(failed))]  # fmt: skip
+    for r in failed:
+        for f in r["failures"]:
+            where = f.get("stream") or "attached to the test's Allure page"
+            lines.append(
+                (f"  {codec_of(r['params'])}: {f['property']}: {f['error'][:120]} ({f['size']} bytes: {where})", True)
+            )
+    apart = [codec_of(r["params"]) for r in tests if (r.get("bitstream") or {}).get("stream_api") is False]
+    if apart:
+        lines.append((f"  no stream API (not tested): {', '.join(apart)}", False))
+    skipped = {
+        (r.get("cross_device") or {}).get("reason")
+        for r in tests
+        if (r.get("cross_device") or {}).get("status") == "skipped"
+    }
+    checked = [r for r in tests if (r.get("cross_device") or {}).get("status") == "checked"]
+    if checked:
+        moved = [codec_of(r["params"]) for r in checked if not r["cross_device"].get("portable")]
+        lines.append((f"  cross-device (GPU encode, CPU decode): {len(checked) - len(moved)} of {len(checked)} "
+                      f"portable{'; not: ' + ', '.join(moved) if moved else ''}", bool(moved)))  # fmt: skip
+    elif skipped - {None}:
+        lines.append((f"  cross-device check skipped: {sorted(skipped - {None})[-1]}", False))
+    return lines
 
 
 def unmatched_overrides(thresholds, results: list[dict]) -> list[str]:
@@ -181,7 +217,9 @@ def write(tr, results: list[dict], writer) -> None:
             tr.write_line(curve_line(r))
     for line in warning_lines(results):
         tr.write_line(line, yellow=True)
-    ungated = sum(1 for r in results if r.get("outcome") == "skipped")
+    for line, failed in bitstream_lines(results):
+        tr.write_line(line, **({"red": True} if failed else {}))
+    ungated = sum(1 for r in results if r.get("outcome") == "skipped" and r.get("kind") != BITSTREAM)
     if ungated:
         tr.write_line(
             f"{ungated} test(s) measured with no limit in {writer.thresholds.path} (skipped, not passed)", yellow=True

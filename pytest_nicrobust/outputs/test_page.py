@@ -271,6 +271,12 @@ def picture_row(x, x_adv, rec_clean, rec_adv) -> bytes:
     return buf.getvalue()
 
 
+def attach_stream(name: str, data: bytes) -> None:
+    """A stream's bytes, as a file a reader downloads (a bitstream test's finding)."""
+    if allure:
+        allure.attach(data, name=name, attachment_type=None, extension="bin")
+
+
 def attach_picture(name: str, jpeg: bytes) -> None:
     if allure:
         allure.attach(jpeg, name=name, attachment_type=allure.attachment_type.JPG)

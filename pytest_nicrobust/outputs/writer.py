@@ -14,7 +14,7 @@ import traceback
 from ..files import check_output_folder, sha256_or_none, write_file, write_json_atomic
 from ..record import for_json
 from ..verdict.baseline import run_comparison, setup_warnings
-from . import allure_run, curves, github, provenance, summary, terminal, transfer_matrix
+from . import allure_run, bitstream_files, curves, github, provenance, summary, terminal, transfer_matrix
 from .schema import first_problem
 
 FORMAT = 3  # of the JSON: docs/results-json.md (every key, its changelog), results.schema.json (the schema)
@@ -84,6 +84,8 @@ def write_outputs(
             json_path = None  # nothing more to add to a file that could not be written
         else:
             out.written.append(json_path)
+    if json_path and any(r.get("failures") for r in results):  # bitstream findings as files beside the JSON
+        out.written += out.attempt("bitstream findings", lambda: bitstream_files.save(results, json_path)) or []
     setup_warnings(comparison, prov)
     matrices = out.attempt("transfer matrices", lambda: transfer_matrix.assemble(results)) or {}
     out.extras = {
@@ -184,6 +186,13 @@ class RunWriter(Outputs):
         if not self.json_path:
             return
         extras = {"running": running} if running else None
+        if any(r.get("failures") for r in results):  # a finding is on disk as soon as its test ends
+            try:
+                bitstream_files.save(results, self.json_path)
+            except (OSError, ValueError) as exc:
+                if not self.partial_failed:
+                    self.problems.append(f"bitstream findings not written: {type(exc).__name__}: {exc}")
+                    self.partial_failed = True
         doc = run_document(self.provenance(results), results, complete=False, extras=extras, collected=self.collected)
         try:
             write_json_atomic(self.json_path, doc)

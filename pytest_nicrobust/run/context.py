@@ -54,6 +54,21 @@ class RunContext:
     _pool: object = None
     _local: threading.local = field(default_factory=threading.local)
     _replicable: dict = field(default_factory=dict)
+    # bitstream tests: where the run's results JSON goes (its findings are saved beside it), and
+    # this worker's child process, which loads their codecs and decodes their streams
+    json_path: str | None = None
+    _child: object = None
+
+    def child(self):
+        """This worker's :class:`~pytest_nicrobust.child.Child` (started on first use, ended with the worker)."""
+        if self._child is None:
+            import atexit
+
+            from ..child import Child
+
+            self._child = Child("bitstream decoder")
+            atexit.register(self._child.close)
+        return self._child
 
     def map(self, fn, items: list, parallel: bool = True) -> list:
         """``[fn(item)]`` in order; on ``image_workers`` threads when there is more than one item."""
@@ -190,6 +205,7 @@ def build_context(session) -> RunContext:
         convergence=config.getoption("nicrobust_convergence"),
         image_workers=parallel,
         pictures=bool(getattr(config.option, "allure_report_dir", None)),
+        json_path=config.getoption("nicrobust_json"),
     )
 
 

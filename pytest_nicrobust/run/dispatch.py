@@ -9,6 +9,7 @@ RUNNERS = {
     "worst-case": ("pytest_nicrobust.run.worst_case", "run_worst_case"),
     "transfer": ("pytest_nicrobust.run.transfer", "run_transfer"),
     "curve": ("pytest_nicrobust.run.curve", "run_curve"),
+    "bitstream": ("pytest_nicrobust.run.bitstreams", "run_bitstream"),
 }
 
 

@@ -190,9 +190,9 @@ def _huge_key(doc):
     [
         (
             _without_values_or_error,
-            "$.tests[0]: a failed test names why: an error, the images that failed or a failed gate",
+            "$.tests[0]: a failed test names why: an error, the images that failed, a failed gate or a decoder's finding",
         ),
-        (_kind, "$.tests[0].kind: 'benchmark' is not one of case, curve, worst-case, transfer, crashed"),
+        (_kind, "$.tests[0].kind: 'benchmark' is not one of case, curve, worst-case, transfer, crashed, bitstream"),
         (_format_2, "format: 2, this merge joins shards of format 3"),
         (_huge_key, "$: unknown key 'junk'"),
     ],
