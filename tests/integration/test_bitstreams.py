@@ -134,3 +134,16 @@ def test_the_next_run_finds_the_same_minimal_streams_from_the_example_database(p
     first, second = by_codec(doc), by_codec(json.loads((path / "again.json").read_text()))
     for codec in ("toy-segfault", "toy-size"):
         assert [f["sha256"] for f in second[codec]["failures"]] == [f["sha256"] for f in first[codec]["failures"]]
+
+
+def test_the_cross_device_check_is_skipped_with_its_reason_without_a_gpu(project):
+    path, proc, doc = project
+    tests = by_codec(doc)
+    if doc["provenance"]["devices"] != ["cpu"]:
+        pytest.skip("this run had a CUDA device: the check ran (docs/bitstreams.md)")
+    assert tests["toy-good"]["cross_device"] == {
+        "status": "skipped",
+        "reason": "no CUDA device (the run's device is cpu): the check encodes on a GPU and decodes on the CPU",
+    }
+    assert tests["webp"]["cross_device"] == {"status": "skipped", "reason": "Pillow codes on the CPU only"}
+    assert "cross-device check skipped: no CUDA device" in proc.stdout
