@@ -32,11 +32,11 @@ import re
 import sys
 
 from ..files import OutputPathError, check_output, check_output_folder
+from ..names import BITSTREAM
 from ..outputs import github, terminal
 from ..outputs.schema import first_problem
 from ..outputs.summary import verdict_facts
 from ..outputs.writer import FORMAT, Outputs, write_outputs
-from ..names import BITSTREAM
 from ..record import from_json, means_of
 from ..verdict.members import below_members
 

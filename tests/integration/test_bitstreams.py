@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from schema_check import problems
+
+from pytest_nicrobust.outputs.schema import problems
 
 TOYS = ("good", "hang", "segfault", "abort", "size", "plain")
 SUITE = "".join(
