@@ -96,10 +96,10 @@ def main(argv=None) -> int:
     except BaseException as exc:  # sys.exit() in a factory must not pass for a clean exit
         send(event="load_raised", line=f"FAIL  load: loading {args.spec} raised {type(exc).__name__}: {str(exc)[:300]}")
         return 2
-    send(
-        event="loaded",
-        line=f"checking {args.spec} ({type(codec).__name__}, label {codec.label}, device {codec.device})",
-    )
+    line = f"checking {args.spec} ({type(codec).__name__}, label {codec.label}, device {codec.device})"
+    if codec.info.details:  # what the codec says of itself: file, sha256, a tree's version, official weights
+        line += "\ncodec: " + "; ".join(f"{key}={value}" for key, value in codec.info.details.items())
+    send(event="loaded", line=line)
     try:
         check(
             codec,

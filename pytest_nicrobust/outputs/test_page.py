@@ -68,6 +68,9 @@ def describe_test(parameters: dict, codec_info) -> None:
     allure.dynamic.label(
         "nicrobust_weights", "RANDOM INIT (not a trained codec)" if codec_info.random_init else str(codec_info.weights)
     )
+    if codec_info.details:  # what the codec says of itself (file, sha256, a tree's version and line, ...)
+        text = "; ".join(f"{key}={value}" for key, value in codec_info.details.items())
+        allure.dynamic.parameter("codec details", _AsWritten(text), excluded=True)  # not in Allure's history id
 
 
 def attach_text(name: str, text: str) -> None:

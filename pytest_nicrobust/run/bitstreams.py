@@ -81,7 +81,10 @@ def run_bitstream(case, ctx, result: dict, defense=None) -> None:
         decoder = Decoder(ctx.child(), key, codec_spec(case, ctx.search), s.time_limit)
         about = decoder.prepare()
     result["codec"] = about["record"]
-    info = types.SimpleNamespace(random_init=about["record"].get("random_init"), weights=about["record"].get("weights"))
+    record = about["record"]  # the codec as the child loaded it: what the test page names
+    info = types.SimpleNamespace(
+        random_init=record.get("random_init"), weights=record.get("weights"), details=record.get("details")
+    )
     test_page.describe_test(result["params"], info)
     try:
         if not about["stream_api"]:

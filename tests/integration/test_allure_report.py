@@ -129,6 +129,13 @@ def test_controller_writes_environment_categories_and_summary_once(results):
     assert {"image/png", "text/html", "application/json"} == kinds
 
 
+def test_a_test_shows_what_its_codec_says_of_itself(results):
+    cases = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    case = next(r for r in cases if r["name"] == "tiny[q1-pgd-eps7+steps:2-recon_error-skimage-photos-none]")
+    details = next(p for p in case["parameters"] if p["name"] == "codec details")
+    assert "sha256=" in details["value"] and "file=" in details["value"] and details.get("excluded") is True
+
+
 def _generate(results, out, *extra):
     cli = allure_cli()
     if not cli or not shutil.which("java"):

@@ -126,6 +126,7 @@ def test_check_codec_command_on_a_shipped_codec_and_a_checkpoint(tiny_pt):
             [sys.executable, "-m", "pytest_nicrobust", "check-codec", spec], capture_output=True, text=True, timeout=300
         )
         assert proc.returncode == 0 and "14 of 14 properties hold" in proc.stdout, proc.stdout + proc.stderr
+        assert "\ncodec: " in proc.stdout and "sha256=" in proc.stdout  # what the codec says of itself
     proc = subprocess.run(
         [sys.executable, "-m", "pytest_nicrobust", "check-codec", "nope:mbt2018-mean"],
         capture_output=True,
