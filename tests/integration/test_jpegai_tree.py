@@ -1,5 +1,6 @@
 """JPEG AI against a real reference-software tree: set NICROBUST_JPEGAI_ROOT to a tree whose two
-native extensions are built and whose Python dependencies are installed (docs/jpegai.md).
+native extensions are built and whose Python dependencies are installed (docs/jpegai.md). Either
+line (DIS or IS) runs the same tests: its profile words differ (main, base) and both are tried.
 
 The trained weights are not public; these tests use seeded random weights (``weights = "random"``),
 which go through the same saving and loading path as trained ones. They are slow on a CPU (the
@@ -78,7 +79,7 @@ def test_random_weights_are_saved_in_the_tree_layout_and_loaded_back(bop, tmp_pa
     from pytest_nicrobust.codecs.kinds.jpegai.table import weight_files
 
     saved = {os.path.relpath(p, bop.models) for p in bop.weights_files}
-    assert set(weight_files("main", 0.012)) <= saved  # the tree's models/ layout
+    assert set(weight_files(1, 0.012)) <= saved  # the tree's models/ layout
     models = tmp_path / "models"
     shutil.copytree(bop.models, models)
     trained = load(weights=str(models), label="jpegai")  # the path trained weights take
@@ -229,14 +230,40 @@ def test_exit_and_the_downloader_are_contained(bop, tmp_path):
     assert bop.roundtrip(image()).nbytes[0] > 0  # the codec still works
 
 
-def test_hop_runs():
-    hop = load(profile="high", quality="b0.5")
+@pytest.fixture(scope="module")
+def hop():
+    return load(profile="high", quality="b0.5")
+
+
+def test_base_and_main_are_the_same_profile_on_either_line(bop):
+    from pytest_nicrobust.codecs.kinds.jpegai.table import line
+
+    other = load(profile="base", label="random-jpegai-base")  # bop is "main"
+    x = image()
+    assert other.info.details["profile_file"] == bop.info.details["profile_file"]
+    assert other.info.details["decoder_profile_id"] == 1 and other.info.details["tree_line"] == line(ROOT)
+    assert other.encode_bytes(x)[0] == bop.encode_bytes(x)[0]
+
+
+def test_a_stream_of_another_profile_is_refused(bop, hop):
+    from pytest_nicrobust import CodecError
+    from pytest_nicrobust.codecs.base import pad_to_multiple
+
+    streams, _ = hop.encode_bytes(pad_to_multiple(image(), hop.multiple))
+    with pytest.raises(
+        CodecError, match="decoder_profile_id 2.* from the stream's header, but profile 'main' is decoder_profile_id 1"
+    ):
+        bop.decode_bytes(streams)
+    assert hop.decode_bytes(streams).shape[-1] == 64  # its own decoder reads it
+
+
+def test_hop_runs(hop):
     x = image().requires_grad_(True)
     out = hop.forward(x, proxy="ste")
     (grad,) = torch.autograd.grad(out.x_hat.mean() + out.bpp.sum(), x)
     rt = hop.roundtrip(x.detach())
     assert grad.abs().sum() > 0 and rt.nbytes[0] > 0 and hop.decoder_mismatches == 0
-    assert hop.info.details["operation_point"] == "HOP" and hop.identity()["profile"] == "high"
+    assert hop.info.details["operation_point"] == "HOP" and hop.identity()["decoder_profile_id"] == 2
 
 
 SUITE = """
@@ -275,6 +302,8 @@ name = "skimage-photos"
 
 
 def test_a_suite_runs_pgd_and_the_bitrate_objective_on_two_trees(tree_copy, tmp_path):
+    from pytest_nicrobust.codecs.kinds.jpegai.table import line
+
     suite = tmp_path / "jpegai.toml"
     suite.write_text(SUITE.format(root=ROOT, copy=tree_copy))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
@@ -305,7 +334,8 @@ def test_a_suite_runs_pgd_and_the_bitrate_objective_on_two_trees(tree_copy, tmp_
     codecs = {t["codec"]["label"]: t["codec"] for t in doc["tests"] if t["kind"] == "case"}
     assert set(codecs) == {"random-jpegai-a", "random-jpegai-b"}
     for c in codecs.values():
-        assert c["tree_version"] == "JAI DIS" and c["profile"] == "main" and c["operation_point"] == "BOP"
+        assert c["tree_version"] == f"JAI {line(ROOT)}" and c["tree_line"] == line(ROOT)
+        assert c["profile"] == "main" and c["decoder_profile_id"] == 1 and c["operation_point"] == "BOP"
     means = {
         (t["params"]["attack"].split("[")[0], t["params"]["objective"], t["codec"]["label"]): t["modes"][
             t["headline_mode"]

@@ -1,11 +1,13 @@
 """JPEG AI suite tables checked at collection, without a reference tree (CI): one line per mistake.
 
-A fake tree (the files the check looks for, empty extension files) stands in for the reference
-software; nothing here imports torch or the tree.
+A fake tree (the files the check looks for, empty extension files, profile files in the layout of
+either line of the reference software, written here) stands in for the reference software; nothing
+here imports torch or the tree.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import sysconfig
@@ -19,10 +21,23 @@ from pytest_nicrobust.config.suite import SuiteError, parse_suite
 REAL_MISSING_DEPENDENCIES = jpegai_tree.missing_dependencies
 
 
-def fake_tree(folder, *, extensions=True, profiles=("simple", "main", "high"), weights=()):
-    for f in jpegai_tree.CODE_FILES + tuple(f"cfg/profiles/{p}.json" for p in profiles):
+DIS = ("simple", "main", "high")
+IS = ("simple", "base", "high")
+
+
+def fake_tree(folder, *, extensions=True, profiles=DIS, weights=(), line="DIS", profile_list=None, stream_ids=False):
+    """A tree's files: ``profiles`` in decoder-id order, each stating its id (and a stream id with ``stream_ids``);
+    ``profile_list`` writes cfg/profiles/profiles_list.json with those names."""
+    for f in jpegai_tree.CODE_FILES:
         (folder / f).parent.mkdir(parents=True, exist_ok=True)
         (folder / f).write_text("{}")
+    (folder / "cfg" / "info.json").write_text(json.dumps({"codec_name": "JAI", "version": line}))
+    (folder / "cfg" / "profiles").mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(profiles):
+        doc = {"decoder_profile_id": i, **({"stream_profile_id": 0} if stream_ids else {})}
+        (folder / "cfg" / "profiles" / f"{name}.json").write_text(json.dumps(doc))
+    if profile_list is not None:
+        (folder / "cfg" / "profiles" / "profiles_list.json").write_text(json.dumps({"profiles": list(profile_list)}))
     if extensions:
         for name, where in jpegai_tree.EXTENSIONS.items():
             (folder / where).mkdir(parents=True, exist_ok=True)
@@ -96,7 +111,7 @@ def test_two_trees_with_two_labels_in_one_suite(tmp_path):
 
 
 def test_trained_weights_found_in_the_models_folder(tmp_path):
-    needed = jpegai_tree.weight_files("main", 0.012)
+    needed = jpegai_tree.weight_files(1, 0.012)
     root = fake_tree(tmp_path / "tree", weights=needed)
     suite = parse_suite(str(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]'))))
     codec = suite.cases[0].codec
@@ -128,7 +143,83 @@ def test_extensions_not_built(tmp_path):
 def test_unknown_profile(tmp_path):
     root = fake_tree(tmp_path / "tree")
     message = one_line_error(suite_with(tmp_path, codec_table(root, 'profile = "ultra"\nqualities = ["b0.012"]')))
-    assert "codecs[0].profile: unknown profile 'ultra'" in message and "main (BOP)" in message
+    assert "codecs[0].profile: unknown profile 'ultra'" in message and "base or main (BOP)" in message
+
+
+def is_tree(folder):
+    return fake_tree(folder, profiles=IS, line="IS", profile_list=IS, stream_ids=True)
+
+
+@pytest.mark.parametrize("name", ["base", "main"])
+def test_base_and_main_name_profile_1_on_the_is_line(tmp_path, name):
+    root = is_tree(tmp_path / "tree")
+    profile = jpegai_tree.resolve_profile(str(root), name)
+    assert (profile.decoder_id, profile.path, profile.stream_id, profile.operation_point) == (
+        1,
+        "cfg/profiles/base.json",
+        0,
+        "BOP",
+    )
+    suite = parse_suite(
+        str(suite_with(tmp_path, codec_table(root, f'profile = "{name}"\nqualities = ["b0.012"]\nweights = "random"')))
+    )
+    assert suite.cases[0].codec.options["profile"] == name
+    assert jpegai_tree.line(str(root)) == "IS" and jpegai_tree.version(str(root)) == "JAI IS"
+
+
+@pytest.mark.parametrize("listed", [None, DIS])
+@pytest.mark.parametrize("name", ["base", "main"])
+def test_base_and_main_name_profile_1_on_the_dis_line(tmp_path, name, listed):
+    root = fake_tree(tmp_path / "tree", profile_list=listed)
+    profile = jpegai_tree.resolve_profile(str(root), name)
+    assert (profile.decoder_id, profile.path, profile.stream_id) == (1, "cfg/profiles/main.json", None)
+    assert jpegai_tree.line(str(root)) == "DIS"
+
+
+def test_the_trees_own_list_decides_the_file(tmp_path):
+    # a tree whose list orders its files differently: the id, not the word, picks the file
+    root = fake_tree(tmp_path / "tree", profiles=("sop", "bop", "hop"), profile_list=("sop", "bop", "hop"))
+    assert [jpegai_tree.resolve_profile(str(root), n).path for n in ("simple", "main", "high")] == [
+        "cfg/profiles/sop.json",
+        "cfg/profiles/bop.json",
+        "cfg/profiles/hop.json",
+    ]
+
+
+def test_a_listed_profile_without_its_file_is_named(tmp_path):
+    root = is_tree(tmp_path / "tree")
+    (root / "cfg" / "profiles" / "base.json").unlink()
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'profile = "main"\nqualities = ["b0.012"]')))
+    assert "codecs[0].profile:" in message and "no cfg/profiles/base.json, profile 1" in message
+
+
+def test_a_profile_file_with_another_id_is_named(tmp_path):
+    root = is_tree(tmp_path / "tree")
+    (root / "cfg" / "profiles" / "base.json").write_text('{"decoder_profile_id": 2}')
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'profile = "base"\nqualities = ["b0.012"]')))
+    assert "cfg/profiles/base.json" in message and "decoder_profile_id 2" in message and "at 1" in message
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("{", "is not JSON"),
+        ('{"profiles": "base"}', "no list of profile names"),
+        ('{"profiles": ["simple"]}', "none at decoder profile id 1"),
+    ],
+)
+def test_a_broken_profile_list_is_one_line(tmp_path, text, says):
+    root = is_tree(tmp_path / "tree")
+    (root / "cfg" / "profiles" / "profiles_list.json").write_text(text)
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'profile = "base"\nqualities = ["b0.012"]')))
+    assert "profiles_list.json" in message and says in message
+
+
+def test_a_stream_id_that_is_not_an_integer_is_named(tmp_path):
+    root = is_tree(tmp_path / "tree")
+    (root / "cfg" / "profiles" / "high.json").write_text('{"decoder_profile_id": 2, "stream_profile_id": "zero"}')
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'profile = "high"\nqualities = ["b0.012"]')))
+    assert "cfg/profiles/high.json" in message and "stream_profile_id is 'zero'" in message
 
 
 def test_unknown_beta(tmp_path):
@@ -143,7 +234,7 @@ def test_qualities_missing(tmp_path):
 
 
 def test_missing_weights_files_are_named(tmp_path):
-    root = fake_tree(tmp_path / "tree", weights=jpegai_tree.weight_files("main", 0.012)[:-1])
+    root = fake_tree(tmp_path / "tree", weights=jpegai_tree.weight_files(1, 0.012)[:-1])
     (root / "models" / "VM_bop" / "decoder_UV_0.012.pth.dvc").write_text("outs: []")
     message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]')))
     assert "codecs[0].weights: b0.012 under profile 'main' needs 1 missing file(s)" in message

@@ -1,7 +1,8 @@
 """JPEG AI as a :class:`~pytest_nicrobust.codecs.base.Codec`: the load half of the codec kind ``jpegai``.
 
-One codec is one tree, one profile (the SOP, BOP or HOP decoder) and one base model (beta). It
-holds the tree's encoder and decoder, built once in a private namespace (isolation.py):
+One codec is one tree (either line: DIS or IS), one profile (the SOP, BOP or HOP decoder, resolved
+by its id, table.py) and one base model (beta). It holds the tree's encoder and decoder, built once
+in a private namespace (isolation.py):
 
 * :meth:`_forward_padded`: the encoder's own modules with gradients (engine.py), bits counted
   with its coder's tables (rate.py); images one at a time, on the CPU (inputs are moved there
@@ -9,8 +10,8 @@ holds the tree's encoder and decoder, built once in a private namespace (isolati
 * the stream API (:meth:`_encode_padded`, :meth:`_decode_padded`): its encoder writes the real
   bitstream, its decoder decodes it, in the tree's guarded call; bytes are the stream's size.
   :meth:`encode_bytes` and :meth:`decode_bytes` are the two halves on a batch;
-* :meth:`identity`: the tree's code and configuration hash, version and commit, the profile, the
-  beta, every weights file and the native extensions.
+* :meth:`identity`: the tree's code and configuration hash, version and commit, the profile (its
+  id and file), the beta, every weights file and the native extensions.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .... import CodecError
 from ....files import sha256_of
 from ...base import Codec, CodecInfo
 from . import table as tree_files
-from .table import MODEL, PROFILES, parse_quality
+from .table import MODEL, Profile, TreeError, parse_quality, resolve_profile
 
 
 class JpegAICodec(Codec):
@@ -36,7 +37,7 @@ class JpegAICodec(Codec):
     multiple = 64
 
     def __init__(
-        self, info: CodecInfo, device, root: str, profile: str, beta: float, models: str | None, seed: int = 0
+        self, info: CodecInfo, device, root: str, profile: Profile, beta: float, models: str | None, seed: int = 0
     ):
         super().__init__(info, device)
         from .engine import Engine, calibrate
@@ -147,7 +148,9 @@ class JpegAICodec(Codec):
             "tree_code_sha256": tree_files.code_digest(self.root),
             "tree_version": tree_files.version(self.root),
             "tree_commit": tree_files.git_commit(self.root),
-            "profile": self.profile,
+            "decoder_profile_id": self.profile.decoder_id,
+            "stream_profile_id": self.profile.stream_id,
+            "profile_file": self.profile.path,
             "beta": self.beta,
             "seed": self.seed if self.info.random_init else None,
             "weights_sha256": weights,
@@ -157,37 +160,46 @@ class JpegAICodec(Codec):
 
 def load(model, weights, quality, device, label, options, search=()) -> JpegAICodec:
     """The codec-kind hook's load half (codecs/registry.py): build the codec a checked table names."""
-    root, profile = options.get("root"), options.get("profile", tree_files.DEFAULT_PROFILE)
+    root, name = options.get("root"), options.get("profile", tree_files.DEFAULT_PROFILE)
     beta = parse_quality(quality)
-    if root is None or profile not in PROFILES or beta is None:
+    if root is None or beta is None:
         raise CodecError(
-            f"{label}: a {MODEL} codec needs root, a profile ({', '.join(PROFILES)}) and a quality "
-            f"b<beta>; got root={root!r}, profile={profile!r}, quality={quality!r}"
+            f"{label}: a {MODEL} codec needs root, a profile and a quality b<beta>; "
+            f"got root={root!r}, profile={name!r}, quality={quality!r}"
         )
-    problem = tree_files.tree_problem(root, profile)
-    if problem:
+    problem = tree_files.tree_problem(root)
+    try:
+        profile = resolve_profile(root, name) if problem is None else None
+    except TreeError as exc:
+        problem = str(exc)
+    if problem or profile is None:
         raise CodecError(f"{label}: {problem}")
     random = weights == "random"
     if not random:
-        missing = tree_files.missing_weights(weights, profile, beta)
+        missing = tree_files.missing_weights(weights, profile.decoder_id, beta)
         if missing:
             raise CodecError(f"{label}: missing weights file(s) in {weights}: {', '.join(missing)}")
     seed = int(options.get("seed", 0))
     details = {
         "root": root,
         "tree_version": tree_files.version(root),
+        "tree_line": tree_files.line(root),
         "tree_commit": tree_files.git_commit(root),
-        "profile": profile,
-        "operation_point": PROFILES[profile][0],
+        "profile": name,
+        "profile_file": profile.path,
+        "decoder_profile_id": profile.decoder_id,
+        "operation_point": profile.operation_point,
         "beta": beta,
     }
+    if profile.stream_id is not None:
+        details["stream_profile_id"] = profile.stream_id
     if random:
         details["seed"] = seed
     else:
         details["weights_folder"] = weights
     info = CodecInfo(
         label=label,
-        architecture=f"{MODEL}-{PROFILES[profile][0].lower()}",
+        architecture=f"{MODEL}-{profile.operation_point.lower()}",
         quality=quality,
         weights=weights,
         random_init=random,

@@ -4,7 +4,8 @@ Everything here runs inside :meth:`TreeNamespace.active` (isolation.py). What it
 tree's own classes, and what it keeps off:
 
 * **Build**: the tree's reconstruction encoder (``RecoEncoder``) or decoder (``RecoDecoder``) with
-  the configuration ``cfg/tools_off.json`` + ``cfg/profiles/<profile>.json`` + an override file of
+  the configuration ``cfg/tools_off.json`` + the profile's file (resolved by its decoder profile id,
+  table.py) + an override file of
   ours in the private work folder that turns the bitrate matcher off (no search over betas, no
   beta-list file written, no cache by file name): the base model is exactly the named beta
   (``active_tool_idx``) with zero beta displacement.
@@ -22,7 +23,9 @@ tree's own classes, and what it keeps off:
   returning the encoder-side reconstruction and the latents; with ``ste`` and no grad it equals
   ``compress``'s reconstruction exactly.
 * **Real stream** (:meth:`Engine.encode`, :meth:`Engine.decode`): its encoder writes the bitstream
-  (a file in the private folder, read back as bytes), its decoder decodes it.
+  (a file in the private folder, read back as bytes), its decoder decodes it. The profile ids a
+  stream's header carries (``decoder_profile_id``; ``stream_profile_id`` on the IS line) must be
+  the suite's profile's, or decoding stops with a :class:`CodecError` naming both.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import os
 import torch
 
 from .... import CodecError
-from .table import BETAS, weight_files
+from .table import BETAS, Profile, weight_files
 
 _TABLES: dict = {}  # ANS tables by their parameters, shared by every tree in the process
 
@@ -109,7 +112,7 @@ class Engine:
     def __init__(
         self,
         tree,
-        profile: str,
+        profile: Profile,
         beta: float,
         models: str | None,
         label: str,
@@ -148,7 +151,7 @@ class Engine:
                 stream,
                 "--cfg",
                 os.path.join(cfg, "tools_off.json"),
-                os.path.join(cfg, "profiles", f"{profile}.json"),
+                os.path.join(tree.root, profile.path),
                 override,
                 "--bpp_idx",
                 str(self.index),
@@ -162,6 +165,8 @@ class Engine:
             torch.manual_seed(seed)  # the tree's own initialisation, seeded (inside the state guard)
         coder.init_common_codec(build_model=True, cmd_args=args)
         self.coder, self.ce = coder, coder.ce
+        if encoder:
+            self.check_profile("its configuration", "encoder")
         self.Image = tree.module("src.codec.common").Image
         self.tiling = tree.module("src.codec.common.tiling")
         self.weights = WeightsFolder(models, beta, label)
@@ -180,13 +185,28 @@ class Engine:
         self.weights = WeightsFolder(models, self.beta, self.label)
         self.ce.load_models_recursively(self.weights)
         self.ce.eval()
-        needed = {os.path.join(models, f) for f in weight_files(self.profile, self.beta)}
+        needed = {os.path.join(models, f) for f in weight_files(self.profile.decoder_id, self.beta)}
         if self.coder.is_encoder:
             missing = sorted(needed - set(self.weights.loaded))
         else:  # the decoder builds no analysis transform
             missing = sorted(p for p in needed - set(self.weights.loaded) if "/encoder_" not in p)
         if missing:
             raise CodecError(f"{self.label}: weights file(s) not loaded: {', '.join(missing)}")
+
+    def check_profile(self, source: str, side: str) -> None:
+        """The profile ids the tree holds (from ``source``: its configuration, or a stream's header) are the suite's."""
+        want = self.profile
+        got = (getattr(self.ce, "decoder_profile_id", None), getattr(self.ce, "stream_profile_id", None))
+        wrong = got[0] != want.decoder_id or (want.stream_id is not None and got[1] not in (None, want.stream_id))
+        if wrong:
+            said = f"decoder_profile_id {got[0]}" + (f", stream_profile_id {got[1]}" if got[1] is not None else "")
+            wanted = f"decoder_profile_id {want.decoder_id}" + (
+                f", stream_profile_id {want.stream_id}" if want.stream_id is not None else ""
+            )
+            raise CodecError(
+                f"{self.label}: the {side} got {said} from {source}, but profile {want.name!r} is {wanted} "
+                f"({want.path} in {self.tree.root})"
+            )
 
     def tool(self):
         return self.multitool.tools[self.index]
@@ -312,6 +332,7 @@ class Engine:
             f.write(data)
         try:
             self.coder.open_bs(path)
+            self.check_profile("the stream's header", "decoder")
             with torch.no_grad():
                 decisions = self.ce.decode(self.coder.ec_module, with_headers=False)
                 img = self.ce.decompress(decisions)

@@ -4,12 +4,18 @@ What a tree must hold to be coded here, checked at collection so that a suite th
 fails before any test with one line naming the suite file and key:
 
 * the reference software's Python package (``src/reco/coders/encoder.py`` and ``decoder.py``) and
-  its configuration (``cfg/info.json``, ``cfg/tools_off.json``, ``cfg/profiles/<profile>.json``);
+  its configuration (``cfg/info.json``, ``cfg/tools_off.json`` and the profile's file);
 * its two native extensions built for this interpreter (``ans`` and ``ec_direct``, each made by
   the Makefile in ``src/codec/entropy_coding/cpp_exts/<mans|direct>``);
 * for trained weights, the files of every base model the suite names (its ``models/`` layout:
   ``VM_common_int/{Y,UV}_<beta>.pth``, ``VM_<bop|hop>/encoder_{Y,UV}_<beta>.pth``,
   ``VM_<sop|bop|hop>/decoder_{Y,UV}_<beta>.pth``). ``weights = "random"`` needs none.
+
+Both lines of the reference software are read: the DIS line names its profiles simple, main and
+high, the IS line (``cfg/info.json`` version ``IS``) simple, base and high. A suite's profile is
+resolved by its decoder profile id, the place ``cfg/profiles/profiles_list.json`` gives it (the id
+every stream carries): ``base`` and ``main`` are id 1 on either line, and the file read is the one
+the tree's own list names (:func:`resolve_profile`).
 
 The tree is only read: its version string (``cfg/info.json``), its git commit (read from ``.git``
 without running git) and a hash of its code and configuration.
@@ -22,18 +28,20 @@ import importlib.util
 import json
 import os
 import sysconfig
+from dataclasses import dataclass
 
 from ...registry import TableError
 
 MODEL = "jpegai"
 BETAS = (0.002, 0.012, 0.075, 0.5)  # the base models' rate-distortion trade-offs, tools_0..tools_3
-# profile -> (operation point, encoder models folder, decoder models folder)
-PROFILES = {
-    "simple": ("SOP", "VM_bop", "VM_sop"),
-    "main": ("BOP", "VM_bop", "VM_bop"),
-    "high": ("HOP", "VM_hop", "VM_hop"),
-}
+# decoder profile id (a profile's place in cfg/profiles/profiles_list.json, written in every stream)
+# -> (operation point, encoder models folder, decoder models folder)
+OPERATION_POINTS = {0: ("SOP", "VM_bop", "VM_sop"), 1: ("BOP", "VM_bop", "VM_bop"), 2: ("HOP", "VM_hop", "VM_hop")}
+# the words a suite may use: the DIS line calls profile 1 "main", the IS line "base"
+PROFILE_IDS = {"simple": 0, "main": 1, "base": 1, "high": 2}
+DIS_PROFILE_LIST = ("simple", "main", "high")  # a tree without profiles_list.json
 DEFAULT_PROFILE = "main"
+PROFILE_CHOICES = "simple (SOP), base or main (BOP), high (HOP)"
 KEYS = ("model", "root", "profile", "qualities", "weights", "seed")
 CODE_FILES = (
     "src/reco/coders/encoder.py",
@@ -95,11 +103,83 @@ def extension_paths(root: str) -> dict[str, str]:
     return {name: os.path.join(root, folder, name + suffix) for name, folder in EXTENSIONS.items()}
 
 
-def tree_problem(root: str, profile: str = DEFAULT_PROFILE) -> str | None:
+class TreeError(ValueError):
+    """What keeps a tree from being coded under a suite's profile, in one phrase (naming the file)."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A suite's profile resolved in one tree: the file the tree reads and the ids it carries."""
+
+    name: str  # as the suite names it
+    decoder_id: int  # decoder_profile_id: its place in profiles_list.json, written in every stream
+    file: str  # cfg/profiles/<file>.json: the tree's own name for it
+    stream_id: int | None = None  # stream_profile_id (IS line); None where the file states none
+
+    @property
+    def operation_point(self) -> str:
+        return OPERATION_POINTS[self.decoder_id][0]
+
+    @property
+    def path(self) -> str:
+        return f"cfg/profiles/{self.file}.json"
+
+
+def _json(root: str, relative: str) -> dict:
+    try:
+        with open(os.path.join(root, relative)) as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise TreeError(f"cannot read {relative} in {root}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise TreeError(f"{relative} in {root} is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise TreeError(f"{relative} in {root} is not a JSON object")
+    return doc
+
+
+def profile_list(root: str) -> tuple[str, ...]:
+    """The tree's profile names by decoder profile id (cfg/profiles/profiles_list.json; the DIS names without it)."""
+    relative = "cfg/profiles/profiles_list.json"
+    if not os.path.exists(os.path.join(root, relative)):
+        return DIS_PROFILE_LIST
+    names = _json(root, relative).get("profiles")
+    if not isinstance(names, list) or not all(isinstance(n, str) and n and "/" not in n for n in names):
+        raise TreeError(f'{relative} in {root} has no list of profile names under "profiles"')
+    return tuple(names)
+
+
+def resolve_profile(root: str, name: str) -> Profile:
+    """The profile a suite names (:data:`PROFILE_IDS`) as this tree has it; :class:`TreeError` says why not."""
+    if name not in PROFILE_IDS:
+        raise TreeError(f"unknown profile {name!r}; choose from {PROFILE_CHOICES}")
+    decoder_id = PROFILE_IDS[name]
+    names = profile_list(root)
+    if decoder_id >= len(names):
+        raise TreeError(
+            f"cfg/profiles/profiles_list.json in {root} lists {len(names)} profile(s), none at decoder profile id "
+            f"{decoder_id} ({name})"
+        )
+    profile = Profile(name, decoder_id, names[decoder_id])
+    if not os.path.isfile(os.path.join(root, profile.path)):
+        raise TreeError(f"{root} is not a JPEG AI reference-software tree (no {profile.path}, profile {decoder_id})")
+    doc = _json(root, profile.path)
+    stated = doc.get("decoder_profile_id", decoder_id)
+    if stated != decoder_id:
+        raise TreeError(
+            f"{profile.path} in {root} says decoder_profile_id {stated!r}, but profiles_list.json puts it at {decoder_id}"
+        )
+    stream_id = doc.get("stream_profile_id")
+    if stream_id is not None and (isinstance(stream_id, bool) or not isinstance(stream_id, int)):
+        raise TreeError(f"{profile.path} in {root}: stream_profile_id is {stream_id!r}, not an integer")
+    return Profile(name, decoder_id, profile.file, stream_id)
+
+
+def tree_problem(root: str) -> str | None:
     """What keeps ``root`` from being coded, in one phrase; None when nothing does."""
     if not os.path.isdir(root):
         return f"{root} is not a folder"
-    missing = [f for f in CODE_FILES + (f"cfg/profiles/{profile}.json",) if not os.path.isfile(os.path.join(root, f))]
+    missing = [f for f in CODE_FILES if not os.path.isfile(os.path.join(root, f))]
     if missing:
         return f"{root} is not a JPEG AI reference-software tree (no {', '.join(missing)})"
     for name, path in extension_paths(root).items():
@@ -111,9 +191,9 @@ def tree_problem(root: str, profile: str = DEFAULT_PROFILE) -> str | None:
     return None
 
 
-def weight_files(profile: str, beta: float) -> list[str]:
-    """The weights files (relative to a models folder) one base model needs under ``profile``."""
-    _, enc, dec = PROFILES[profile]
+def weight_files(decoder_id: int, beta: float) -> list[str]:
+    """The weights files (relative to a models folder) one base model needs under decoder profile ``decoder_id``."""
+    _, enc, dec = OPERATION_POINTS[decoder_id]
     b = f"{beta:g}"
     return [
         f"VM_common_int/Y_{b}.pth",
@@ -125,18 +205,26 @@ def weight_files(profile: str, beta: float) -> list[str]:
     ]
 
 
-def missing_weights(models: str, profile: str, beta: float) -> list[str]:
-    return [f for f in weight_files(profile, beta) if not os.path.isfile(os.path.join(models, f))]
+def missing_weights(models: str, decoder_id: int, beta: float) -> list[str]:
+    return [f for f in weight_files(decoder_id, beta) if not os.path.isfile(os.path.join(models, f))]
+
+
+def _info(root: str) -> dict:
+    try:
+        return _json(root, "cfg/info.json")
+    except TreeError:
+        return {}
 
 
 def version(root: str) -> str:
-    """``codec_name version`` from the tree's cfg/info.json (e.g. ``JAI DIS``), or ``unknown``."""
-    try:
-        with open(os.path.join(root, "cfg", "info.json")) as f:
-            info = json.load(f)
-        return f"{info.get('codec_name', 'JAI')} {info.get('version', 'unknown')}"
-    except (OSError, ValueError):
-        return "unknown"
+    """``codec_name version`` from the tree's cfg/info.json (e.g. ``JAI DIS``, ``JAI IS``), or ``unknown``."""
+    info = _info(root)
+    return f"{info.get('codec_name', 'JAI')} {info.get('version', 'unknown')}" if info else "unknown"
+
+
+def line(root: str) -> str:
+    """The reference software's line, as its cfg/info.json names it: ``DIS``, ``IS``, ... (or ``unknown``)."""
+    return str(_info(root).get("version", "unknown"))
 
 
 def git_commit(root: str) -> str | None:
@@ -197,15 +285,16 @@ def check_table(table: dict, base_dir: str) -> dict:
         raise TableError("root", 'give the folder of your JPEG AI reference-software tree (root = "...")')
     root = os.path.expanduser(root)
     root = os.path.realpath(root if os.path.isabs(root) else os.path.join(base_dir, root))
-    profile = table.get("profile", DEFAULT_PROFILE)
-    if profile not in PROFILES:
-        raise TableError(
-            "profile",
-            f"unknown profile {profile!r}; choose from " + ", ".join(f"{p} ({PROFILES[p][0]})" for p in PROFILES),
-        )
-    problem = tree_problem(root, profile)
+    name = table.get("profile", DEFAULT_PROFILE)
+    if name not in PROFILE_IDS:
+        raise TableError("profile", f"unknown profile {name!r}; choose from {PROFILE_CHOICES}")
+    problem = tree_problem(root)
     if problem:
         raise TableError("root", problem)
+    try:
+        profile = resolve_profile(root, name)
+    except TreeError as exc:
+        raise TableError("profile", str(exc)) from None
     qualities = table.get("qualities")
     if not isinstance(qualities, list) or not qualities:
         raise TableError(
@@ -232,7 +321,7 @@ def check_table(table: dict, base_dir: str) -> dict:
         if not os.path.isdir(models):
             raise TableError("weights", f'weights folder {models} does not exist (or use weights = "random")')
         for q in qualities:
-            missing = missing_weights(models, profile, parse_quality(q))
+            missing = missing_weights(models, profile.decoder_id, parse_quality(q))
             if missing:
                 pointer = (
                     " (only its .dvc pointer is there: fetch the trained weights)"
@@ -241,7 +330,7 @@ def check_table(table: dict, base_dir: str) -> dict:
                 )
                 raise TableError(
                     "weights",
-                    f"{q} under profile {profile!r} needs {len(missing)} missing file(s) in "
+                    f"{q} under profile {name!r} needs {len(missing)} missing file(s) in "
                     f'{models}: {", ".join(missing)}{pointer}; or use weights = "random"',
                 )
         weights = models
@@ -252,7 +341,7 @@ def check_table(table: dict, base_dir: str) -> dict:
             f"the tree's Python dependencies are missing here: {', '.join(lacking)} (pip install them; docs/jpegai.md)",
         )
     random = weights == "random"
-    options = {"root": root, "profile": profile}
+    options = {"root": root, "profile": name}
     if random:
         options["seed"] = seed
     return {
