@@ -230,6 +230,22 @@ def test_exit_and_the_downloader_are_contained(bop, tmp_path):
     assert bop.roundtrip(image()).nbytes[0] > 0  # the codec still works
 
 
+def test_weights_other_than_the_official_are_named_and_lfs_pointers_refused(bop, tmp_path):
+    from pytest_nicrobust import CodecError
+
+    models = tmp_path / "models"
+    shutil.copytree(bop.models, models)
+    trained = load(weights=str(models), label="jpegai")
+    identity = trained.identity()
+    assert identity["weights_official"] == "not official"
+    assert sorted(d.split(" ")[0] for d in identity["weights_not_official"]) == sorted(identity["weights_sha256"])
+    assert trained.info.details["weights_official"].startswith("not official: VM_")
+    pointer = models / "VM_bop" / "encoder_Y_0.012.pth"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 2669048\n")
+    with pytest.raises(CodecError, match=r"encoder_Y_0.012.pth is a Git LFS pointer .*\(git lfs pull"):
+        load(weights=str(models), label="jpegai")
+
+
 @pytest.fixture(scope="module")
 def hop():
     return load(profile="high", quality="b0.5")

@@ -11,7 +11,8 @@ in a private namespace (isolation.py):
   bitstream, its decoder decodes it, in the tree's guarded call; bytes are the stream's size.
   :meth:`encode_bytes` and :meth:`decode_bytes` are the two halves on a batch;
 * :meth:`identity`: the tree's code and configuration hash, version and commit, the profile (its
-  id and file), the beta, every weights file and the native extensions.
+  id and file), the beta, every weights file (and whether they are the official ones, weights.py)
+  and the native extensions.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .... import CodecError
 from ....files import sha256_of
 from ...base import Codec, CodecInfo
 from . import table as tree_files
-from .table import MODEL, Profile, TreeError, parse_quality, resolve_profile
+from .table import MODEL, Profile, TreeError, parse_quality, resolve_profile, weight_files
+from .weights import pointer_problem, weights_check
 
 
 class JpegAICodec(Codec):
@@ -74,6 +76,12 @@ class JpegAICodec(Codec):
                 ) from None
         self.models = models
         self.weights_files = sorted(set(self.encoder.weights.loaded) | set(self.decoder.weights.loaded))
+        self.weights_sha256 = {os.path.relpath(p, models): sha256_of(p) for p in self.weights_files}
+        if not info.random_init:  # trained weights: the official ones, or which are not
+            self.official = weights_check(models, list(self.weights_sha256), self.weights_sha256)
+            info.details["weights_official"] = (
+                self.official[0] if not self.official[1] else f"{self.official[0]}: {', '.join(self.official[1])}"
+            )
         # exposed so that the conformance check sees the tree's modules (eval mode)
         self.encoder_model, self.decoder_model = self.encoder.ce, self.decoder.ce
         self.decoder_mismatches = 0
@@ -138,7 +146,11 @@ class JpegAICodec(Codec):
         for name in sorted(os.listdir(here)):
             if name.endswith(".py"):
                 adapter.update(name.encode() + sha256_of(os.path.join(here, name)).encode())
-        weights = {os.path.relpath(p, self.models): sha256_of(p) for p in self.weights_files}
+        official = (
+            {}
+            if self.info.random_init
+            else {"weights_official": self.official[0], "weights_not_official": self.official[1]}
+        )
         return {
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "label": self.info.label,
@@ -153,7 +165,8 @@ class JpegAICodec(Codec):
             "profile_file": self.profile.path,
             "beta": self.beta,
             "seed": self.seed if self.info.random_init else None,
-            "weights_sha256": weights,
+            "weights_sha256": self.weights_sha256,
+            **official,
             "extensions_sha256": {name: sha256_of(p) for name, p in ext.items()},
         }
 
@@ -179,6 +192,9 @@ def load(model, weights, quality, device, label, options, search=()) -> JpegAICo
         missing = tree_files.missing_weights(weights, profile.decoder_id, beta)
         if missing:
             raise CodecError(f"{label}: missing weights file(s) in {weights}: {', '.join(missing)}")
+        pointer = pointer_problem(weights, weight_files(profile.decoder_id, beta))
+        if pointer:
+            raise CodecError(f"{label}: {pointer}")
     seed = int(options.get("seed", 0))
     details = {
         "root": root,

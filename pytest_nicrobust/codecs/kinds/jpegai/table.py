@@ -9,7 +9,8 @@ fails before any test with one line naming the suite file and key:
   the Makefile in ``src/codec/entropy_coding/cpp_exts/<mans|direct>``);
 * for trained weights, the files of every base model the suite names (its ``models/`` layout:
   ``VM_common_int/{Y,UV}_<beta>.pth``, ``VM_<bop|hop>/encoder_{Y,UV}_<beta>.pth``,
-  ``VM_<sop|bop|hop>/decoder_{Y,UV}_<beta>.pth``). ``weights = "random"`` needs none.
+  ``VM_<sop|bop|hop>/decoder_{Y,UV}_<beta>.pth``), fetched: a Git LFS pointer in a file's place is
+  named (weights.py). ``weights = "random"`` needs none.
 
 Both lines of the reference software are read: the DIS line names its profiles simple, main and
 high, the IS line (``cfg/info.json`` version ``IS``) simple, base and high. A suite's profile is
@@ -31,6 +32,7 @@ import sysconfig
 from dataclasses import dataclass
 
 from ...registry import TableError
+from .weights import pointer_problem
 
 MODEL = "jpegai"
 BETAS = (0.002, 0.012, 0.075, 0.5)  # the base models' rate-distortion trade-offs, tools_0..tools_3
@@ -333,6 +335,9 @@ def check_table(table: dict, base_dir: str) -> dict:
                     f"{q} under profile {name!r} needs {len(missing)} missing file(s) in "
                     f'{models}: {", ".join(missing)}{pointer}; or use weights = "random"',
                 )
+            pointer = pointer_problem(models, weight_files(profile.decoder_id, parse_quality(q)))
+            if pointer:
+                raise TableError("weights", pointer)
         weights = models
     lacking = missing_dependencies()
     if lacking:
