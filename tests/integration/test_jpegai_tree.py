@@ -132,6 +132,19 @@ def test_gradients_reach_the_input(bop, proxy):
     assert torch.isfinite(grad_rate).all() and grad_rate.abs().sum() > 0
 
 
+def test_the_noise_proxy_reaches_both_models(bop):
+    x = image().requires_grad_(True)
+    found = {}
+    with bop.tree.active("a test"):
+        with bop.encoder.proxy("noise", torch.Generator().manual_seed(3)) as twins:
+            _, decisions = bop.encoder.differentiable(x)
+        for key in ("model_y", "model_uv"):  # luma: through its context model; chroma: its own quantiser
+            quantised = decisions["CCS_SGMM"][key]["residual_quant"]
+            twin = next(t for dst, t in twins.values() if dst is quantised)
+            found[key] = (twin.detach() != twin.detach().round()).float().mean().item()
+    assert found["model_y"] > 0.5 and found["model_uv"] > 0.5, found
+
+
 def test_ste_reconstruction_is_the_encoders_and_bits_track_the_stream(bop):
     from pytest_nicrobust.codecs.base import pad_to_multiple
 

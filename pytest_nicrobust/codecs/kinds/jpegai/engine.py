@@ -21,7 +21,8 @@ tree's own classes, and what it keeps off:
   its ``no_grad`` — colour conversion, analysis, hyper encoder, context model with its
   straight-through residual rounding (or uniform noise from the caller's generator), synthesis —
   returning the encoder-side reconstruction and the latents; with ``ste`` and no grad it equals
-  ``compress``'s reconstruction exactly.
+  ``compress``'s reconstruction exactly. The noise proxy reaches both models: the luma model's
+  context model and the chroma model's own quantiser (it has no context model).
 * **Real stream** (:meth:`Engine.encode`, :meth:`Engine.decode`): its encoder writes the bitstream
   (a file in the private folder, read back as bytes), its decoder decodes it. The profile ids a
   stream's header carries (``decoder_profile_id``; ``stream_profile_id`` on the IS line) must be
@@ -276,20 +277,27 @@ class Engine:
                 twins[id(dst)] = (dst, assign(base.clone(), tile, data))
             return assign(dst, tile, data)
 
-        contexts = []
+        replaced = []
         if proxy == "noise":
             for sub in (self.tool().model_y, self.tool().model_uv):
-                ctx = getattr(sub.common_modules, "context", None)
-                if ctx is not None:
-                    contexts.append((ctx, ctx.quantize_func))
-                    ctx.quantize_func = _noisy_quantiser(sub.common_modules, ctx, generator)
+                cm = sub.common_modules
+                ctx = getattr(cm, "context", None)
+                if ctx is not None:  # the luma model: its context model calls the quantiser per stage
+                    replaced.append((ctx, "quantize_func", ctx.quantize_func))
+                    ctx.quantize_func = _noisy_quantiser(cm, generator, ctx.cube_size is not None)
+                else:  # the chroma model has none: it calls its own twice, the first deciding the cubes
+                    replaced.append((cm, "quant_dequant", None))
+                    cm.quant_dequant = _noisy_quantiser(cm, generator, True)
         self.tiling.assign_data = assign_keeping_float
         try:
             yield twins
         finally:
             self.tiling.assign_data = assign
-            for ctx, fn in contexts:
-                ctx.quantize_func = fn
+            for owner, name, fn in replaced:
+                if fn is None:
+                    owner.__dict__.pop(name, None)  # the method of its class again
+                else:
+                    setattr(owner, name, fn)
 
     def forward(self, x: torch.Tensor, proxy: str, generator, cost: torch.Tensor):
         """(reconstruction, estimated bits) of one image, differentiable with respect to ``x``."""
@@ -342,18 +350,17 @@ class Engine:
         return self._rgb(img)
 
 
-def _noisy_quantiser(cm, ctx, generator):
-    """The context model's quantise-dequantise with additive U(-0.5, 0.5) noise from ``generator``
-    instead of rounding, at the elements the skip mode codes. The context model calls it twice
-    per stage when cube skipping is on: the first call decides the skip cubes and keeps the true
-    rounding, so the noisy pass codes the same elements as the encoder."""
+def _noisy_quantiser(cm, generator, two_pass: bool):
+    """A model's quantise-dequantise with additive U(-0.5, 0.5) noise from ``generator`` instead of
+    rounding, at the elements the skip mode codes. With cube skipping on (``two_pass``) it is called
+    twice per stage: the first call decides the skip cubes and keeps the true rounding, so the noisy
+    pass codes the same elements as the encoder."""
     calls = [0]
-    two_pass = getattr(ctx, "cube_size", None) is not None
 
     def quant_dequant(data, tool_params=None):
         calls[0] += 1
         if two_pass and calls[0] % 2 == 1:
-            return cm.quant_dequant(data, tool_params)
+            return type(cm).quant_dequant(cm, data, tool_params)
         params, mask = tool_params["quantizer"], tool_params["mask2"]
         q = cm.quantizer.quantize_resi(data, params)
         keep = None if mask is None else mask.to(torch.bool)
