@@ -91,6 +91,16 @@ def test_random_weights_are_saved_in_the_tree_layout_and_loaded_back(bop, tmp_pa
     assert a.bpp.item() > 0.5 and a.x_hat.std().item() > 0.005
 
 
+def test_random_weights_do_not_depend_on_the_thread_count(bop):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        other = load(label="random-jpegai-threads")
+    finally:
+        torch.set_num_threads(threads)
+    assert other.identity()["weights_sha256"] == bop.identity()["weights_sha256"]
+
+
 def test_encoder_and_decoder_in_two_processes_agree_bit_for_bit(bop, tmp_path):
     code = textwrap.dedent(f"""
         import sys, torch

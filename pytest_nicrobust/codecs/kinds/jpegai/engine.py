@@ -15,8 +15,9 @@ tree's own classes, and what it keeps off:
 * **Entropy tables**: its ANS library keeps the tables in memory instead of writing
   ``cache.pt`` next to its code.
 * **Random weights**: the tree's own initialisation under a seed, then a few layers scaled on a
-  synthetic image so that latents, hyper latents and scales are not zero (:func:`calibrate`),
-  saved in the tree's file layout and loaded back through the same path as trained weights.
+  synthetic image so that latents, hyper latents and scales are not zero (:func:`calibrate`, on
+  one thread, so the weights do not depend on the caller's thread count), saved in the tree's file
+  layout and loaded back through the same path as trained weights.
 * **White box** (:meth:`Engine.differentiable`): the body of its ``CodingEngine.compress`` without
   its ``no_grad`` — colour conversion, analysis, hyper encoder, context model with its
   straight-through residual rounding (or uniform noise from the caller's generator), synthesis —
@@ -395,7 +396,10 @@ def calibrate(engine: Engine, targets=(4.0, 2.0, 10.0, 0.25), seed: int = 0, siz
     """Scale a randomly initialised base model so that every path carries signal: the analysis
     output to std ``targets[0]``, the hyper latent to std ``targets[1]``, the hyper-scale output
     to mean index ``targets[2]``, each synthesis' last layer to peak ``targets[3]`` (around mid-grey).
-    With the tree's plain initialisation the latent is ~0.2 and every residual rounds to zero."""
+    With the tree's plain initialisation the latent is ~0.2 and every residual rounds to zero.
+    One torch thread (the caller's count comes back when the tree call ends, isolation.py): the
+    measured scales, hence the weights, are then the same whatever thread count the caller runs."""
+    torch.set_num_threads(1)
     x = calibration_image(seed, size)
     tool = engine.tool()
     stages = [[], [], []]
