@@ -31,12 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 torch = pytest.importorskip("torch")
 
 
-def load(root=None, profile="main", quality="b0.012", weights="random", label="random-jpegai", seed=0):
+def load(root=None, profile="main", quality="b0.012", weights="random", label="random-jpegai", seed=0, **options):
     from pytest_nicrobust.codecs import load_codec
 
-    return load_codec(
-        "jpegai", weights, quality, "cpu", label, {"root": str(root or ROOT), "profile": profile, "seed": seed}
-    )
+    options = {"root": str(root or ROOT), "profile": profile, "seed": seed, **options}
+    return load_codec("jpegai", weights, quality, "cpu", label, options)
 
 
 def image(size=64):
@@ -267,6 +266,81 @@ def test_weights_other_than_the_official_are_named_and_lfs_pointers_refused(bop,
     pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 2669048\n")
     with pytest.raises(CodecError, match=r"encoder_Y_0.012.pth is a Git LFS pointer .*\(git lfs pull"):
         load(weights=str(models), label="jpegai")
+
+
+@pytest.fixture(scope="module")
+def flat():
+    """The same codec as ``bop`` without the gradient through the integer hyperprior."""
+    return load(label="random-jpegai-flat", hyper_gradient=False)
+
+
+def test_the_hyperprior_gradient_keeps_the_forward_and_changes_the_gradient(bop, flat):
+    x = image(128)
+    outs = []
+    for codec in (bop, flat):
+        xi = x.clone().requires_grad_(True)
+        out = codec.forward(xi, proxy="ste")
+        (grad,) = torch.autograd.grad(out.bpp.sum(), xi)
+        outs.append((out.x_hat.detach(), out.bpp.detach(), grad))
+    (rec, bpp, grad), (flat_rec, flat_bpp, flat_grad) = outs
+    assert torch.equal(rec, flat_rec) and torch.equal(bpp, flat_bpp)  # the tree's own forward, bit for bit
+    assert (grad - flat_grad).abs().sum() > 0.1 * flat_grad.abs().sum()  # the scales' part of the gradient
+    assert bop.identity()["hyper_gradient"] is True and flat.identity()["hyper_gradient"] is False
+    assert bop.identity_digest() != flat.identity_digest()  # other gradients, other adversarial images
+
+
+def test_the_float_scale_decoder_follows_the_integer_one(bop):
+    """On a copy of the tree's hyper-scale decoder made integer as trained weights are (weights and
+    biases in fixed point, each layer's output scaled to use the 8-bit range of the next layer's
+    input, right shifts): the float twin follows the integer output within half a table index."""
+    import copy
+    import math
+
+    from pytest_nicrobust.codecs.kinds.jpegai.hyperprior import float_scale_decoder
+
+    layers, shift = ("conv1", "depthwise", "pointwise"), 8
+    z = torch.randint(-6, 7, (1, 160, 4, 4), generator=torch.Generator().manual_seed(5), dtype=torch.int8)
+    with bop.tree.active("a test"):
+        decoder = copy.deepcopy(bop.encoder.tool().model_y.common_modules.hyper_scale_decoder)
+        peaks = {}
+        hooks = [
+            getattr(decoder, n).register_forward_hook(lambda m, i, o, n=n: peaks.__setitem__(n, o.abs().max().item()))
+            for n in layers
+        ]
+        decoder(z, 256, 256)  # the float path, for the activations' ranges
+        for h in hooks:
+            h.remove()
+        precision, state, scale_in = decoder.sigma_out_precision, decoder.state_dict(), 0
+        for name in layers:  # output units 2**-scale_out: the next input fills [-128, 127]; the scales' own units last
+            scale_out = precision if name == "pointwise" else math.floor(math.log2(100 / peaks[name]))
+            weight = state[f"{name}.weight"].double() * 2.0 ** (shift + scale_out - scale_in)
+            bias = state.get(f"{name}.bias", torch.zeros(weight.shape[0])).double() * 2.0 ** (shift + scale_out)
+            state[f"{name}.weight"], state[f"{name}.bias"] = weight.round(), bias.round()
+            state[f"{name}.is_quantized"] = torch.tensor([True])
+            state[f"{name}.per_channel_shifts"] = torch.full_like(state[f"{name}.per_channel_shifts"], shift)
+            scale_in = scale_out
+        decoder.load_state_dict(state)
+        integer = decoder(z, 256, 256)
+        latent = z.float().requires_grad_(True)
+        twin = float_scale_decoder(decoder, latent, 256, 256)
+        (grad,) = torch.autograd.grad(twin.sum(), latent)
+    step = 2.0**precision  # one table index
+    assert integer.dtype == torch.int32 and integer.float().std() > 4 * step  # the integer path ran, with spread
+    # the integer layers' own rounding (7-bit activations) is noise the twin does not have: it follows on average
+    assert (twin.detach() - integer.float()).abs().mean() < step / 2
+    assert torch.corrcoef(torch.stack([twin.detach().flatten(), integer.float().flatten()]))[0, 1] > 0.995
+    assert grad.abs().sum() > 0
+
+
+def test_the_hyperprior_gradient_makes_the_bitrate_attack_stronger(bop, flat):
+    from pytest_nicrobust.attacks.pgd import PGD
+
+    x = image(128)
+    increase = []
+    for codec in (flat, bop):
+        attacked = PGD(codec, objective="bitrate", proxy="ste", steps=6, seed=11)(x)
+        increase.append(codec.roundtrip(attacked).nbytes[0] / codec.roundtrip(x).nbytes[0] - 1)
+    assert increase[1] > increase[0] > 0, increase
 
 
 @pytest.fixture(scope="module")

@@ -187,6 +187,20 @@ def test_weights_folder_missing(tmp_path):
     assert "codecs[0].weights: weights folder" in message and "elsewhere does not exist" in message
 
 
+def test_hyper_gradient_is_on_unless_the_suite_says_false(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    tables = codec_table(root) + codec_table(
+        root, 'name = "flat"\nqualities = ["b0.012"]\nweights = "random"\nhyper_gradient = false'
+    )
+    suite = parse_suite(str(suite_with(tmp_path, tables)))
+    assert {c.codec.label: c.codec.options["hyper_gradient"] for c in suite.cases} == {
+        "random-jpegai": True,
+        "flat": False,
+    }
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\nhyper_gradient = "yes"')))
+    assert "codecs[0].hyper_gradient: true" in message and "'yes'" in message
+
+
 def test_unknown_key(tmp_path):
     root = fake_tree(tmp_path / "tree")
     message = one_line_error(

@@ -5,8 +5,9 @@ by its id, table.py) and one base model (beta). It holds the tree's encoder and 
 in a private namespace (isolation.py):
 
 * :meth:`_forward_padded`: the encoder's own modules with gradients (engine.py), bits counted
-  with its coder's tables (rate.py); images one at a time, on the CPU (inputs are moved there
-  and results back to the codec's device);
+  with its coder's tables (rate.py), a gradient through the integer hyperprior unless the suite
+  says ``hyper_gradient = false`` (hyperprior.py); images one at a time, on the CPU (inputs are
+  moved there and results back to the codec's device);
 * the stream API (:meth:`_encode_padded`, :meth:`_decode_padded`): its encoder writes the real
   bitstream, its decoder decodes it, in the tree's guarded call; bytes are the stream's size.
   :meth:`encode_bytes` and :meth:`decode_bytes` are the two halves on a batch;
@@ -39,7 +40,15 @@ class JpegAICodec(Codec):
     multiple = 64
 
     def __init__(
-        self, info: CodecInfo, device, root: str, profile: Profile, beta: float, models: str | None, seed: int = 0
+        self,
+        info: CodecInfo,
+        device,
+        root: str,
+        profile: Profile,
+        beta: float,
+        models: str | None,
+        seed: int = 0,
+        hyper_gradient: bool = True,
     ):
         super().__init__(info, device)
         from .engine import Engine, calibrate
@@ -47,6 +56,7 @@ class JpegAICodec(Codec):
         from .rate import residual_cost_table
 
         self.root, self.profile, self.beta, self.seed = root, profile, beta, seed
+        self.hyper_gradient = hyper_gradient
         self.workdir = tempfile.mkdtemp(prefix="nicrobust-jpegai-")
         weakref.finalize(self, shutil.rmtree, self.workdir, True)
         self.tree = TreeNamespace(root, self.workdir)
@@ -54,13 +64,13 @@ class JpegAICodec(Codec):
         with self.tree.active("building the codec"):
             try:
                 if models is None:  # seeded random weights, saved in the tree's layout, loaded back
-                    self.encoder = Engine(self.tree, profile, beta, None, label, encoder=True, seed=seed)
+                    self.encoder = Engine(self.tree, profile, beta, None, label, True, seed, hyper_gradient)
                     calibrate(self.encoder, seed=seed)
                     models = os.path.join(self.workdir, "random-weights")
                     self.encoder.save(models)
                     self.encoder.load(models)
                 else:
-                    self.encoder = Engine(self.tree, profile, beta, models, label, encoder=True, seed=seed)
+                    self.encoder = Engine(self.tree, profile, beta, models, label, True, seed, hyper_gradient)
                 self.decoder = Engine(self.tree, profile, beta, models, label, encoder=False, seed=seed)
                 self.cost = residual_cost_table(self.tree)
             except CodecError:
@@ -164,6 +174,7 @@ class JpegAICodec(Codec):
             "stream_profile_id": self.profile.stream_id,
             "profile_file": self.profile.path,
             "beta": self.beta,
+            "hyper_gradient": self.hyper_gradient,  # the gradient differs, so the adversarial images do
             "seed": self.seed if self.info.random_init else None,
             "weights_sha256": self.weights_sha256,
             **official,
@@ -196,6 +207,7 @@ def load(model, weights, quality, device, label, options, search=()) -> JpegAICo
         if pointer:
             raise CodecError(f"{label}: {pointer}")
     seed = int(options.get("seed", 0))
+    hyper_gradient = bool(options.get("hyper_gradient", True))
     details = {
         "root": root,
         "tree_version": tree_files.version(root),
@@ -206,6 +218,7 @@ def load(model, weights, quality, device, label, options, search=()) -> JpegAICo
         "decoder_profile_id": profile.decoder_id,
         "operation_point": profile.operation_point,
         "beta": beta,
+        "hyper_gradient": hyper_gradient,
     }
     if profile.stream_id is not None:
         details["stream_profile_id"] = profile.stream_id
@@ -221,4 +234,4 @@ def load(model, weights, quality, device, label, options, search=()) -> JpegAICo
         random_init=random,
         details=details,
     )
-    return JpegAICodec(info, device, root, profile, beta, None if random else weights, seed)
+    return JpegAICodec(info, device, root, profile, beta, None if random else weights, seed, hyper_gradient)

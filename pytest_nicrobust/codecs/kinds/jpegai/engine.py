@@ -39,6 +39,7 @@ import os
 import torch
 
 from .... import CodecError
+from . import hyperprior
 from .table import BETAS, Profile, weight_files
 
 _TABLES: dict = {}  # ANS tables by their parameters, shared by every tree in the process
@@ -120,8 +121,10 @@ class Engine:
         label: str,
         encoder: bool = True,
         seed: int | None = None,
+        hyper_gradient: bool = True,
     ):
         self.tree, self.profile, self.beta, self.label = tree, profile, beta, label
+        self.hyper_gradient = hyper_gradient
         self.index = BETAS.index(beta)
         cfg = os.path.join(tree.root, "cfg")
         override = os.path.join(tree.workdir, "nicrobust-override.json")
@@ -266,8 +269,9 @@ class Engine:
 
     @contextlib.contextmanager
     def proxy(self, proxy: str, generator):
-        """Quantisation of the residual by ``proxy``; yields {id(int tensor): float twin} of the
-        quantised residuals the encoder writes (the tree stores them as int16)."""
+        """Quantisation of the residual by ``proxy`` (and the hyperprior's twins with
+        ``hyper_gradient``, hyperprior.py); yields {id(int tensor): (tensor, float twin)} of the
+        integer tensors the encoder keeps (quantised residuals, the hyper latent)."""
         twins: dict = {}
         assign = self.tiling.assign_data
 
@@ -278,23 +282,27 @@ class Engine:
                 twins[id(dst)] = (dst, assign(base.clone(), tile, data))
             return assign(dst, tile, data)
 
-        replaced = []
-        if proxy == "noise":
+        replaced: list = []
+        if proxy == "noise" or self.hyper_gradient:
+            utils = self.tree.module("src.codec.components.contexts.utils").ContextUtils
             for sub in (self.tool().model_y, self.tool().model_uv):
                 cm = sub.common_modules
+                state = hyperprior.TileState()
+                if self.hyper_gradient:
+                    replaced += [(owner, name, None) for owner, name in hyperprior.hooks(cm, twins, state, utils)]
                 ctx = getattr(cm, "context", None)
                 if ctx is not None:  # the luma model: its context model calls the quantiser per stage
                     replaced.append((ctx, "quantize_func", ctx.quantize_func))
-                    ctx.quantize_func = _noisy_quantiser(cm, generator, ctx.cube_size is not None)
+                    ctx.quantize_func = _quantiser(cm, proxy, generator, ctx.cube_size is not None, state)
                 else:  # the chroma model has none: it calls its own twice, the first deciding the cubes
                     replaced.append((cm, "quant_dequant", None))
-                    cm.quant_dequant = _noisy_quantiser(cm, generator, True)
+                    cm.quant_dequant = _quantiser(cm, proxy, generator, True, state)
         self.tiling.assign_data = assign_keeping_float
         try:
             yield twins
         finally:
             self.tiling.assign_data = assign
-            for owner, name, fn in replaced:
+            for owner, name, fn in reversed(replaced):
                 if fn is None:
                     owner.__dict__.pop(name, None)  # the method of its class again
                 else:
@@ -318,7 +326,9 @@ class Engine:
             n = cm.num_chs
             index = cm.entropy.build_indexes(d["scale_log"][:, :n].int()).long()
             bits = bits + (residual_bits(resid[:, :n], index, cost, proxy) * mask[:, :n]).sum()
-            bits = bits + hyper_bits(self.tree, cm, d["z_hat"]).to(bits.device)
+            if d["scale_log"].requires_grad:  # the hyperprior's stand-ins (zero-valued)
+                bits = bits + hyperprior.scale_bits(cm, d, resid[:, :n], mask[:, :n], index, cost)
+            bits = bits + hyper_bits(self.tree, cm, d.get(hyperprior.Z_TWIN, d["z_hat"])).to(bits.device)
         return rec, bits
 
     def encode(self, x: torch.Tensor) -> tuple[bytes, torch.Tensor]:
@@ -351,30 +361,35 @@ class Engine:
         return self._rgb(img)
 
 
-def _noisy_quantiser(cm, generator, two_pass: bool):
-    """A model's quantise-dequantise with additive U(-0.5, 0.5) noise from ``generator`` instead of
-    rounding, at the elements the skip mode codes. With cube skipping on (``two_pass``) it is called
-    twice per stage: the first call decides the skip cubes and keeps the true rounding, so the noisy
-    pass codes the same elements as the encoder."""
-    calls = [0]
+def _quantiser(cm, proxy: str, generator, two_pass: bool, state: hyperprior.TileState):
+    """A model's quantise-dequantise of the residual: straight-through rounding (``ste``, as the tree's
+    own) or additive U(-0.5, 0.5) noise from ``generator`` (``noise``), at the elements the skip mode
+    codes, plus the skip decision's stand-in (hyperprior.py) when ``state`` holds soft masks. With cube
+    skipping on (``two_pass``) it is called twice per stage: the first call decides the skip cubes and
+    keeps the tree's true rounding, so the second codes the same elements as the encoder."""
 
     def quant_dequant(data, tool_params=None):
-        calls[0] += 1
-        if two_pass and calls[0] % 2 == 1:
+        state.calls += 1
+        if two_pass and state.calls % 2 == 1:
             return type(cm).quant_dequant(cm, data, tool_params)
         params, mask = tool_params["quantizer"], tool_params["mask2"]
         q = cm.quantizer.quantize_resi(data, params)
+        extra = state.extra(q)
         keep = None if mask is None else mask.to(torch.bool)
         if keep is not None:
-            q = q.masked_fill(~keep, 0)
+            q = torch.where(keep, q, torch.zeros_like(q))
         info = torch.iinfo(torch.int16)
         q = q.clamp(info.min, info.max)
-        where = generator.device if generator is not None else q.device
-        noise = torch.rand(q.shape, generator=generator, device=where, dtype=q.dtype).to(q.device) - 0.5
-        if keep is not None:
-            noise = noise * keep
-        resid = q + noise
-        return cm.quantizer.dequantize_resi(resid, params), resid
+        if proxy == "noise":
+            where = generator.device if generator is not None else q.device
+            noise = torch.rand(q.shape, generator=generator, device=where, dtype=q.dtype).to(q.device) - 0.5
+            resid = q + (noise if keep is None else noise * keep)
+        else:
+            resid = q - (q - q.round()).detach()
+        dequantised = cm.quantizer.dequantize_resi(resid, params)
+        if extra is not None:  # zero-valued: the gradient of keeping or dropping the residual
+            dequantised = dequantised + cm.quantizer.dequantize_resi(extra, params)
+        return dequantised, resid
 
     return quant_dequant
 

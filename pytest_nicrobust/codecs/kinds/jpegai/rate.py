@@ -12,7 +12,9 @@ tables tracks the stream within a few per cent (docs/jpegai.md).
 For gradients the cost of a residual value ``v`` is made piecewise linear between the table's
 integer points: under the straight-through proxy ``v`` is an integer in the forward pass (the
 exact table cost) and its gradient is the central difference; under the noise proxy the cost is
-interpolated. The scale indices come from the tree's integer hyperprior and carry no gradient.
+interpolated. The scale indices come from the tree's integer hyperprior; with the hyperprior's
+gradient (hyperprior.py) a value's cost moves between neighbouring tables as its scale does
+(:func:`index_slope`), and the hyper latent's cost is piecewise linear between its symbols.
 """
 
 from __future__ import annotations
@@ -63,8 +65,25 @@ def residual_bits(resid: torch.Tensor, index: torch.Tensor, cost: torch.Tensor, 
     return here + (v - v.detach()) * (at(base + 1) - at(base - 1)) / 2
 
 
+def values_bits(cost: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Bits of integer residual ``values`` (clamped to the table) under distributions ``index``; no gradient."""
+    count, width = cost.shape
+    half = (width - 1) // 2
+    row = cost.to(values.device)[index.clamp(0, count - 1)]
+    return torch.gather(row, -1, (values.detach().clamp(-half, half) + half).long().unsqueeze(-1)).squeeze(-1)
+
+
+def index_slope(cost: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Bits per table index of integer ``values`` at ``index``: the difference between the neighbouring
+    tables (central; one-sided at the first and last), the scale-index choice's stand-in."""
+    last = cost.shape[0] - 1
+    up, down = (index + 1).clamp(max=last), (index - 1).clamp(min=0)
+    return (values_bits(cost, up, values) - values_bits(cost, down, values)) / (up - down).clamp(min=1)
+
+
 def hyper_bits(tree, common_modules, z_hat: torch.Tensor) -> torch.Tensor:
-    """Bits of the integer hyper latent under the per-channel tables its coder builds (no gradient)."""
+    """Bits of the integer hyper latent under the per-channel tables its coder builds; a float twin
+    with a gradient (hyperprior.py) gets the central difference between neighbouring symbols."""
     wrapper = tree.module("src.codec.entropy_coding.lib_wrappers.mans.custom_prob_wrapper").CustomProbWrapper
     chs = z_hat.shape[1]
     pmfs = common_modules.hyper_entropy.get_freq_table(chs, common_modules.z_range, common_modules.z_offset)
@@ -73,5 +92,13 @@ def hyper_bits(tree, common_modules, z_hat: torch.Tensor) -> torch.Tensor:
     cost = torch.where(
         pmf > 0, -torch.log2(pmf.clamp(min=1).double() / 256), torch.full(pmf.shape, 14.0, dtype=torch.double)
     )
-    symbols = (z_hat.long().cpu() + common_modules.z_offset)[0].reshape(chs, -1).clamp(0, cost.shape[1] - 1)
-    return torch.gather(cost, 1, symbols).sum().float()
+    cost = cost.float().to(z_hat.device)
+    width = cost.shape[1]
+    symbols = (z_hat.detach().long() + common_modules.z_offset)[0].reshape(chs, -1).clamp(0, width - 1)
+    bits = torch.gather(cost, 1, symbols).sum()
+    if not (z_hat.is_floating_point() and z_hat.requires_grad):
+        return bits
+    slope = (
+        torch.gather(cost, 1, (symbols + 1).clamp(max=width - 1)) - torch.gather(cost, 1, (symbols - 1).clamp(min=0))
+    ) / 2
+    return bits + ((z_hat - z_hat.detach())[0].reshape(chs, -1) * slope).sum()

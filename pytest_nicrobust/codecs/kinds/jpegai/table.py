@@ -44,7 +44,7 @@ PROFILE_IDS = {"simple": 0, "main": 1, "base": 1, "high": 2}
 DIS_PROFILE_LIST = ("simple", "main", "high")  # a tree without profiles_list.json
 DEFAULT_PROFILE = "main"
 PROFILE_CHOICES = "simple (SOP), base or main (BOP), high (HOP)"
-KEYS = ("model", "root", "profile", "qualities", "weights", "seed")
+KEYS = ("model", "root", "profile", "qualities", "weights", "seed", "hyper_gradient")
 CODE_FILES = (
     "src/reco/coders/encoder.py",
     "src/reco/coders/decoder.py",
@@ -313,6 +313,12 @@ def check_table(table: dict, base_dir: str) -> dict:
     seed = table.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TableError("seed", f"the seed of random weights is a non-negative integer, got {seed!r}")
+    hyper_gradient = table.get("hyper_gradient", True)
+    if not isinstance(hyper_gradient, bool):
+        raise TableError(
+            "hyper_gradient",
+            f"true (attacks get a gradient through the integer hyperprior, the default) or false, got {hyper_gradient!r}",
+        )
     weights = table.get("weights", "models")
     if not isinstance(weights, str) or not weights:
         raise TableError(
@@ -346,7 +352,7 @@ def check_table(table: dict, base_dir: str) -> dict:
             f"the tree's Python dependencies are missing here: {', '.join(lacking)} (pip install them; docs/jpegai.md)",
         )
     random = weights == "random"
-    options = {"root": root, "profile": name}
+    options = {"root": root, "profile": name, "hyper_gradient": hyper_gradient}
     if random:
         options["seed"] = seed
     return {
