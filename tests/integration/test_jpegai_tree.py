@@ -343,6 +343,30 @@ def test_the_hyperprior_gradient_makes_the_bitrate_attack_stronger(bop, flat):
     assert increase[1] > increase[0] > 0, increase
 
 
+def test_the_gpu_path_asked_for_on_a_cpu_test_runs_on_the_cpu(bop):
+    codec = load(label="random-jpegai-gpu", gpu=True)  # the test's device is the CPU here
+    assert codec.tree_device.type == "cpu" and codec.info.details["tree_device"] == "cpu"
+    assert codec.identity() == {**bop.identity(), "label": "random-jpegai-gpu"}
+    x = image()
+    assert codec.encode_bytes(x)[0] == bop.encode_bytes(x)[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the tree's GPU path is not measured here")
+def test_the_gpu_path_codes_streams_the_cpu_decodes(bop):
+    from pytest_nicrobust.codecs import load_codec
+    from pytest_nicrobust.codecs.base import pad_to_multiple
+
+    options = {"root": ROOT, "profile": "main", "seed": 0, "gpu": True}
+    gpu = load_codec("jpegai", "random", "b0.012", "cuda", "random-jpegai-cuda", options)
+    assert gpu.tree_device.type == "cuda" and gpu.identity()["tree_device"] == "cuda"
+    x = pad_to_multiple(image(128), 64)
+    streams, encoder_side = gpu.encode_bytes(x.cuda())
+    decoded = bop.decode_bytes(streams)  # the CPU decoder
+    assert torch.equal(decoded, encoder_side), "a stream from the GPU decodes differently on the CPU"
+    out = gpu.forward(x.cuda().requires_grad_(True), proxy="ste")
+    assert out.x_hat.device.type == "cuda" and torch.isfinite(out.bpp).all()
+
+
 @pytest.fixture(scope="module")
 def hop():
     return load(profile="high", quality="b0.5")

@@ -201,6 +201,18 @@ def test_hyper_gradient_is_on_unless_the_suite_says_false(tmp_path):
     assert "codecs[0].hyper_gradient: true" in message and "'yes'" in message
 
 
+def test_the_gpu_path_is_asked_for(tmp_path):
+    root = fake_tree(tmp_path / "tree")
+    suite = parse_suite(
+        str(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\nweights = "random"\ngpu = true')))
+    )
+    assert suite.cases[0].codec.options["gpu"] is True
+    plain = parse_suite(str(suite_with(tmp_path, codec_table(root))))
+    assert plain.cases[0].codec.options["gpu"] is False  # the CPU unless asked
+    message = one_line_error(suite_with(tmp_path, codec_table(root, 'qualities = ["b0.012"]\ngpu = 1')))
+    assert "codecs[0].gpu: true" in message
+
+
 def test_unknown_key(tmp_path):
     root = fake_tree(tmp_path / "tree")
     message = one_line_error(

@@ -6,8 +6,9 @@ in a private namespace (isolation.py):
 
 * :meth:`_forward_padded`: the encoder's own modules with gradients (engine.py), bits counted
   with its coder's tables (rate.py), a gradient through the integer hyperprior unless the suite
-  says ``hyper_gradient = false`` (hyperprior.py); images one at a time, on the CPU (inputs are
-  moved there and results back to the codec's device);
+  says ``hyper_gradient = false`` (hyperprior.py); images one at a time, on the tree's device:
+  the CPU, or with ``gpu = true`` the test's device when that is a GPU (the tree's own CUDA path;
+  inputs are moved there and results back to the codec's device);
 * the stream API (:meth:`_encode_padded`, :meth:`_decode_padded`): its encoder writes the real
   bitstream, its decoder decodes it, in the tree's guarded call; bytes are the stream's size.
   :meth:`encode_bytes` and :meth:`decode_bytes` are the two halves on a batch;
@@ -18,6 +19,7 @@ in a private namespace (isolation.py):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -49,8 +51,12 @@ class JpegAICodec(Codec):
         models: str | None,
         seed: int = 0,
         hyper_gradient: bool = True,
+        gpu: bool = False,
     ):
         super().__init__(info, device)
+        # where the tree runs: the test's device if it is a GPU and the suite asks for it, else the CPU
+        self.tree_device = self.device if gpu and self.device.type == "cuda" else torch.device("cpu")
+        info.details["tree_device"] = str(self.tree_device)
         from .engine import Engine, calibrate
         from .isolation import TreeNamespace
         from .rate import residual_cost_table
@@ -64,14 +70,18 @@ class JpegAICodec(Codec):
         with self.tree.active("building the codec"):
             try:
                 if models is None:  # seeded random weights, saved in the tree's layout, loaded back
-                    self.encoder = Engine(self.tree, profile, beta, None, label, True, seed, hyper_gradient)
+                    self.encoder = Engine(
+                        self.tree, profile, beta, None, label, True, seed, hyper_gradient, self.tree_device
+                    )
                     calibrate(self.encoder, seed=seed)
                     models = os.path.join(self.workdir, "random-weights")
                     self.encoder.save(models)
                     self.encoder.load(models)
                 else:
-                    self.encoder = Engine(self.tree, profile, beta, models, label, True, seed, hyper_gradient)
-                self.decoder = Engine(self.tree, profile, beta, models, label, encoder=False, seed=seed)
+                    self.encoder = Engine(
+                        self.tree, profile, beta, models, label, True, seed, hyper_gradient, self.tree_device
+                    )
+                self.decoder = Engine(self.tree, profile, beta, models, label, False, seed, device=self.tree_device)
                 self.cost = residual_cost_table(self.tree)
             except CodecError:
                 raise
@@ -97,7 +107,8 @@ class JpegAICodec(Codec):
         self.decoder_mismatches = 0
 
     def _call(self, what: str, fn):
-        with self.tree.active(what):
+        on_gpu = torch.cuda.device(self.tree_device) if self.tree_device.type == "cuda" else contextlib.nullcontext()
+        with self.tree.active(what), on_gpu:
             try:
                 return fn()
             except CodecError:
@@ -112,7 +123,7 @@ class JpegAICodec(Codec):
             raise ValueError(f"unknown quantization proxy {proxy!r}; choose from ('noise', 'ste')")
         recs, bits = [], []
         for i in range(x.shape[0]):
-            xi = x[i : i + 1].to("cpu", torch.float32)
+            xi = x[i : i + 1].to(self.tree_device, torch.float32)
             rec, b = self._call(
                 "the differentiable pass", lambda: self.encoder.forward(xi, proxy, generator, self.cost)
             )
@@ -124,14 +135,14 @@ class JpegAICodec(Codec):
         """(one bitstream per image, the encoder's reconstructions) of a padded batch."""
         out, recs = [], []
         for i in range(x.shape[0]):
-            xi = x[i : i + 1].detach().to("cpu", torch.float32)
+            xi = x[i : i + 1].detach().to(self.tree_device, torch.float32)
             data, rec = self._call("encoding", lambda: self.encoder.encode(xi))
             out.append(data)
-            recs.append(rec)
+            recs.append(rec.cpu())
         return out, torch.cat(recs)
 
     def decode_bytes(self, streams: list[bytes]) -> torch.Tensor:
-        return torch.cat([self._call("decoding", lambda: self.decoder.decode(s)) for s in streams])
+        return torch.cat([self._call("decoding", lambda: self.decoder.decode(s)).cpu() for s in streams])
 
     def _encode_padded(self, x):
         return self.encode_bytes(x)[0]
@@ -175,6 +186,7 @@ class JpegAICodec(Codec):
             "profile_file": self.profile.path,
             "beta": self.beta,
             "hyper_gradient": self.hyper_gradient,  # the gradient differs, so the adversarial images do
+            "tree_device": self.tree_device.type,  # a GPU's arithmetic differs from the CPU's in the last bits
             "seed": self.seed if self.info.random_init else None,
             "weights_sha256": self.weights_sha256,
             **official,
@@ -208,6 +220,7 @@ def load(model, weights, quality, device, label, options, search=()) -> JpegAICo
             raise CodecError(f"{label}: {pointer}")
     seed = int(options.get("seed", 0))
     hyper_gradient = bool(options.get("hyper_gradient", True))
+    gpu = bool(options.get("gpu", False))
     details = {
         "root": root,
         "tree_version": tree_files.version(root),
@@ -234,4 +247,4 @@ def load(model, weights, quality, device, label, options, search=()) -> JpegAICo
         random_init=random,
         details=details,
     )
-    return JpegAICodec(info, device, root, profile, beta, None if random else weights, seed, hyper_gradient)
+    return JpegAICodec(info, device, root, profile, beta, None if random else weights, seed, hyper_gradient, gpu)

@@ -24,6 +24,9 @@ tree's own classes, and what it keeps off:
   returning the encoder-side reconstruction and the latents; with ``ste`` and no grad it equals
   ``compress``'s reconstruction exactly. The noise proxy reaches both models: the luma model's
   context model and the chroma model's own quantiser (it has no context model).
+* **Device**: the CPU, or a CUDA device (the tree's own GPU path: every module's ``target_device``
+  set to ``gpu``, the current CUDA device being the codec's), where the tree's own rule would read
+  ``CUDA_VISIBLE_DEVICES``. The GPU path is unmeasured here.
 * **Real stream** (:meth:`Engine.encode`, :meth:`Engine.decode`): its encoder writes the bitstream
   (a file in the private folder, read back as bytes), its decoder decodes it. The profile ids a
   stream's header carries (``decoder_profile_id``; ``stream_profile_id`` on the IS line) must be
@@ -122,16 +125,18 @@ class Engine:
         encoder: bool = True,
         seed: int | None = None,
         hyper_gradient: bool = True,
+        device: torch.device | None = None,
     ):
         self.tree, self.profile, self.beta, self.label = tree, profile, beta, label
         self.hyper_gradient = hyper_gradient
+        self.device = torch.device("cpu") if device is None else device  # a CUDA device: the tree's GPU path
         self.index = BETAS.index(beta)
         cfg = os.path.join(tree.root, "cfg")
         override = os.path.join(tree.workdir, "nicrobust-override.json")
         with open(override, "w") as f:  # in our private folder, never the tree
             json.dump(
                 {
-                    "target_device": "cpu",
+                    "target_device": "cpu",  # set for every module below (device_param)
                     "model": {
                         "bitrate_matcher": {
                             "enabled": 0,
@@ -168,6 +173,14 @@ class Engine:
             args = [stream, os.path.join(tree.workdir, "decoded.png")]
         if seed is not None:
             torch.manual_seed(seed)  # the tree's own initialisation, seeded (inside the state guard)
+        wanted = "gpu" if self.device.type == "cuda" else "cpu"
+        recurrent = tree.module("src.codec").set_param_recurrent
+
+        def device_param(kwargs, params):  # every module on our device (the tree's rule reads CUDA_VISIBLE_DEVICES)
+            kwargs["device"] = wanted
+            return recurrent(params, "target_device", wanted)
+
+        coder.setup_device_param = device_param
         coder.init_common_codec(build_model=True, cmd_args=args)
         self.coder, self.ce = coder, coder.ce
         if encoder:
@@ -415,7 +428,7 @@ def calibrate(engine: Engine, targets=(4.0, 2.0, 10.0, 0.25), seed: int = 0, siz
     One torch thread (the caller's count comes back when the tree call ends, isolation.py): the
     measured scales, hence the weights, are then the same whatever thread count the caller runs."""
     torch.set_num_threads(1)
-    x = calibration_image(seed, size)
+    x = calibration_image(seed, size).to(engine.device)
     tool = engine.tool()
     stages = [[], [], []]
     for k, sub in enumerate((tool.model_y, tool.model_uv)):

@@ -44,7 +44,7 @@ PROFILE_IDS = {"simple": 0, "main": 1, "base": 1, "high": 2}
 DIS_PROFILE_LIST = ("simple", "main", "high")  # a tree without profiles_list.json
 DEFAULT_PROFILE = "main"
 PROFILE_CHOICES = "simple (SOP), base or main (BOP), high (HOP)"
-KEYS = ("model", "root", "profile", "qualities", "weights", "seed", "hyper_gradient")
+KEYS = ("model", "root", "profile", "qualities", "weights", "seed", "hyper_gradient", "gpu")
 CODE_FILES = (
     "src/reco/coders/encoder.py",
     "src/reco/coders/decoder.py",
@@ -319,6 +319,11 @@ def check_table(table: dict, base_dir: str) -> dict:
             "hyper_gradient",
             f"true (attacks get a gradient through the integer hyperprior, the default) or false, got {hyper_gradient!r}",
         )
+    gpu = table.get("gpu", False)
+    if not isinstance(gpu, bool):
+        raise TableError(
+            "gpu", f"true (the tree runs on the test's GPU when there is one; unmeasured) or false, got {gpu!r}"
+        )
     weights = table.get("weights", "models")
     if not isinstance(weights, str) or not weights:
         raise TableError(
@@ -352,7 +357,7 @@ def check_table(table: dict, base_dir: str) -> dict:
             f"the tree's Python dependencies are missing here: {', '.join(lacking)} (pip install them; docs/jpegai.md)",
         )
     random = weights == "random"
-    options = {"root": root, "profile": name, "hyper_gradient": hyper_gradient}
+    options = {"root": root, "profile": name, "hyper_gradient": hyper_gradient, "gpu": gpu}
     if random:
         options["seed"] = seed
     return {
