@@ -15,6 +15,18 @@ from ..seeding import derive_seed
 from .imports import importing, roots
 from .registry import ARCHITECTURES, call_factory, codec_kind, resolve_factory
 
+_CACHE_FOLDER: list[str | None] = [None]
+
+
+def use_cache_folder(folder: str | None) -> None:
+    """The plugin's cache folder in this process (run/context.py sets it on every worker), where a codec
+    kind may keep what it derives (JPEG AI's calibrated random weights); None: nothing is kept."""
+    _CACHE_FOLDER[0] = folder
+
+
+def cache_folder() -> str | None:
+    return _CACHE_FOLDER[0]
+
 
 def weights_seed(run_seed: int, display: str) -> int:
     """The seed a factory or a class builds its random weights under: the run seed and the codec's

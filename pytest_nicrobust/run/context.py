@@ -19,6 +19,7 @@ import torch
 
 from .. import datasets
 from ..codecs import load_entry
+from ..codecs.loading import use_cache_folder
 from ..metrics.deltas import clean_scores
 from .advcache import AdvCache, private_folder
 from .measure import image_key, roundtrip_each, stack
@@ -188,8 +189,10 @@ def build_context(session) -> RunContext:
     else:  # one torch thread per image, the same numbers whatever -n is; images in parallel
         torch.set_num_threads(1)
         parallel = config.getoption("nicrobust_threads") or image_workers(cpu_count(), workers)
+    folder = cache_dir(config)
+    use_cache_folder(folder)  # codec kinds keep derived files there too (JPEG AI's random weights)
     return RunContext(
-        cache=AdvCache(cache_dir(config)),
+        cache=AdvCache(folder),
         device=device,
         batch_size=config.getoption("nicrobust_batch_size") or default_batch_size(device),
         metrics=session.metrics,

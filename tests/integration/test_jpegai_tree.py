@@ -100,6 +100,24 @@ def test_random_weights_do_not_depend_on_the_thread_count(bop):
     assert other.identity()["weights_sha256"] == bop.identity()["weights_sha256"]
 
 
+def test_random_weights_are_made_once_and_kept_in_the_cache_folder(bop, tmp_path):
+    from pytest_nicrobust.codecs.loading import use_cache_folder
+
+    use_cache_folder(str(tmp_path))
+    try:
+        first, second = load(label="random-jpegai-first"), load(label="random-jpegai-second")
+    finally:
+        use_cache_folder(None)
+    assert first.info.details["weights_cache"].startswith("made and kept in ")
+    assert second.info.details["weights_cache"] == first.info.details["weights_cache"].replace(
+        "made and kept in", "loaded from"
+    )
+    assert second.models == first.models and first.models.startswith(str(tmp_path))
+    assert first.identity()["weights_sha256"] == second.identity()["weights_sha256"] == bop.identity()["weights_sha256"]
+    x = image()
+    assert second.encode_bytes(x)[0] == bop.encode_bytes(x)[0]
+
+
 def test_encoder_and_decoder_in_two_processes_agree_bit_for_bit(bop, tmp_path):
     code = textwrap.dedent(f"""
         import sys, torch

@@ -20,7 +20,6 @@ in a private namespace (isolation.py):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -31,6 +30,8 @@ import torch
 from .... import CodecError
 from ....files import sha256_of
 from ...base import Codec, CodecInfo
+from ...loading import cache_folder
+from . import cache
 from . import table as tree_files
 from .table import MODEL, Profile, TreeError, parse_quality, resolve_profile, weight_files
 from .weights import pointer_problem, weights_check
@@ -69,6 +70,13 @@ class JpegAICodec(Codec):
         label = info.label
         with self.tree.active("building the codec"):
             try:
+                store, listed = cache_folder(), None
+                if models is None and store:  # calibrated random weights another build kept (cache.py)
+                    store = os.path.join(store, cache.FOLDER, cache.key(root, profile, beta, seed))
+                    listed = cache.kept(store)
+                    models = store if listed else None
+                    if listed:
+                        info.details["weights_cache"] = f"loaded from {store}"
                 if models is None:  # seeded random weights, saved in the tree's layout, loaded back
                     self.encoder = Engine(
                         self.tree, profile, beta, None, label, True, seed, hyper_gradient, self.tree_device
@@ -76,6 +84,10 @@ class JpegAICodec(Codec):
                     calibrate(self.encoder, seed=seed)
                     models = os.path.join(self.workdir, "random-weights")
                     self.encoder.save(models)
+                    if store:
+                        with contextlib.suppress(OSError):  # a cache folder we cannot write: nothing kept
+                            models = cache.keep(models, store)
+                            info.details["weights_cache"] = f"made and kept in {store}"
                     self.encoder.load(models)
                 else:
                     self.encoder = Engine(
@@ -96,7 +108,11 @@ class JpegAICodec(Codec):
                 ) from None
         self.models = models
         self.weights_files = sorted(set(self.encoder.weights.loaded) | set(self.decoder.weights.loaded))
-        self.weights_sha256 = {os.path.relpath(p, models): sha256_of(p) for p in self.weights_files}
+        relative = [os.path.relpath(p, models) for p in self.weights_files]
+        # a kept folder's digests were checked just before loading (cache.kept)
+        self.weights_sha256 = {
+            r: listed[r] if listed and r in listed else sha256_of(os.path.join(models, r)) for r in relative
+        }
         if not info.random_init:  # trained weights: the official ones, or which are not
             self.official = weights_check(models, list(self.weights_sha256), self.weights_sha256)
             info.details["weights_official"] = (
@@ -162,11 +178,6 @@ class JpegAICodec(Codec):
 
     def identity(self) -> dict:
         ext = tree_files.extension_paths(self.root)
-        adapter = hashlib.sha256()
-        here = os.path.dirname(os.path.abspath(__file__))
-        for name in sorted(os.listdir(here)):
-            if name.endswith(".py"):
-                adapter.update(name.encode() + sha256_of(os.path.join(here, name)).encode())
         official = (
             {}
             if self.info.random_init
@@ -177,7 +188,7 @@ class JpegAICodec(Codec):
             "label": self.info.label,
             "quality": self.info.quality,
             "weights": self.info.weights,
-            "adapter_sha256": adapter.hexdigest(),
+            "adapter_sha256": cache.adapter_digest(),
             "tree_code_sha256": tree_files.code_digest(self.root),
             "tree_version": tree_files.version(self.root),
             "tree_commit": tree_files.git_commit(self.root),
