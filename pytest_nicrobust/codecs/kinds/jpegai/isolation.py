@@ -13,8 +13,19 @@ seed), runs ``dvc`` through ``os.system`` and calls ``exit()`` when a file is mi
 * **Process state**: the working directory (a private folder while the call runs), torch's
   thread count, cuDNN and TF32 flags, matmul precision, grad mode and the global random state
   are the same after a call as before; the tree's prints and warnings are swallowed.
-* **Exits and commands**: ``SystemExit`` from the tree becomes a :class:`CodecError`;
-  ``os.system`` raises instead of running anything.
+* **Exits**: ``SystemExit`` from the tree becomes a :class:`CodecError`.
+* **Processes**: the tree's code starts none. One audit hook (``sys.addaudithook``, installed
+  once per process) watches the events of process creation on the thread in a tree call:
+  ``subprocess.Popen`` (so ``subprocess.run``, ``call``, ``check_output`` and ``os.popen``),
+  ``os.system``, ``os.exec*``, ``os.posix_spawn`` / ``posix_spawnp``, ``os.spawn*`` (``os.spawn`` on
+  Windows; on POSIX they fork) and ``os.fork`` / ``os.forkpty`` (so ``pty.fork`` and ``pty.spawn``).
+  When the call comes from the tree's code (a file under its root, directly or through the
+  standard library or any library it calls) it raises a :class:`CodecError` before anything
+  starts, and the tree call fails even if the tree catches that error. A library's own code run
+  while it is imported is let through (NumPy's ``numpy.testing`` runs ``lscpu`` on import; the
+  README lists what the dependencies start). Not covered: threads the tree starts itself, and
+  native code (its extensions, ``ctypes``) calling the C library directly; other threads of the
+  process are not touched.
 * One call at a time in a process (the plugin measures images on threads; module swapping is
   process-wide).
 
@@ -35,6 +46,7 @@ import importlib.machinery
 import io
 import os
 import sys
+import sysconfig
 import threading
 import warnings
 
@@ -88,8 +100,56 @@ def torch_state_kept():
             torch.set_grad_enabled(saved[6])
 
 
-def _no_commands(command):
-    raise CodecError(f"the JPEG AI tree tried to run a command ({str(command)[:80]!r}); the plugin runs none")
+# the audit events of process creation (CPython's audit events table), refused on a thread running tree code
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"}
+)
+_IN_TREE = threading.local()  # .depth: tree calls this thread is in; .tried: the first process refused
+_GUARD: list = []  # the audit hook, once installed (it cannot be removed)
+
+
+_STDLIB = tuple(
+    os.path.realpath(sysconfig.get_paths()[k]) + os.sep
+    for k in ("stdlib", "platstdlib")
+    if sysconfig.get_paths().get(k)
+)
+
+
+def _standard_library(path: str) -> bool:
+    if path.startswith("<frozen"):
+        return True
+    path = os.path.realpath(path)
+    return path.startswith(_STDLIB) and "-packages" + os.sep not in path
+
+
+def _from_the_tree(root: str) -> bool:
+    """Whether the code starting a process is the tree's: outward from the caller, a frame of a file
+    under ``root`` comes before any library's import-time code (a module's top level)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if os.path.realpath(path).startswith(root + os.sep):
+            return True
+        if frame.f_code.co_name == "<module>" and not _standard_library(path):
+            return False  # a library running its own code while it is imported
+        frame = frame.f_back
+    return False
+
+
+def _process_guard(event: str, args: tuple) -> None:
+    if event not in PROCESS_EVENTS or not getattr(_IN_TREE, "depth", 0) or not _from_the_tree(_IN_TREE.root):
+        return
+    shown = args[1] if event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn") else args[:1]
+    tried = f"{event} {str(shown)[:80]}".rstrip()
+    _IN_TREE.tried = getattr(_IN_TREE, "tried", None) or tried
+    raise CodecError(f"the JPEG AI tree tried to start a process ({tried}); the plugin starts none")
+
+
+def _install_process_guard() -> None:
+    with _LOCK:
+        if not _GUARD:
+            sys.addaudithook(_process_guard)
+            _GUARD.append(_process_guard)
 
 
 class TreeNamespace:
@@ -139,7 +199,8 @@ class TreeNamespace:
 
     @contextlib.contextmanager
     def active(self, what: str = "a call"):
-        """Run tree code: its modules in place, process state restored, exits contained."""
+        """Run tree code: its modules in place, process state restored, exits and processes contained."""
+        _install_process_guard()
         with _LOCK:
             others = {k: v for k, v in sys.modules.items() if _is_tree_module(k)}
             for k in others:
@@ -147,25 +208,33 @@ class TreeNamespace:
             sys.modules.update(self.modules)
             sys.meta_path.insert(0, self._finder)
             importlib.invalidate_caches()
-            saved_bytecode, saved_system, cwd = sys.dont_write_bytecode, os.system, os.getcwd()
+            saved_bytecode, cwd = sys.dont_write_bytecode, os.getcwd()
             sys.dont_write_bytecode = True
-            os.system = _no_commands
             os.chdir(self.workdir)
             out = io.StringIO()
+            depth = getattr(_IN_TREE, "depth", 0)
+            if not depth:
+                _IN_TREE.tried, _IN_TREE.root = None, self.root
+            _IN_TREE.depth = depth + 1
             try:
                 self._load_extensions()
                 sys.modules.update(self.modules)
                 with torch_state_kept(), contextlib.redirect_stdout(out), warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the tree's deprecation warnings are not the user's
                     yield
+                if not depth and _IN_TREE.tried:  # refused, and the tree carried on as if nothing happened
+                    raise CodecError(
+                        f"the JPEG AI tree at {self.root} tried to start a process during {what} "
+                        f"({_IN_TREE.tried}); the plugin starts none"
+                    )
             except SystemExit as exc:
                 raise CodecError(
                     f"the JPEG AI tree at {self.root} exited ({exc.code}) during {what}: "
                     f"{out.getvalue().strip().splitlines()[-1:] or ''}"
                 ) from None
             finally:
+                _IN_TREE.depth = depth
                 os.chdir(cwd)
-                os.system = saved_system
                 sys.dont_write_bytecode = saved_bytecode
                 with contextlib.suppress(ValueError):
                     sys.meta_path.remove(self._finder)
