@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_nicrobust.codecs.kinds.jpegai.hyperprior import soft_coded, zero_valued  # noqa: E402
+from pytest_nicrobust.codecs.kinds.jpegai.hyperprior import TileState, soft_coded, zero_valued  # noqa: E402
 from pytest_nicrobust.codecs.kinds.jpegai.rate import index_slope, residual_bits, values_bits  # noqa: E402
 
 
@@ -62,3 +62,18 @@ def test_a_zero_valued_term_carries_the_gradient_only():
     assert torch.equal(z.detach(), torch.zeros(2))
     (grad,) = torch.autograd.grad(z.sum(), t)
     assert torch.equal(grad, torch.full((2,), 5.0))
+
+
+@pytest.mark.parametrize("calls_per_stage", [1, 2])
+def test_the_skip_stand_in_follows_the_stage_and_leaves_coded_cubes_alone(calls_per_stage):
+    state = TileState()
+    state.soft = [torch.full((1, 1, 2), 0.5, requires_grad=True) for _ in range(4)]
+    state.cube = torch.tensor([[[True, False]]])  # the first element's cube is coded whole
+    q = torch.tensor([[[3.0, -2.0]]], requires_grad=True)
+    for stage in range(4):
+        state.calls = (stage + 1) * calls_per_stage  # the stage's last call, which keeps the skip's residual
+        extra = state.extra(q, calls_per_stage)
+        assert torch.equal(extra.detach(), torch.zeros(1, 1, 2))
+        grads = torch.autograd.grad(extra.sum(), state.soft, allow_unused=True)
+        assert [g is not None for g in grads] == [k == stage for k in range(4)]
+        assert torch.equal(grads[stage], torch.tensor([[[0.0, -2.0]]]))

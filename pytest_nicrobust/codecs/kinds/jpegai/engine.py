@@ -387,7 +387,7 @@ def _quantiser(cm, proxy: str, generator, two_pass: bool, state: hyperprior.Tile
             return type(cm).quant_dequant(cm, data, tool_params)
         params, mask = tool_params["quantizer"], tool_params["mask2"]
         q = cm.quantizer.quantize_resi(data, params)
-        extra = state.extra(q)
+        extra = state.extra(q, 2 if two_pass else 1)
         keep = None if mask is None else mask.to(torch.bool)
         if keep is not None:
             q = torch.where(keep, q, torch.zeros_like(q))

@@ -94,11 +94,11 @@ class TileState:
         self.cube: torch.Tensor | None = None
         self.calls = 0
 
-    def extra(self, q: torch.Tensor) -> torch.Tensor | None:
-        """The zero-valued residual whose gradient is the skip decision's (second pass of a stage)."""
+    def extra(self, q: torch.Tensor, calls_per_stage: int) -> torch.Tensor | None:
+        """The zero-valued residual whose gradient is the skip decision's (the last call of a stage)."""
         if self.soft is None or not q.requires_grad:
             return None
-        stage = (self.calls - 1) // 2
+        stage = (self.calls - 1) // calls_per_stage
         free = torch.ones_like(q) if self.cube is None else (~self.cube.to(torch.bool)).to(q.dtype)
         info = torch.iinfo(torch.int16)
         return zero_valued(self.soft[stage]) * free * q.clamp(info.min, info.max)
