@@ -67,8 +67,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
         "budget": ("linf", "eps"),
         "gradient": False,
         "presets": {
-            "eps7": {"eps": 7 / 255, "queries": 100},
-            "eps5": {"eps": 5 / 255, "queries": 100},
+            "eps7": {"eps": 7 / 255, "queries": 30},
+            "eps5": {"eps": 5 / 255, "queries": 30},
             "eps7-q1000": {"eps": 7 / 255, "queries": 1000},
         },
     },
@@ -203,6 +203,11 @@ def uses_objective(attack: str) -> bool:
 def white_box(attack: str) -> bool:
     """Whether the attack follows the codec's gradient (the ones a masked gradient can mislead)."""
     return bool(ATTACKS[attack]["gradient"])
+
+
+def query_attack(attack: str) -> bool:
+    """Whether the attack searches without gradients by querying its codec's real round trip (Square)."""
+    return not white_box(attack) and uses_objective(attack)
 
 
 # A budget sweep (``sweep = { eps = [1, 2, 4, 8, 16] }``) is written in these units per budget kind: L∞ and

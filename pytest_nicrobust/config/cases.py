@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from ..attacks.presets import ATTACKS, NO_OBJECTIVE, PROXIES
+from ..attacks.presets import ATTACKS, NO_OBJECTIVE, PROXIES, query_attack
 from ..names import BITSTREAM, CLASSICAL, UNDEFENDED, WORST_CASE, case_id, codec_label, id_token, quality_tag
 
 # The order tests run in: cases and curves first (they attack), then bitstream tests (they need no x'),
@@ -316,9 +316,10 @@ def transfer_cases(cases: list[Case]) -> list[TransferCase]:
     """Every source (codec, attack, dataset) × every other codec and the classical codecs.
 
     The diagonal (a codec against itself) is the white-box result of the ``none`` test;
-    when the suite has no ``none`` defense, a transfer test computes it.
+    when the suite has no ``none`` defense, a transfer test computes it. A query attack's x' (a random
+    search on its own codec's round trip) is not carried to the others.
     """
-    sources = list(dict.fromkeys(replace(c, defense="none") for c in cases))
+    sources = list(dict.fromkeys(replace(c, defense="none") for c in cases if not query_attack(c.attack.name)))
     codecs = list(dict.fromkeys(c.codec for c in cases))
     with_self = not any(c.defense == "none" for c in cases)
     out = []

@@ -59,6 +59,7 @@ from ..attacks.presets import (
     sweep_key,
     sweep_unit,
     uses_objective,
+    white_box,
 )
 from ..codecs.registry import (
     ARCHITECTURES,
@@ -101,15 +102,13 @@ class Suite:
 
     def worst_cases(self, transfer: bool = True) -> list[WorstCase]:
         """One per (codec, dataset, defense); an undefended one also takes the x' of the other codecs'
-        attacks (every one that follows a gradient or queries) when transfer is on."""
+        attacks that follow a gradient when transfer is on (a query attack's x' is its own codec's)."""
         if not self.worst_case:
             return []
         groups: dict = {}
         for case in self.cases:
             groups.setdefault((case.codec, case.dataset, case.defense), []).append(case)
-        sources = [
-            c for c in dict.fromkeys(replace(c, defense="none") for c in self.cases) if uses_objective(c.attack.name)
-        ]
+        sources = [c for c in dict.fromkeys(replace(c, defense="none") for c in self.cases) if white_box(c.attack.name)]
         out = []
         for (codec, dataset, defense), members in groups.items():
             theirs = (
