@@ -1,6 +1,6 @@
 """``python -m pytest_nicrobust replay SUITE::TEST STREAM``: decode a saved stream as its bitstream test did.
 
-    python -m pytest_nicrobust replay 'suites/default.toml::bmshj2018-hyperprior[q3-bitstream]' \\
+    python -m pytest_nicrobust replay 'suites/default.suite.toml::bmshj2018-hyperprior[q3-bitstream]' \\
         results-bitstreams/bmshj2018-hyperprior_q3-bitstream_-crash-0123456789abcdef.bin --max-pixels 65536 --time-limit 5
 
 The failing test's record and terminal line give this command (docs/bitstreams.md). The test's codec
