@@ -180,20 +180,17 @@ class CurveCase:
         return case_id(self.codec.label, self.codec.quality, f"{self.attack_id}-curve")
 
     @property
+    def point(self) -> Case:
+        """The undefended case one point of the sweep is: the model it loads and the parameters it shares."""
+        return Case(self.suite, self.codec, self.attack, self.dataset, "none")
+
+    @property
     def model_key(self) -> str:
-        return f"{self.codec.label}:{self.codec.weights}:{self.codec.quality}"
+        return self.point.model_key
 
     @property
     def parameters(self) -> dict:
-        return {
-            "codec": self.codec.label,
-            "bitrate": quality_tag(self.codec.quality),
-            "attack": self.attack.label,
-            "objective": self.attack.objective,
-            "dataset": self.dataset.name,
-            "defense": "none",
-            "sweep": self.key,
-        }
+        return {**self.point.parameters, "sweep": self.key}
 
     @property
     def markers(self) -> list[str]:

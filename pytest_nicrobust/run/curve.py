@@ -46,6 +46,14 @@ def budget_params(case, value: float, warm: bool) -> dict:
     return {k: v for k, v in params.items() if k not in case.attack.params or params[k] != case.attack.params[k]}
 
 
+def _attack(case, codec, seed, value, warm: bool):
+    """The sweep's attack at one budget (``warm``: the shorter run that starts from the last point's x')."""
+    params = {**dict(case.attack.overrides), **budget_params(case, value, warm)}
+    return build_attack(
+        case.attack.name, codec, case.attack.preset, case.attack.objective, seed, case.attack.proxy, params
+    )
+
+
 def run_curve(case, ctx, result: dict, defense=None) -> None:
     """Fill ``result`` for a :class:`~pytest_nicrobust.config.cases.CurveCase`; gate its ε*."""
     seed = derive_seed(ctx.run_seed, f"{case.suite.rsplit('/', 1)[-1]}::{case.attack_id}")
@@ -68,27 +76,11 @@ def run_curve(case, ctx, result: dict, defense=None) -> None:
             for g, group in enumerate(groups):
                 x = datasets.to_tensor(group).to(ctx.device)
                 warm = g in previous
-                attack = build_attack(
-                    case.attack.name,
-                    codec,
-                    case.attack.preset,
-                    case.attack.objective,
-                    seed,
-                    case.attack.proxy,
-                    {**dict(case.attack.overrides), **budget_params(case, value, warm)},
-                )
+                attack = _attack(case, codec, seed, value, warm)
                 if warm and attack.warm_starts:
                     attack.warm_start = previous[g]
                 elif warm:  # cannot start from it: the point runs in full
-                    attack = build_attack(
-                        case.attack.name,
-                        codec,
-                        case.attack.preset,
-                        case.attack.objective,
-                        seed,
-                        case.attack.proxy,
-                        {**dict(case.attack.overrides), **budget_params(case, value, False)},
-                    )
+                    attack = _attack(case, codec, seed, value, False)
                 with timed("attack:undefended", result["timings"]):
                     x_adv = round_to_8bit(attack(x))
                 previous[g] = x_adv
