@@ -82,7 +82,7 @@ def test_the_strings_inside_the_plugins_container_are_mutated_too():
             return Outcome("error", "ContainerError")
         return Outcome("crash", "killed by SIGSEGV") if len(found[0][0]) < 16 else Outcome("image", "ok", "x")
 
-    done = search(coder, [real], [], 200, 60.0, lambda k: k)
+    done = search(coder, [real], [], 1000, 60.0, lambda k: k)
     crash = next(f for f in done.findings if f.prop == "crash")
     assert "string 0 in the container" in crash.recipe
     assert container.strings_of(crash.stream)[0][0] == b""  # shrunk to an empty string inside a valid container
