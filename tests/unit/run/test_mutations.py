@@ -55,9 +55,9 @@ def test_the_database_makes_the_next_run_try_past_findings_first(tmp_path):
     def rare(stream):
         return Outcome("hang", "no answer") if stream[:1] == b"\x00" and len(stream) > 100 else Outcome("error", "bad")
 
-    first, _ = run(rare, examples=400, database=str(tmp_path))
+    first, _ = run(rare, examples=1000, database=str(tmp_path))
     assert [f.prop for f in first.findings] == ["hang"]
-    again, calls = run(rare, examples=400, seed=99, database=str(tmp_path))  # another seed: only the database helps
+    again, calls = run(rare, examples=1000, seed=99, database=str(tmp_path))  # another seed: only the database helps
     assert [f.stream for f in again.findings] == [f.stream for f in first.findings]
     assert calls.index(again.findings[0].stream) == 0  # tried first
 
